@@ -28,7 +28,7 @@ def read_files(path: str | Path) -> pl.DataFrame:
 def _read_one(path: Path) -> pl.DataFrame:
     if SUFFIXES[path.suffix] == "parquet":
         return pl.read_parquet(path)
-    return pl.read_csv(path, infer_schema=False, missing_utf8_is_empty_string=True)
+    return pl.read_csv(path, infer_schema=False)
 
 
 def map_columns(raw: pl.DataFrame, column_map: dict[str, str]) -> tuple[pl.DataFrame, list[str]]:
