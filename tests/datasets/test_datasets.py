@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -15,10 +15,8 @@ from fraud_detection.datasets import JSONDataset, ParquetDataset, PartitionedPar
 
 @pytest.fixture
 def frame() -> pl.DataFrame:
-    start = datetime(2018, 4, 1, tzinfo=timezone.utc)
-    return pl.DataFrame(
-        {"tx_datetime": [start + timedelta(hours=7 * i) for i in range(20)], "value": list(range(20))}
-    )
+    start = datetime(2018, 4, 1, tzinfo=UTC)
+    return pl.DataFrame({"tx_datetime": [start + timedelta(hours=7 * i) for i in range(20)], "value": list(range(20))})
 
 
 class Boom(Exception):

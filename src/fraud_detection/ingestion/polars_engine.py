@@ -111,9 +111,5 @@ def _with_optional_fields(raw: pl.DataFrame) -> pl.DataFrame:
 def _duplicate_reason(typed: pl.DataFrame) -> pl.Expr:
     """A good row whose transaction_id an earlier good row already has is a duplicate (the first is kept)."""
     good = pl.col(REASON).is_null()
-    earlier_twin = (
-        pl.col(ROW_NUMBER).rank("ordinal").over(pl.col("transaction_id"), good).cast(pl.Int64) > 1
-    )
-    return pl.when(good & earlier_twin).then(pl.lit("transaction_id:duplicate")).otherwise(pl.col(REASON)).alias(
-        REASON
-    )
+    earlier_twin = pl.col(ROW_NUMBER).rank("ordinal").over(pl.col("transaction_id"), good).cast(pl.Int64) > 1
+    return pl.when(good & earlier_twin).then(pl.lit("transaction_id:duplicate")).otherwise(pl.col(REASON)).alias(REASON)

@@ -50,7 +50,7 @@ def map_columns(raw: pl.DataFrame, column_map: dict[str, str]) -> tuple[pl.DataF
             f"Map them with ingest.column_map, e.g. {{SOURCE_NAME: {missing[0]}}}"
         )
     kept = [name for name in FIELD_NAMES if name in renamed.columns]
-    dropped = [original for original, name in zip(raw.columns, renamed.columns) if name not in kept]
+    dropped = [original for original, name in zip(raw.columns, renamed.columns, strict=True) if name not in kept]
     return renamed.select(kept).with_row_index(ROW_NUMBER).with_columns(pl.col(ROW_NUMBER).cast(pl.Int64)), dropped
 
 

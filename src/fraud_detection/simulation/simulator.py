@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import numpy as np
 import polars as pl
@@ -66,9 +66,7 @@ class SimulationConfig:
         """Build from the `simulate` block of params.yaml, using the profile it selects."""
         profile_name = params["profile"]
         if profile_name not in params["profiles"]:
-            raise ValueError(
-                f"simulate.profile is {profile_name!r}; expected one of {sorted(params['profiles'])}"
-            )
+            raise ValueError(f"simulate.profile is {profile_name!r}; expected one of {sorted(params['profiles'])}")
         profile = params["profiles"][profile_name]
         start = params["start_date"]
         return cls(
@@ -140,9 +138,11 @@ def _draw_transactions(
     amount = np.round(np.where(amount < 0, redraw, amount), 2)
     n_reachable = offsets[customer + 1] - offsets[customer]
     pick = (rng.random(len(day)) * np.maximum(n_reachable, 1)).astype(np.int64)
-    terminal = reachable[np.minimum(offsets[customer] + pick, max(len(reachable) - 1, 0))] if len(
-        reachable
-    ) else np.zeros(len(day), dtype=np.int64)
+    terminal = (
+        reachable[np.minimum(offsets[customer] + pick, max(len(reachable) - 1, 0))]
+        if len(reachable)
+        else np.zeros(len(day), dtype=np.int64)
+    )
     keep = (seconds_in_day > 0) & (seconds_in_day < SECONDS_PER_DAY) & (n_reachable > 0)
     seconds = day * SECONDS_PER_DAY + seconds_in_day
     order = np.argsort(seconds[keep], kind="stable")
@@ -181,17 +181,15 @@ def _add_frauds(
     return (scenario > 0).astype(np.int8), scenario
 
 
-def _to_frame(
-    tx: dict[str, np.ndarray], fraud: np.ndarray, scenario: np.ndarray, start_date: date
-) -> pl.DataFrame:
-    origin = datetime(start_date.year, start_date.month, start_date.day, tzinfo=timezone.utc)
+def _to_frame(tx: dict[str, np.ndarray], fraud: np.ndarray, scenario: np.ndarray, start_date: date) -> pl.DataFrame:
+    origin = datetime(start_date.year, start_date.month, start_date.day, tzinfo=UTC)
     return pl.DataFrame(
         {
             "transaction_id": np.arange(len(fraud), dtype=np.int64),
             "tx_datetime": pl.Series(tx["seconds"] * 1_000_000, dtype=pl.Int64)
             .cast(pl.Datetime("us"))
             .dt.replace_time_zone("UTC")
-            + (origin - datetime(1970, 1, 1, tzinfo=timezone.utc)),
+            + (origin - datetime(1970, 1, 1, tzinfo=UTC)),
             "customer_id": tx["customer"].astype(np.int64),
             "terminal_id": tx["terminal"].astype(np.int64),
             "tx_amount": tx["amount"].astype(np.float64),

@@ -1,0 +1,38 @@
+# Two commands for a fresh machine (Python 3.11, Java 17, make):
+#   make repro   set up the environment, then `dvc repro` every stage on the default data
+#   make test    set up the environment if needed, then run the test suite
+# Nothing to install or export by hand: uv is bootstrapped into .tools/, the locked environment into .venv/.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+UV_VERSION := 0.13.9
+UV := .tools/bin/uv
+SERVICE_MARKERS := slow or spark or redis or postgres
+
+export UV_PYTHON_DOWNLOADS := never
+export UV_NO_PROGRESS := 1
+
+.PHONY: setup repro test test-services bench lint
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+setup: $(UV)  ## the locked environment in .venv (a no-op when it is up to date)
+	$(UV) sync --frozen --python $(PYTHON)
+
+repro: setup  ## every DVC stage on the default data
+	$(UV) run --frozen --no-sync dvc repro
+
+test: setup  ## the default suite (fast: no slow or service-backed tests)
+	$(UV) run --frozen --no-sync pytest
+
+test-services: setup  ## the slow and service-backed tests (Spark, Redis, PostgreSQL); CI runs them
+	$(UV) run --frozen --no-sync pytest -m "$(SERVICE_MARKERS)"
+
+bench: setup  ## benchmarks; figures go to reports/bench/
+	$(UV) run --frozen --no-sync python -m bench.bench_simulate
+	$(UV) run --frozen --no-sync python -m bench.bench_ingest --spark-runs 1
+
+lint: setup
+	$(UV) run --frozen --no-sync ruff check .
+	$(UV) run --frozen --no-sync ruff format --check .

@@ -1,0 +1,40 @@
+"""Benchmark helpers: medians over repeated runs, ratios against a baseline, results saved under reports/bench/."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parents[1] / "reports" / "bench"
+
+
+def median_seconds(work: Callable[[], object], runs: int) -> tuple[float, list[float]]:
+    """Median wall time of `work` over `runs` runs (after one untimed warm-up), and every run's time."""
+    work()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), times
+
+
+def machine() -> dict:
+    return {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+
+
+def save(name: str, figures: dict) -> Path:
+    """Write `reports/bench/<name>.json` and print the figures."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    record = {"benchmark": name, "when": datetime.now(UTC).isoformat(timespec="seconds"),
+              "machine": machine(), **figures}  # fmt: skip
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    print(json.dumps(record, indent=2))
+    return path
