@@ -34,7 +34,9 @@ DEFECTS: list[tuple[dict[str, str | None], str]] = [
     ({"TX_AMOUNT": "2000000"}, "tx_amount:above_max"),
     ({"TX_FRAUD": "2"}, "tx_fraud:not_0_or_1"),
     ({"TX_FRAUD": "yes"}, "tx_fraud:unparseable"),
+    ({"CUSTOMER_ID": "\u0661\u0662"}, "customer_id:unparseable"),  # Arabic-Indic digits
     ({"TX_FRAUD_SCENARIO": "-1"}, "tx_fraud_scenario:negative"),
+    ({"TX_FRAUD": "1", "TX_FRAUD_SCENARIO": "300"}, "tx_fraud_scenario:above_max"),
     ({"TX_FRAUD_SCENARIO": "2"}, "tx_fraud_scenario:contradicts_label"),
     ({"TX_DATETIME": "1970-01-01 00:00:01"}, "tx_datetime:before_valid_from"),
     ({"TX_DATETIME": "2999-01-01T00:00:00Z"}, "tx_datetime:not_before_valid_to"),

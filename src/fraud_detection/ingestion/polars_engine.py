@@ -55,7 +55,7 @@ class PolarsOps:
         return expr.str.strip_chars()
 
     def matches(self, expr: pl.Expr, pattern: str) -> pl.Expr:
-        return expr.str.contains(pattern)
+        return expr.str.contains(f"^(?:{pattern})$")
 
     def extract(self, expr: pl.Expr, pattern: str, group: int) -> pl.Expr:
         return expr.str.extract(pattern, group)
@@ -84,7 +84,7 @@ class PolarsOps:
 
 def validate(raw: pl.DataFrame, limits: Limits) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Split `raw` (mapped columns + row_number) into accepted transactions and (row_number, reason) rejects."""
-    frame = _with_optional_fields(raw)
+    frame = with_optional_fields(raw)
     ops = PolarsOps(frame.schema)
     rules.check_column_types(ops, list(frame.columns))
     coerced = {f.name: rules.coerce(ops, f) for f in FIELDS}
@@ -93,22 +93,32 @@ def validate(raw: pl.DataFrame, limits: Limits) -> tuple[pl.DataFrame, pl.DataFr
         *(c.value.alias(name) for name, c in coerced.items()),
         rules.reason_column(ops, coerced, limits).alias(REASON),
     )
-    typed = typed.with_columns(_duplicate_reason(typed))
+    return split(typed.with_columns(_duplicate_reason()))
+
+
+def split(typed: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Accepted rows in the output schema, by time then id; rejected (row_number, reason) by row number.
+    Shared by both engines, so their outputs have the same types and order."""
     accepted = (
         typed.filter(pl.col(REASON).is_null())
         .select(pl.col(name).cast(dtype) for name, dtype in OUTPUT_SCHEMA.items())
         .sort("tx_datetime", "transaction_id")
     )
-    rejected = typed.filter(pl.col(REASON).is_not_null()).select(ROW_NUMBER, REASON).sort(ROW_NUMBER)
+    rejected = (
+        typed.filter(pl.col(REASON).is_not_null())
+        .select(pl.col(ROW_NUMBER).cast(pl.Int64), pl.col(REASON).cast(pl.String))
+        .sort(ROW_NUMBER)
+    )
     return accepted, rejected
 
 
-def _with_optional_fields(raw: pl.DataFrame) -> pl.DataFrame:
+def with_optional_fields(raw: pl.DataFrame) -> pl.DataFrame:
+    """`raw` with a null column for every optional field the source lacks."""
     absent = [f for f in FIELDS if not f.required and f.name not in raw.columns]
     return raw.with_columns(pl.lit(None, dtype=f.dtype).alias(f.name) for f in absent)
 
 
-def _duplicate_reason(typed: pl.DataFrame) -> pl.Expr:
+def _duplicate_reason() -> pl.Expr:
     """A good row whose transaction_id an earlier good row already has is a duplicate (the first is kept)."""
     good = pl.col(REASON).is_null()
     earlier_twin = pl.col(ROW_NUMBER).rank("ordinal").over(pl.col("transaction_id"), good).cast(pl.Int64) > 1

@@ -1,6 +1,6 @@
 """Type coercion and row rules for transactions, written once against `Ops`.
 
-`typed_columns` turns each source column into its output type (null where it cannot be parsed);
+`coerce` turns each source column into its output type (null where it cannot be parsed);
 `reason_column` gives each row the first rule it breaks (null for a good row). Duplicates are the engines' job,
 because they need a window over the whole table.
 """
@@ -8,21 +8,24 @@ because they need a window over the whole table.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from fraud_detection.ingestion.errors import IngestionError
 from fraud_detection.ingestion.ops import Expr, Ops
 from fraud_detection.ingestion.schema import FIELDS, Field, Limits
 
 MAX_SAFE_FLOAT_ID = 2**53
-DIGITS = r"^[+-]?\d{1,18}$"
-UNSIGNED_DIGITS = r"^\d{1,18}$"
-DECIMAL = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d{1,3})?$"
+MAX_SCENARIO = 127  # stored as int8
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# ASCII digits only: \d would also match other scripts' digits, which the casts cannot read.
+DIGITS = r"^[+-]?[0-9]{1,18}$"
+UNSIGNED_DIGITS = r"^[0-9]{1,18}$"
+DECIMAL = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]{1,3})?$"
 # ISO 8601: date, optional time with fraction (first 6 digits kept), optional Z or +hh[:mm] offset.
 TIMESTAMP = (
-    r"^(\d{4})-(\d{2})-(\d{2})"
-    r"(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6})\d{0,3})?)?)?"
-    r"\s*(?:([Zz])|([+-])(\d{2}):?(\d{2})?)?$"
+    r"^([0-9]{4})-([0-9]{2})-([0-9]{2})"
+    r"(?:[T ]([0-9]{2}):([0-9]{2})(?::([0-9]{2})(?:\.([0-9]{1,6})[0-9]{0,3})?)?)?"
+    r" *(?:([Zz])|([+-])([0-9]{2}):?([0-9]{2})?)?$"
 )
 ACCEPTED_KINDS = {
     "id": {"int", "float", "string"},
@@ -71,10 +74,11 @@ def coerce(ops: Ops, field: Field) -> Coerced:
         value = ops.to_float64(raw)
     else:
         value, ok = _integer(ops, raw, kind, unsigned=field.kind == "id")
+    valid = ops.coalesce(ok & ~ops.is_null(value), ops.lit(False))  # a value no cast can read is unparseable
     return Coerced(
-        value=ops.when(~missing & ok, value, ops.null()),
+        value=ops.when(~missing & valid, value, ops.null()),
         missing=missing,
-        unparseable=~missing & ~ok,
+        unparseable=~missing & ~valid,
     )
 
 
@@ -143,6 +147,7 @@ def reason_column(ops: Ops, coerced: dict[str, Coerced], limits: Limits) -> Expr
         ("tx_amount:above_max", amount > limits.max_amount),
         ("tx_fraud:not_0_or_1", ~ops.is_in(fraud, [0, 1])),
         ("tx_fraud_scenario:negative", scenario < 0),
+        ("tx_fraud_scenario:above_max", scenario > MAX_SCENARIO),
         (
             "tx_fraud_scenario:contradicts_label",
             ((scenario > 0) & (fraud == 0)) | ((scenario == 0) & (fraud == 1)),
@@ -154,4 +159,4 @@ def reason_column(ops: Ops, coerced: dict[str, Coerced], limits: Limits) -> Expr
 
 
 def _micros(moment: datetime) -> int:
-    return int(moment.timestamp()) * 1_000_000 + moment.microsecond
+    return (moment - EPOCH) // timedelta(microseconds=1)
