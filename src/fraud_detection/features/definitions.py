@@ -1,0 +1,126 @@
+"""The one definition of every feature the model sees.
+
+Time is cut into UTC days. For a transaction at time t on day D by customer c at terminal k:
+
+- customer windows (N = 1, 7, 30): c's transactions on the N whole days before D, plus c's transactions earlier on
+  day D (strictly before t: the transaction being scored, and any at the very same instant, are not counted);
+  `customer_nb_tx_Nd` counts them, `customer_avg_amount_Nd` is their mean amount (0 when there are none);
+- terminal windows (N = 1, 7, 30): k's transactions on the N whole days that end `label_delay_days` before D, i.e.
+  days D - delay - N .. D - delay - 1, whose labels are all known by the start of day D; `terminal_nb_tx_Nd`
+  counts them, `terminal_risk_Nd` is their fraud rate (0 when there are none);
+- request-time features, computed from the request and the stored features: `tx_amount`, `tx_during_weekend`
+  (Saturday or Sunday, UTC), `tx_during_night` (before 06:00 UTC), `tx_amount_over_customer_avg_Nd` (the amount
+  divided by the customer's mean amount in the window; 0 when the customer has no transaction in it).
+
+Windows over whole days ("day tiles") keep every engine exact and cheap: the stored state is a few counts and
+sums per entity and day, and the online path only has to keep today's running totals. The stored state:
+
+- `customer_daily`, per customer and day D (stamped D 00:00 UTC): count and amount sum over the N days before D;
+- `customer_intraday`, per customer, as of its latest transaction time s on day D: count and sum of the day's
+  transactions before s and at s, and s itself (so that a request at s sees only what came strictly before it);
+- `terminal_daily`, per terminal and day D: count and frauds over days D - delay - N .. D - delay - 1.
+
+`transaction_features` turns that state plus the request into the features. It is the only place the features
+are computed: the polars and Spark engines, Feast's on-demand feature view (offline and online) and the online
+updater all call it. Missing state (an unknown customer or terminal) counts as no transactions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+CUSTOMER_WINDOWS = (1, 7, 30)
+TERMINAL_WINDOWS = (1, 7, 30)
+MICROS_PER_DAY = 86_400_000_000
+MICROS_PER_HOUR = 3_600_000_000
+NIGHT_ENDS_HOUR = 6
+EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Monday = 0)
+
+# Stored state, by feature view.
+CUSTOMER_DAILY = tuple(f"customer_nb_tx_prev_{n}d" for n in CUSTOMER_WINDOWS) + tuple(
+    f"customer_amount_prev_{n}d" for n in CUSTOMER_WINDOWS
+)
+CUSTOMER_INTRADAY = (
+    "customer_today_nb_tx_before",
+    "customer_today_amount_before",
+    "customer_today_nb_tx_at",
+    "customer_today_amount_at",
+    "customer_today_last_tx_us",
+)
+TERMINAL_DAILY = tuple(f"terminal_nb_tx_lagged_{n}d" for n in TERMINAL_WINDOWS) + tuple(
+    f"terminal_nb_fraud_lagged_{n}d" for n in TERMINAL_WINDOWS
+)
+STATE_COLUMNS = CUSTOMER_DAILY + CUSTOMER_INTRADAY + TERMINAL_DAILY
+
+# The features the model sees, in this order.
+FEATURES = (
+    "tx_amount",
+    "tx_during_weekend",
+    "tx_during_night",
+    *(f"customer_nb_tx_{n}d" for n in CUSTOMER_WINDOWS),
+    *(f"customer_avg_amount_{n}d" for n in CUSTOMER_WINDOWS),
+    *(f"tx_amount_over_customer_avg_{n}d" for n in CUSTOMER_WINDOWS),
+    *(f"terminal_nb_tx_{n}d" for n in TERMINAL_WINDOWS),
+    *(f"terminal_risk_{n}d" for n in TERMINAL_WINDOWS),
+)
+
+
+def day_of(micros: np.ndarray | int) -> np.ndarray | int:
+    """UTC day number (days since 1970-01-01) of epoch microseconds."""
+    return micros // MICROS_PER_DAY
+
+
+def transaction_features(state: Mapping[str, Any], tx_datetime_us: Any, tx_amount: Any) -> dict[str, np.ndarray]:
+    """The features of transactions, from their stored state and request data (arrays of equal length).
+
+    `state` maps each name of STATE_COLUMNS to an array (None/NaN where the entity is unknown).
+    """
+    t = np.asarray(tx_datetime_us, dtype=np.int64)
+    amount = np.asarray(tx_amount, dtype=np.float64)
+    s = {name: _filled(state[name], len(t)) for name in STATE_COLUMNS}
+    today_nb, today_amount = _today_so_far(s, t)
+    out: dict[str, np.ndarray] = {
+        "tx_amount": amount,
+        "tx_during_weekend": ((day_of(t) + EPOCH_WEEKDAY) % 7 >= 5).astype(np.int64),
+        "tx_during_night": ((t % MICROS_PER_DAY) < NIGHT_ENDS_HOUR * MICROS_PER_HOUR).astype(np.int64),
+    }
+    for n in CUSTOMER_WINDOWS:
+        count = s[f"customer_nb_tx_prev_{n}d"] + today_nb
+        avg = _ratio(s[f"customer_amount_prev_{n}d"] + today_amount, count)
+        out[f"customer_nb_tx_{n}d"] = count.astype(np.int64)
+        out[f"customer_avg_amount_{n}d"] = avg
+        out[f"tx_amount_over_customer_avg_{n}d"] = _ratio(amount, avg)
+    for n in TERMINAL_WINDOWS:
+        count = s[f"terminal_nb_tx_lagged_{n}d"]
+        out[f"terminal_nb_tx_{n}d"] = count.astype(np.int64)
+        out[f"terminal_risk_{n}d"] = _ratio(s[f"terminal_nb_fraud_lagged_{n}d"], count)
+    return {name: out[name] for name in FEATURES}
+
+
+def _today_so_far(s: dict[str, np.ndarray], t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Count and sum of the customer's transactions earlier on the request's day, strictly before t."""
+    last = s["customer_today_last_tx_us"].astype(np.int64)
+    same_day = (s["customer_today_nb_tx_at"] > 0) & (day_of(last) == day_of(t))
+    include_last = t > last
+    nb_before, nb_at = s["customer_today_nb_tx_before"], s["customer_today_nb_tx_at"]
+    nb = np.where(same_day, nb_before + np.where(include_last, nb_at, 0.0), 0.0)
+    amount = np.where(
+        same_day,
+        s["customer_today_amount_before"] + np.where(include_last, s["customer_today_amount_at"], 0.0),
+        0.0,
+    )
+    return nb, amount
+
+
+def _filled(values: Any, length: int) -> np.ndarray:
+    """A float64 array of `length` with 0 where the state is missing (None or NaN)."""
+    array = np.broadcast_to(np.asarray(values, dtype=np.float64), (length,))
+    return np.nan_to_num(array, nan=0.0)
+
+
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    safe = np.where(denominator > 0, denominator, 1.0)
+    return np.where(denominator > 0, numerator / safe, 0.0)

@@ -1,0 +1,130 @@
+"""The online engine: feature state kept current one event at a time, for serving and online learning.
+
+It holds, per customer and terminal, daily tiles (counts and sums per UTC day) for the days the windows reach,
+plus each customer's running totals for today. Events:
+- `advance_to(day)`: a new day starts; returns the daily rows every known entity now has (to push online);
+- `add_transaction(...)`: after a transaction is scored; returns the customer's new intraday row (to push);
+- `add_label(...)`: a fraud label becomes known (`label_delay_days` after the transaction).
+`state(customer_id, terminal_id)` is what the online store holds for a request, and `features(...)` applies the one
+definition to it. Transactions must arrive in time order; labels are only used once the delay has passed.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from fraud_detection.features.definitions import (
+    CUSTOMER_DAILY,
+    CUSTOMER_INTRADAY,
+    CUSTOMER_WINDOWS,
+    MICROS_PER_DAY,
+    TERMINAL_DAILY,
+    TERMINAL_WINDOWS,
+    transaction_features,
+)
+
+
+@dataclass
+class Intraday:
+    """A customer's transactions so far on `day`: those before the latest time `last_us`, and those at it."""
+
+    day: int
+    nb_before: int = 0
+    amount_before: float = 0.0
+    nb_at: int = 0
+    amount_at: float = 0.0
+    last_us: int = 0
+
+    def add(self, tx_us: int, amount: float) -> None:
+        if self.nb_at and tx_us == self.last_us:
+            self.nb_at += 1
+            self.amount_at += amount
+            return
+        self.nb_before += self.nb_at
+        self.amount_before += self.amount_at
+        self.nb_at, self.amount_at, self.last_us = 1, amount, tx_us
+
+    def row(self) -> dict[str, float | int]:
+        values = (self.nb_before, self.amount_before, self.nb_at, self.amount_at, self.last_us)
+        return dict(zip(CUSTOMER_INTRADAY, values, strict=True))
+
+
+@dataclass
+class OnlineFeatureUpdater:
+    label_delay_days: int
+    day: int | None = None
+    customer_tiles: dict[int, dict[int, list[float]]] = field(default_factory=lambda: defaultdict(dict))
+    terminal_tiles: dict[int, dict[int, list[int]]] = field(default_factory=lambda: defaultdict(dict))
+    customer_daily: dict[int, dict[str, float]] = field(default_factory=dict)
+    terminal_daily: dict[int, dict[str, float]] = field(default_factory=dict)
+    intraday: dict[int, Intraday] = field(default_factory=dict)
+
+    def advance_to(self, day: int) -> tuple[dict[int, dict], dict[int, dict]]:
+        """Start `day`: recompute every known entity's daily state; returns (customer rows, terminal rows)."""
+        if self.day is not None and day < self.day:
+            raise ValueError(f"day {day} is before the current day {self.day}: events must come in time order")
+        self.day = day
+        self._forget_before(day - max(CUSTOMER_WINDOWS) - max(TERMINAL_WINDOWS) - self.label_delay_days - 1)
+        self.customer_daily = {c: self._customer_row(tiles, day) for c, tiles in self.customer_tiles.items()}
+        self.terminal_daily = {k: self._terminal_row(tiles, day) for k, tiles in self.terminal_tiles.items()}
+        return self.customer_daily, self.terminal_daily
+
+    def add_transaction(self, customer_id: int, terminal_id: int, tx_us: int, amount: float) -> dict:
+        """Record a scored transaction; returns the customer's new intraday row."""
+        day = tx_us // MICROS_PER_DAY
+        if day != self.day:
+            raise ValueError(f"transaction of day {day} while the updater is on day {self.day}: call advance_to first")
+        tile = self.customer_tiles[customer_id].setdefault(day, [0, 0.0])
+        tile[0] += 1
+        tile[1] += amount
+        self.terminal_tiles[terminal_id].setdefault(day, [0, 0])[0] += 1
+        today = self.intraday.get(customer_id)
+        if today is None or today.day != day:
+            today = self.intraday[customer_id] = Intraday(day)
+        today.add(tx_us, amount)
+        return today.row()
+
+    def add_label(self, terminal_id: int, tx_us: int, fraud: int) -> None:
+        """A transaction's label is known: it counts in its terminal's risk from the next recomputed day."""
+        self.terminal_tiles[terminal_id].setdefault(tx_us // MICROS_PER_DAY, [0, 0])[1] += int(fraud)
+
+    def state(self, customer_id: int, terminal_id: int) -> dict[str, Any]:
+        """The stored state a request for this customer and terminal reads (None where unknown)."""
+        customer = self.customer_daily.get(customer_id, {})
+        today = self.intraday.get(customer_id)
+        intraday = today.row() if today else {}
+        terminal = self.terminal_daily.get(terminal_id, {})
+        return {
+            **{name: customer.get(name) for name in CUSTOMER_DAILY},
+            **{name: intraday.get(name) for name in CUSTOMER_INTRADAY},
+            **{name: terminal.get(name) for name in TERMINAL_DAILY},
+        }
+
+    def features(self, customer_id: int, terminal_id: int, tx_us: int, amount: float) -> dict[str, float]:
+        """The features of a transaction about to be scored (before `add_transaction`)."""
+        state = {name: [value] for name, value in self.state(customer_id, terminal_id).items()}
+        return {name: values[0].item() for name, values in transaction_features(state, [tx_us], [amount]).items()}
+
+    def _customer_row(self, tiles: dict[int, list[float]], day: int) -> dict[str, float]:
+        row = {}
+        for n in CUSTOMER_WINDOWS:
+            days = [tiles[d] for d in range(day - n, day) if d in tiles]
+            row[f"customer_nb_tx_prev_{n}d"] = sum(t[0] for t in days)
+            row[f"customer_amount_prev_{n}d"] = sum(t[1] for t in days)
+        return row
+
+    def _terminal_row(self, tiles: dict[int, list[int]], day: int) -> dict[str, int]:
+        row = {}
+        end = day - self.label_delay_days
+        for n in TERMINAL_WINDOWS:
+            days = [tiles[d] for d in range(end - n, end) if d in tiles]
+            row[f"terminal_nb_tx_lagged_{n}d"] = sum(t[0] for t in days)
+            row[f"terminal_nb_fraud_lagged_{n}d"] = sum(t[1] for t in days)
+        return row
+
+    def _forget_before(self, oldest_day: int) -> None:
+        for tiles in (*self.customer_tiles.values(), *self.terminal_tiles.values()):
+            for d in [d for d in tiles if d < oldest_day]:
+                del tiles[d]

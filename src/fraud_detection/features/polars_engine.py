@@ -1,0 +1,130 @@
+"""The batch engine: the stored feature state of every entity and day, and every transaction's features, on polars.
+
+`state_tables` gives the three tables Feast serves (see definitions.py); `transaction_features` joins them to the
+transactions exactly as a point-in-time lookup would and applies the one definition of the features.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import polars as pl
+
+from fraud_detection.features.definitions import (
+    CUSTOMER_WINDOWS,
+    MICROS_PER_DAY,
+    TERMINAL_WINDOWS,
+    transaction_features as compute_features,
+)
+
+EVENT_TIMESTAMP = "event_timestamp"
+UTC_MICROS = pl.Datetime("us", "UTC")
+LABEL_COLUMNS = ("transaction_id", "tx_datetime", "customer_id", "terminal_id", "tx_fraud")
+
+
+class StateTables(NamedTuple):
+    customer_daily: pl.DataFrame
+    customer_intraday: pl.DataFrame
+    terminal_daily: pl.DataFrame
+
+
+def state_tables(transactions: pl.DataFrame, label_delay_days: int) -> StateTables:
+    """Feature state for every customer and terminal seen, for each day from the first to the day after the last."""
+    tx = _with_day(transactions)
+    days = pl.int_range(tx["day"].min(), tx["day"].max() + 2, eager=True).alias("day")
+    return StateTables(
+        customer_daily=_customer_daily(tx, days),
+        customer_intraday=_customer_intraday(tx),
+        terminal_daily=_terminal_daily(tx, days, label_delay_days),
+    )
+
+
+def transaction_features(transactions: pl.DataFrame, tables: StateTables) -> pl.DataFrame:
+    """Every transaction with its label columns and features: the offline truth the other paths must match."""
+    tx = _with_day(transactions).with_columns(pl.col("tx_datetime").dt.epoch("us").alias("tx_us"))
+    joined = (
+        tx.join(tables.customer_daily.drop(EVENT_TIMESTAMP), on=["customer_id", "day"], how="left")
+        .join(tables.terminal_daily.drop(EVENT_TIMESTAMP), on=["terminal_id", "day"], how="left")
+        .join(
+            tables.customer_intraday.rename({EVENT_TIMESTAMP: "tx_datetime"}),
+            on=["customer_id", "tx_datetime"],
+            how="left",
+        )
+    )
+    state = {name: joined[name].to_numpy() for name in joined.columns if name not in tx.columns}
+    features = compute_features(state, joined["tx_us"].to_numpy(), joined["tx_amount"].to_numpy())
+    return joined.select(LABEL_COLUMNS).with_columns(pl.Series(k, v) for k, v in features.items())
+
+
+def _with_day(transactions: pl.DataFrame) -> pl.DataFrame:
+    return transactions.with_columns((pl.col("tx_datetime").dt.epoch("us") // MICROS_PER_DAY).alias("day"))
+
+
+def _day_start(day: pl.Expr) -> pl.Expr:
+    return (day * MICROS_PER_DAY).cast(UTC_MICROS).alias(EVENT_TIMESTAMP)
+
+
+def _dense_daily(tx: pl.DataFrame, key: str, days: pl.Series, aggregates: list[pl.Expr]) -> pl.DataFrame:
+    """One row per (entity, day) over `days`, with the day's aggregates (0 on days without transactions)."""
+    daily = tx.group_by(key, "day").agg(aggregates)
+    grid = tx.select(pl.col(key).unique().sort()).join(days.to_frame(), how="cross")
+    return grid.join(daily, on=[key, "day"], how="left").fill_null(0).sort(key, "day")
+
+
+def _window_sum(column: str, size: int, lag: int, key: str) -> pl.Expr:
+    """Sum of `column` over the `size` days ending `lag` days before each row's day (rows are dense days)."""
+    return pl.col(column).rolling_sum(size, min_samples=1).shift(lag, fill_value=0).over(key)
+
+
+def _customer_daily(tx: pl.DataFrame, days: pl.Series) -> pl.DataFrame:
+    dense = _dense_daily(
+        tx, "customer_id", days, [pl.len().cast(pl.Int64).alias("nb"), pl.col("tx_amount").sum().alias("amount")]
+    )
+    return dense.select(
+        "customer_id",
+        "day",
+        _day_start(pl.col("day")),
+        *(_window_sum("nb", n, 1, "customer_id").alias(f"customer_nb_tx_prev_{n}d") for n in CUSTOMER_WINDOWS),
+        *(_window_sum("amount", n, 1, "customer_id").alias(f"customer_amount_prev_{n}d") for n in CUSTOMER_WINDOWS),
+    )
+
+
+def _terminal_daily(tx: pl.DataFrame, days: pl.Series, label_delay_days: int) -> pl.DataFrame:
+    aggregates = [pl.len().cast(pl.Int64).alias("nb"), pl.col("tx_fraud").cast(pl.Int64).sum().alias("frauds")]
+    dense = _dense_daily(tx, "terminal_id", days, aggregates)
+    lag = label_delay_days + 1
+    return dense.select(
+        "terminal_id",
+        "day",
+        _day_start(pl.col("day")),
+        *(_window_sum("nb", n, lag, "terminal_id").alias(f"terminal_nb_tx_lagged_{n}d") for n in TERMINAL_WINDOWS),
+        *(
+            _window_sum("frauds", n, lag, "terminal_id").alias(f"terminal_nb_fraud_lagged_{n}d")
+            for n in TERMINAL_WINDOWS
+        ),
+    )
+
+
+def _customer_intraday(tx: pl.DataFrame) -> pl.DataFrame:
+    """Per customer and distinct transaction time s: the day's count and sum before s and at s."""
+    at = (
+        tx.group_by("customer_id", "day", "tx_datetime")
+        .agg(pl.len().cast(pl.Int64).alias("nb_at"), pl.col("tx_amount").sum().alias("amount_at"))
+        .sort("customer_id", "tx_datetime")
+    )
+    before = [pl.col(c).cum_sum().shift(1, fill_value=0).over("customer_id", "day") for c in ("nb_at", "amount_at")]
+    return at.select(
+        "customer_id",
+        pl.col("tx_datetime").alias(EVENT_TIMESTAMP),
+        before[0].alias("customer_today_nb_tx_before"),
+        before[1].alias("customer_today_amount_before"),
+        pl.col("nb_at").alias("customer_today_nb_tx_at"),
+        pl.col("amount_at").alias("customer_today_amount_at"),
+        pl.col("tx_datetime").dt.epoch("us").alias("customer_today_last_tx_us"),
+    )
+
+
+def feature_matrix(features: pl.DataFrame, names: tuple[str, ...]) -> np.ndarray:
+    """The model's input matrix, in the feature order given."""
+    return features.select(names).to_numpy()
