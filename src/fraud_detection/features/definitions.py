@@ -68,6 +68,12 @@ FEATURES = (
 )
 
 
+# The request's own fields; the stored state and these give every feature.
+REQUEST_FIELDS = ("tx_datetime", "tx_amount")
+# Features computed on demand (the rest are request fields passed through as they are).
+ON_DEMAND_FEATURES = tuple(name for name in FEATURES if name not in REQUEST_FIELDS)
+
+
 def day_of(micros: np.ndarray | int) -> np.ndarray | int:
     """UTC day number (days since 1970-01-01) of epoch microseconds."""
     return micros // MICROS_PER_DAY

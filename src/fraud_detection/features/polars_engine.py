@@ -15,6 +15,8 @@ from fraud_detection.features.definitions import (
     CUSTOMER_WINDOWS,
     MICROS_PER_DAY,
     TERMINAL_WINDOWS,
+)
+from fraud_detection.features.definitions import (
     transaction_features as compute_features,
 )
 

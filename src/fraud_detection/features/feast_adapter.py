@@ -1,0 +1,29 @@
+"""Feast's view of the one feature definition: inputs as Feast hands them to an on-demand view, outputs as lists."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from fraud_detection.features.definitions import ON_DEMAND_FEATURES, STATE_COLUMNS, transaction_features
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def on_demand_features(inputs: dict[str, Any]) -> dict[str, list]:
+    """Python-mode on-demand transformation: `inputs` maps names to lists (one item per row)."""
+    times = inputs["tx_datetime"]
+    state = {name: np.asarray(inputs[name], dtype=np.float64) for name in STATE_COLUMNS}  # None becomes NaN
+    features = transaction_features(state, [_micros(t) for t in times], inputs["tx_amount"])
+    return {name: features[name].tolist() for name in ON_DEMAND_FEATURES}
+
+
+def _micros(moment: Any) -> int:
+    """Epoch microseconds of a datetime (naive means UTC), a pandas Timestamp or a numpy datetime64."""
+    if isinstance(moment, np.datetime64):
+        return int(moment.astype("datetime64[us]").astype(np.int64))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - EPOCH) // timedelta(microseconds=1)

@@ -1,0 +1,47 @@
+"""Nodes of the `features` stage: the stored feature state (Feast's offline sources) and every transaction's
+features (the offline truth that the Feast training set and the online path must reproduce)."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from fraud_detection.features import polars_engine
+from fraud_detection.features.polars_engine import StateTables
+
+ENGINES = ("polars", "spark")
+
+
+def compute_state_tables(transactions: pl.DataFrame, params: dict, spark_params: dict) -> StateTables:
+    """customer_daily, customer_intraday and terminal_daily with the engine `features.engine` names."""
+    engine = _engine(params)
+    if engine == "spark":
+        from fraud_detection.features import spark_engine
+        from fraud_detection.spark import get_spark
+
+        return spark_engine.state_tables(get_spark(spark_params), transactions, int(params["label_delay_days"]))
+    return polars_engine.state_tables(transactions, int(params["label_delay_days"]))
+
+
+def compute_transaction_features(
+    transactions: pl.DataFrame,
+    customer_daily: pl.LazyFrame,
+    customer_intraday: pl.LazyFrame,
+    terminal_daily: pl.LazyFrame,
+    params: dict,
+    spark_params: dict,
+) -> pl.DataFrame:
+    """Every transaction with its labels and features (the definitions applied to the state tables)."""
+    tables = StateTables(*pl.collect_all([customer_daily, customer_intraday, terminal_daily]))
+    if _engine(params) == "spark":
+        from fraud_detection.features import spark_engine
+        from fraud_detection.spark import get_spark
+
+        return spark_engine.transaction_features(get_spark(spark_params), transactions, tables)
+    return polars_engine.transaction_features(transactions, tables)
+
+
+def _engine(params: dict) -> str:
+    engine = params["engine"]
+    if engine not in ENGINES:
+        raise ValueError(f"features.engine is {engine!r}; expected one of {list(ENGINES)}")
+    return engine

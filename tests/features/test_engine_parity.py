@@ -1,0 +1,214 @@
+"""The three feature engines (polars batch, online updater, Spark) give the same state and features, and the
+polars engine gives hand-computed values on a tiny frame, so the definition itself is pinned too."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+from pyspark.sql import SparkSession
+
+from fraud_detection.features import polars_engine, spark_engine
+from fraud_detection.features.definitions import FEATURES, STATE_COLUMNS, transaction_features
+from fraud_detection.features.online import OnlineFeatureUpdater
+from fraud_detection.features.polars_engine import StateTables
+from fraud_detection.features.replay import Event, replay
+from fraud_detection.simulation import SimulationConfig, simulate_transactions
+from fraud_detection.spark import get_spark
+
+LABEL_DELAY_DAYS = 7
+TOLERANCE = {"rel_tol": 1e-9, "abs_tol": 1e-9}
+SPARK_PARAMS = {
+    "master": "local[2]",
+    "conf": {
+        "spark.sql.shuffle.partitions": "4",
+        "spark.driver.host": "127.0.0.1",
+        "spark.driver.bindAddress": "127.0.0.1",
+    },
+}
+# (tx_datetime, customer_id, terminal_id, tx_amount, tx_fraud): edge cases appended to the simulated data.
+EDGE_CASES = (
+    (datetime(2018, 5, 10, 10, 0, 0, tzinfo=UTC), 7, 11, 25.0, 0),  # two at the very same second ...
+    (datetime(2018, 5, 10, 10, 0, 0, tzinfo=UTC), 7, 12, 35.0, 0),
+    (datetime(2018, 5, 10, 10, 0, 1, tzinfo=UTC), 7, 11, 45.0, 0),  # ... and one right after them
+    (datetime(2018, 4, 1, 0, 0, 0, tzinfo=UTC), 8, 13, 15.0, 0),  # midnight of the first day
+    (datetime(2018, 5, 10, 23, 59, 59, tzinfo=UTC), 8, 13, 55.0, 0),  # last second of a day ...
+    (datetime(2018, 5, 11, 0, 0, 0, tzinfo=UTC), 8, 13, 65.0, 0),  # ... and the midnight after it
+    (datetime(2018, 5, 12, 12, 0, 0, tzinfo=UTC), 10_000, 20_000, 75.0, 0),  # a customer and terminal seen once
+    (datetime(2018, 5, 1, 23, 59, 59, tzinfo=UTC), 9, 20_001, 500.0, 1),  # a fraud at a new terminal: its label
+    (datetime(2018, 5, 8, 23, 59, 59, tzinfo=UTC), 9, 20_001, 20.0, 0),  # is not usable yet (delay) ...
+    (datetime(2018, 5, 9, 0, 0, 0, tzinfo=UTC), 9, 20_001, 30.0, 0),  # ... and is, from the next midnight
+)
+
+
+def _frame(rows: list[tuple], first_id: int) -> pl.DataFrame:
+    """Transactions in the simulator's schema from (tx_datetime, customer, terminal, amount, fraud) rows."""
+    tx_datetime, customer_id, terminal_id, tx_amount, tx_fraud = zip(*rows, strict=True)
+    return pl.DataFrame(
+        {
+            "transaction_id": range(first_id, first_id + len(rows)),
+            "tx_datetime": tx_datetime,
+            "customer_id": customer_id,
+            "terminal_id": terminal_id,
+            "tx_amount": tx_amount,
+            "tx_fraud": tx_fraud,
+            "tx_fraud_scenario": tx_fraud,
+        },
+        schema_overrides={"tx_datetime": polars_engine.UTC_MICROS, "tx_fraud": pl.Int8, "tx_fraud_scenario": pl.Int8},
+    )
+
+
+@pytest.fixture(scope="module")
+def transactions() -> pl.DataFrame:
+    config = SimulationConfig(
+        n_customers=300, n_terminals=600, n_days=60, start_date=date(2018, 4, 1), radius=5, seed=1
+    )
+    simulated = simulate_transactions(config)
+    edges = _frame(list(EDGE_CASES), first_id=simulated["transaction_id"].max() + 1)
+    return pl.concat([simulated, edges.select(simulated.columns).cast(simulated.schema)]).sort(
+        "tx_datetime", "transaction_id"
+    )
+
+
+@pytest.fixture(scope="module")
+def tables(transactions: pl.DataFrame) -> StateTables:
+    return polars_engine.state_tables(transactions, LABEL_DELAY_DAYS)
+
+
+@pytest.fixture(scope="module")
+def features(transactions: pl.DataFrame, tables: StateTables) -> pl.DataFrame:
+    return polars_engine.transaction_features(transactions, tables)
+
+
+def test_polars_features_keep_the_transaction_order(transactions: pl.DataFrame, features: pl.DataFrame) -> None:
+    assert features["transaction_id"].to_list() == transactions["transaction_id"].to_list()
+
+
+def test_edge_cases_on_the_polars_engine(transactions: pl.DataFrame, features: pl.DataFrame) -> None:
+    edges = features.filter(pl.col("transaction_id") > transactions["transaction_id"].max() - len(EDGE_CASES))
+    by_time = {(row["tx_datetime"], row["customer_id"]): row for row in edges.iter_rows(named=True)}
+    first, second, after = (by_time[(EDGE_CASES[i][0], 7)] for i in range(3))
+    assert first["customer_nb_tx_1d"] == second["customer_nb_tx_1d"]  # neither sees the other
+    assert after["customer_nb_tx_1d"] == first["customer_nb_tx_1d"] + 2
+    assert by_time[(EDGE_CASES[6][0], 10_000)]["customer_nb_tx_30d"] == 0
+    assert by_time[(EDGE_CASES[6][0], 10_000)]["terminal_nb_tx_30d"] == 0
+    assert by_time[(EDGE_CASES[8][0], 9)]["terminal_nb_tx_30d"] == 0  # the fraud is inside the label delay
+    at_boundary = by_time[(EDGE_CASES[9][0], 9)]
+    assert (at_boundary["terminal_nb_tx_1d"], at_boundary["terminal_risk_1d"]) == (1, 1.0)
+
+
+def _online_features(transactions: pl.DataFrame) -> pl.DataFrame:
+    """Each transaction's features from the online updater, read just before the transaction is added."""
+    updater = OnlineFeatureUpdater(label_delay_days=LABEL_DELAY_DAYS)
+    rows: list[dict] = []
+
+    def score(event: Event) -> None:
+        request = (event["customer_id"], event["terminal_id"], event["tx_us"], event["tx_amount"])
+        rows.append({"transaction_id": event["transaction_id"], **updater.features(*request)})
+
+    replay(transactions, updater, on_transaction=score)
+    return pl.DataFrame(rows)
+
+
+def test_online_updater_matches_polars(transactions: pl.DataFrame, features: pl.DataFrame) -> None:
+    online = _online_features(transactions).sort("transaction_id")
+    expected = features.select("transaction_id", *FEATURES).sort("transaction_id")
+    assert_frame_equal(online, expected, **TOLERANCE)
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[SparkSession]:
+    session = get_spark(SPARK_PARAMS)
+    yield session
+    session.stop()
+
+
+@pytest.mark.spark
+def test_spark_state_tables_match_polars(spark: SparkSession, transactions: pl.DataFrame, tables: StateTables) -> None:
+    spark_tables = spark_engine.state_tables(spark, transactions, LABEL_DELAY_DAYS)
+    for spark_table, table in zip(spark_tables, tables, strict=True):
+        assert_frame_equal(spark_table, table, **TOLERANCE)
+
+
+@pytest.mark.spark
+def test_spark_features_match_polars(
+    spark: SparkSession, transactions: pl.DataFrame, tables: StateTables, features: pl.DataFrame
+) -> None:
+    assert_frame_equal(spark_engine.transaction_features(spark, transactions, tables), features, **TOLERANCE)
+
+
+@pytest.mark.spark
+def test_spark_features_from_a_spark_frame_and_spark_tables(
+    spark: SparkSession, transactions: pl.DataFrame, features: pl.DataFrame
+) -> None:
+    frame = spark.createDataFrame(transactions.to_arrow())  # a local relation keeps the row order
+    result = spark_engine.transaction_features(spark, frame, label_delay_days=LABEL_DELAY_DAYS)
+    assert_frame_equal(result, features, **TOLERANCE)
+
+
+@pytest.mark.spark
+def test_spark_features_need_tables_or_a_label_delay(spark: SparkSession, transactions: pl.DataFrame) -> None:
+    with pytest.raises(ValueError, match="label_delay_days"):
+        spark_engine.transaction_features(spark, transactions)
+
+
+# A tiny frame whose features are computed by hand, with a label delay of 2 days. 2018-04-01 is a Sunday.
+TINY_DELAY_DAYS = 2
+TINY = (
+    (datetime(2018, 4, 1, 10, 0, 0, tzinfo=UTC), 1, 100, 10.0, 1),  # id 1
+    (datetime(2018, 4, 2, 9, 0, 0, tzinfo=UTC), 1, 100, 20.0, 0),  # id 2 \ at the same instant
+    (datetime(2018, 4, 2, 9, 0, 0, tzinfo=UTC), 1, 101, 30.0, 0),  # id 3 /
+    (datetime(2018, 4, 2, 12, 0, 0, tzinfo=UTC), 1, 100, 40.0, 0),  # id 4
+    (datetime(2018, 4, 3, 23, 59, 59, tzinfo=UTC), 2, 100, 60.0, 0),  # id 5: terminal days up to 03-31
+    (datetime(2018, 4, 4, 0, 0, 0, tzinfo=UTC), 2, 100, 50.0, 0),  # id 6: terminal days up to 04-01
+)
+TINY_EXPECTED = {  # transaction_id -> hand-computed features
+    1: {"customer_nb_tx_1d": 0, "customer_avg_amount_1d": 0.0, "tx_amount_over_customer_avg_1d": 0.0},
+    2: {"customer_nb_tx_1d": 1, "customer_avg_amount_1d": 10.0, "tx_amount_over_customer_avg_1d": 2.0},
+    3: {"customer_nb_tx_1d": 1, "customer_avg_amount_1d": 10.0, "tx_amount_over_customer_avg_1d": 3.0},
+    4: {"customer_nb_tx_1d": 3, "customer_avg_amount_7d": 20.0, "tx_amount_over_customer_avg_30d": 2.0},
+    5: {"customer_nb_tx_7d": 0, "terminal_nb_tx_30d": 0, "terminal_risk_30d": 0.0, "tx_during_night": 0},
+    6: {"customer_avg_amount_1d": 60.0, "terminal_nb_tx_1d": 1, "terminal_risk_7d": 1.0, "tx_during_night": 1},
+}
+
+
+def _tiny_features(tables_from: pl.DataFrame | None = None) -> dict[int, dict]:
+    tiny = _frame(list(TINY), first_id=1)
+    tables = polars_engine.state_tables(tiny if tables_from is None else tables_from, TINY_DELAY_DAYS)
+    result = polars_engine.transaction_features(tiny, tables)
+    return {row["transaction_id"]: row for row in result.iter_rows(named=True)}
+
+
+def test_hand_computed_features() -> None:
+    features = _tiny_features()
+    for transaction_id, expected in TINY_EXPECTED.items():
+        assert {name: features[transaction_id][name] for name in expected} == pytest.approx(expected), transaction_id
+    assert [features[i]["tx_during_weekend"] for i in (1, 2)] == [1, 0]
+    assert features[6]["tx_amount_over_customer_avg_1d"] == pytest.approx(50.0 / 60.0)
+
+
+def test_hand_computed_state() -> None:
+    tables = polars_engine.state_tables(_frame(list(TINY), first_id=1), TINY_DELAY_DAYS)
+    daily = tables.customer_daily.filter(customer_id=1, event_timestamp=datetime(2018, 4, 3, tzinfo=UTC))
+    assert daily.select("customer_nb_tx_prev_1d", "customer_amount_prev_7d").row(0) == (3, 100.0)
+    intraday = tables.customer_intraday.filter(customer_id=1, event_timestamp=TINY[1][0])
+    counts = intraday.select(
+        "customer_today_nb_tx_before",
+        "customer_today_amount_before",
+        "customer_today_nb_tx_at",
+        "customer_today_amount_at",
+    )
+    assert counts.row(0) == (0, 0.0, 2, 50.0)
+
+
+def test_unknown_entities_count_as_no_transactions() -> None:
+    without_customer_2_and_terminal_101 = _frame([TINY[i] for i in (0, 1, 3)], first_id=1)
+    features = _tiny_features(tables_from=without_customer_2_and_terminal_101)
+    assert (features[5]["customer_nb_tx_30d"], features[5]["customer_avg_amount_30d"]) == (0, 0.0)
+    assert (features[3]["terminal_nb_tx_30d"], features[3]["terminal_risk_30d"]) == (0, 0.0)
+    no_state = transaction_features({name: [None] for name in STATE_COLUMNS}, [0], [12.5])
+    history = [name for name in FEATURES if name.startswith(("customer_", "terminal_", "tx_amount_over_"))]
+    assert [no_state[name][0] for name in history] == [0] * len(history)
