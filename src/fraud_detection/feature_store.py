@@ -80,12 +80,24 @@ def apply_and_materialize(store: FeatureStore, end: datetime) -> None:
     store.materialize(start_date=start, end_date=end)
 
 
+def _sqlite_file(store: FeatureStore) -> Path | None:
+    online = store.config.online_store
+    return Path(online.path) if online.type == "sqlite" else None
+
+
+def _check_file(path: Path | None) -> None:
+    """Feast keeps its SQLite connection open: a deleted file would go on answering (and swallowing writes)."""
+    if path is not None and not path.exists():
+        raise OnlineStoreUnavailable(f"online feature store file {path} is missing: run the materialize stage")
+
+
 class OnlineFeatures:
     """Feature vectors for single transactions from the online store, as serving fetches them."""
 
     def __init__(self, store: FeatureStore, feature_service: str) -> None:
         self._store = store
         self._service: FeatureService = store.get_feature_service(feature_service)  # once: a lookup costs ms
+        self._file = _sqlite_file(store)
 
     def vector(self, customer_id: int, terminal_id: int, tx_datetime: datetime, tx_amount: float) -> dict[str, Any]:
         """The model's features for one transaction (unknown entities get the documented defaults)."""
@@ -95,6 +107,7 @@ class OnlineFeatures:
             "tx_datetime": tx_datetime,
             "tx_amount": tx_amount,
         }
+        _check_file(self._file)
         try:
             response = self._store.get_online_features(features=self._service, entity_rows=[row]).to_dict()
         except Exception as error:  # the store's own errors differ by backend: one typed error for callers
@@ -111,6 +124,7 @@ class OnlineUpdaterSink:
 
     def __init__(self, store: FeatureStore) -> None:
         self._provider = store._get_provider()  # no public accessor; push() uses the same one
+        self._file = _sqlite_file(store)
         self._views = {
             name: store.get_feature_view(name) for name in ("customer_daily", "customer_intraday", "terminal_daily")
         }
@@ -133,6 +147,7 @@ class OnlineUpdaterSink:
         )
 
     def _write(self, view: str, rows: pd.DataFrame) -> None:
+        _check_file(self._file)
         try:
             self._provider.ingest_df(self._views[view], rows)
         except Exception as error:

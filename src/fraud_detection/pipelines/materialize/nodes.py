@@ -20,5 +20,8 @@ def plan_materialization(
     if str(params["end"]) != LATEST:
         end = datetime.fromisoformat(str(params["end"]))
         return Materialization(end=end if end.tzinfo else end.replace(tzinfo=UTC))
-    newest = [t.select(pl.col("event_timestamp").max()).collect().item() for t in (customer_daily, customer_intraday, terminal_daily)]
+    newest = [
+        t.select(pl.col("event_timestamp").max()).collect().item()
+        for t in (customer_daily, customer_intraday, terminal_daily)
+    ]
     return Materialization(end=max(newest))

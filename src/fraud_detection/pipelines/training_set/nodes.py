@@ -33,7 +33,10 @@ def check_against_offline_features(training_set: pl.DataFrame, transaction_featu
     """The training set must equal the features stage's table row for row: no skew between Feast and the batch
     engine. Raises with the first differing feature otherwise; returns the training set unchanged."""
     reference = transaction_features.collect().sort("tx_datetime", "transaction_id")
-    if reference.height != training_set.height or not (reference["transaction_id"] == training_set["transaction_id"]).all():
+    if (
+        reference.height != training_set.height
+        or not (reference["transaction_id"] == training_set["transaction_id"]).all()
+    ):
         raise ValueError(
             f"training set has {training_set.height} rows, the features table {reference.height}: "
             "expected the same transactions in the same order"

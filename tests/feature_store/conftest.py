@@ -1,0 +1,61 @@
+"""A small Feast project on disk: the features stage's tables for the small simulated set, under a temp root."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from fraud_detection import feature_store
+from fraud_detection.feature_repo.definitions import SOURCE_PATHS
+from fraud_detection.features import polars_engine
+from fraud_detection.simulation import SimulationConfig, simulate_transactions
+
+LABEL_DELAY_DAYS = 7
+REDIS = {"type": "redis", "connection_string": "127.0.0.1:6379,db=0"}
+
+
+@pytest.fixture(scope="session")
+def transactions() -> pl.DataFrame:
+    config = SimulationConfig(n_customers=300, n_terminals=600, n_days=45, start_date=date(2018, 4, 1), seed=3)
+    return simulate_transactions(config)
+
+
+@pytest.fixture(scope="session")
+def offline_features(transactions: pl.DataFrame) -> pl.DataFrame:
+    return polars_engine.transaction_features(transactions, polars_engine.state_tables(transactions, LABEL_DELAY_DAYS))
+
+
+@pytest.fixture(scope="session")
+def feature_root(tmp_path_factory: pytest.TempPathFactory, transactions: pl.DataFrame) -> Path:
+    """A project root holding the state tables where the feature repo expects them."""
+    root = tmp_path_factory.mktemp("feast")
+    tables = polars_engine.state_tables(transactions, LABEL_DELAY_DAYS)
+    for name, table in tables._asdict().items():
+        (root / SOURCE_PATHS[name]).parent.mkdir(parents=True, exist_ok=True)
+        table.write_parquet(root / SOURCE_PATHS[name])
+    return root
+
+
+def open_store(root: Path, online: str, project: str | None = None):
+    """A store over `root`'s tables, online in SQLite (a fresh file) or Redis (a fresh project namespace)."""
+    name = project or f"fd_{uuid.uuid4().hex[:8]}"
+    online_store = {"type": "sqlite", "path": f"data/{name}/online.db"} if online == "sqlite" else REDIS
+    config = feature_store.repo_config(f"data/{name}/registry.db", online_store, {"type": "duckdb"}, str(root), name)
+    return feature_store.open_store(config)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+def store(request: pytest.FixtureRequest, feature_root: Path, monkeypatch: pytest.MonkeyPatch):
+    """A fresh store over the small set's tables, online in SQLite or the real Redis on 127.0.0.1:6379.
+
+    Runs from the feature root: Feast's duckdb store reads relative source paths from the working directory.
+    """
+    monkeypatch.chdir(feature_root)
+    opened = open_store(feature_root, request.param)
+    yield opened
+    if request.param == "redis":
+        opened.teardown()

@@ -1,0 +1,112 @@
+"""The online store as serving and the stream updater use it: faults surface as one typed error, and
+materialization and replays are idempotent and incremental."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from fraud_detection import feature_store
+from fraud_detection.features.definitions import CUSTOMER_DAILY, CUSTOMER_INTRADAY, TERMINAL_DAILY
+from fraud_detection.features.online import OnlineFeatureUpdater
+from fraud_detection.features.replay import replay
+from tests.feature_store.conftest import LABEL_DELAY_DAYS, open_store
+
+END = datetime(2018, 5, 10, tzinfo=UTC)
+MOMENT = datetime(2018, 5, 10, 12, tzinfo=UTC)
+
+
+def _online_state(store, customers: range, terminals: range) -> dict:
+    """Every stored value of the given entities, as the online store returns them."""
+    customer_refs = [f"customer_daily:{n}" for n in CUSTOMER_DAILY] + [
+        f"customer_intraday:{n}" for n in CUSTOMER_INTRADAY
+    ]
+    terminal_refs = [f"terminal_daily:{n}" for n in TERMINAL_DAILY]
+    return {
+        "customers": store.get_online_features(customer_refs, [{"customer_id": c} for c in customers]).to_dict(),
+        "terminals": store.get_online_features(terminal_refs, [{"terminal_id": t} for t in terminals]).to_dict(),
+    }
+
+
+def test_materialize_twice_leaves_the_same_state(store) -> None:
+    feature_store.apply_and_materialize(store, END)
+    before = _online_state(store, range(300), range(600))
+    feature_store.apply_and_materialize(store, END)
+    assert _online_state(store, range(300), range(600)) == before
+    assert before["customers"]["customer_nb_tx_prev_30d"].count(None) < 300, "values were materialized"
+
+
+def test_materialize_is_incremental(store) -> None:
+    feature_store.apply_and_materialize(store, END)
+    feature_store.apply_and_materialize(store, datetime(2018, 5, 12, tzinfo=UTC))
+    intervals = store.get_feature_view("customer_daily").materialization_intervals
+    assert [(start.date().isoformat(), end.date().isoformat()) for start, end in intervals] == [
+        ("2018-05-09", "2018-05-10"),
+        ("2018-05-10", "2018-05-12"),
+    ]
+
+
+def test_replaying_twice_leaves_the_same_state(store, transactions) -> None:
+    feature_store.apply_and_materialize(store, END)
+    window = transactions.filter(transactions["tx_datetime"] < datetime(2018, 5, 11, tzinfo=UTC))
+
+    def replay_into_store() -> dict:
+        sink = feature_store.OnlineUpdaterSink(store)
+        replay(
+            window,
+            OnlineFeatureUpdater(LABEL_DELAY_DAYS),
+            on_new_day=lambda day, c, t: sink.new_day(day, c, t) if day >= END.timestamp() // 86_400 else None,
+            after_transaction=lambda e, row: (
+                sink.transaction(e["customer_id"], e["tx_us"], row)
+                if e["tx_us"] >= int(END.timestamp()) * 1_000_000
+                else None
+            ),
+        )
+        return _online_state(store, range(300), range(600))
+
+    assert replay_into_store() == replay_into_store()
+
+
+def test_a_missing_sqlite_file_is_a_typed_error(store, feature_root: Path) -> None:
+    if store.config.online_store.type != "sqlite":
+        pytest.skip("SQLite only")
+    feature_store.apply_and_materialize(store, END)
+    Path(store.config.online_store.path).unlink()
+    online = feature_store.OnlineFeatures(store, "fraud_model_v1")
+    with pytest.raises(feature_store.OnlineStoreUnavailable, match="online.db is missing"):
+        online.vector(1, 1, MOMENT, 10.0)
+    with pytest.raises(feature_store.OnlineStoreUnavailable, match="online.db is missing"):
+        feature_store.OnlineUpdaterSink(store).transaction(1, 0, dict.fromkeys(CUSTOMER_INTRADAY, 0))
+
+
+def test_a_locked_sqlite_file_is_a_typed_error(store) -> None:
+    if store.config.online_store.type != "sqlite":
+        pytest.skip("SQLite only")
+    feature_store.apply_and_materialize(store, END)
+    sink = feature_store.OnlineUpdaterSink(store)
+    lock = sqlite3.connect(store.config.online_store.path, timeout=0)
+    lock.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(feature_store.OnlineStoreUnavailable, match="unwritable"):
+            sink.transaction(1, int(MOMENT.timestamp()) * 1_000_000, dict.fromkeys(CUSTOMER_INTRADAY, 0))
+    finally:
+        lock.rollback()
+        lock.close()
+
+
+@pytest.mark.redis
+def test_redis_down_is_a_typed_error(feature_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(feature_root)
+    healthy = open_store(feature_root, "sqlite")
+    feature_store.apply_and_materialize(healthy, END)
+    dead_redis = {"type": "redis", "connection_string": "127.0.0.1:6399,db=0"}  # nothing listens there
+    config = feature_store.repo_config(
+        healthy.config.registry.path, dead_redis, {"type": "duckdb"}, str(feature_root), healthy.config.project
+    )
+    down = feature_store.open_store(config)
+    online = feature_store.OnlineFeatures(down, "fraud_model_v1")
+    with pytest.raises(feature_store.OnlineStoreUnavailable):
+        online.vector(1, 1, MOMENT, 10.0)

@@ -1,0 +1,88 @@
+"""The proof of no training/serving skew: replaying transactions through the online path (online store via the
+feature service + request data, then a push) gives every transaction exactly its offline training-set row."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+
+from fraud_detection import feature_store
+from fraud_detection.features.definitions import FEATURES, MICROS_PER_DAY
+from fraud_detection.features.online import OnlineFeatureUpdater
+from fraud_detection.features.replay import replay
+from fraud_detection.pipelines.training_set.nodes import build_training_set
+from tests.feature_store.conftest import LABEL_DELAY_DAYS
+
+REPLAY_DAYS = 2
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _assert_same_features(got: pl.DataFrame, expected: pl.DataFrame) -> None:
+    got, expected = got.sort("transaction_id"), expected.sort("transaction_id")
+    assert got["transaction_id"].to_list() == expected["transaction_id"].to_list()
+    for name in FEATURES:
+        a, b = got[name].cast(pl.Float64).to_numpy(), expected[name].cast(pl.Float64).to_numpy()
+        bad = np.flatnonzero(~np.isclose(a, b, rtol=0, atol=1e-9))
+        assert bad.size == 0, (
+            f"{name}: {bad.size} of {a.size} differ, e.g. transaction {got['transaction_id'][int(bad[0])]}"
+        )
+
+
+def test_feast_training_set_equals_the_batch_features(store, transactions, offline_features) -> None:
+    feature_store.apply_and_materialize(store, datetime(2018, 4, 2, tzinfo=UTC))
+    training_set = build_training_set(store, transactions, {"feature_service": "fraud_model_v1"})
+    assert training_set.height == transactions.height
+    _assert_same_features(training_set, offline_features)
+
+
+def test_online_replay_matches_the_training_set(store, transactions, offline_features) -> None:
+    """Materialize up to the start of the replay, then score and push the last days one transaction at a time."""
+    last_day = transactions["tx_datetime"].dt.epoch("us").max() // MICROS_PER_DAY
+    first_replayed = last_day - REPLAY_DAYS + 1
+    feature_store.apply_and_materialize(store, feature_store.day_start(first_replayed))
+    online = feature_store.OnlineFeatures(store, "fraud_model_v1")
+    sink = feature_store.OnlineUpdaterSink(store)
+    served: list[dict] = []
+
+    def replayed(event: dict) -> bool:
+        return event["tx_us"] // MICROS_PER_DAY >= first_replayed
+
+    def score(event: dict) -> None:
+        if replayed(event):
+            moment = EPOCH + timedelta(microseconds=event["tx_us"])
+            vector = online.vector(event["customer_id"], event["terminal_id"], moment, event["tx_amount"])
+            served.append({"transaction_id": event["transaction_id"], **vector})
+
+    def new_day(day: int, customer_rows: dict, terminal_rows: dict) -> None:
+        if day > first_replayed:  # the first replayed day comes from materialization
+            sink.new_day(day, customer_rows, terminal_rows)
+
+    replay(
+        transactions,
+        OnlineFeatureUpdater(LABEL_DELAY_DAYS),
+        on_new_day=new_day,
+        on_transaction=score,
+        after_transaction=lambda event, row: (
+            sink.transaction(event["customer_id"], event["tx_us"], row) if replayed(event) else None
+        ),
+    )
+    expected = offline_features.filter(pl.col("tx_datetime").dt.epoch("us") // MICROS_PER_DAY >= first_replayed)
+    assert len(served) == expected.height > 500
+    _assert_same_features(pl.DataFrame(served), expected)
+
+
+@pytest.mark.parametrize("customer_id, terminal_id", [(10**9, 10**9), (10**9, 1), (1, 10**9)])
+def test_unknown_entities_get_the_documented_defaults(store, customer_id: int, terminal_id: int) -> None:
+    feature_store.apply_and_materialize(store, datetime(2018, 5, 1, tzinfo=UTC))
+    vector = feature_store.OnlineFeatures(store, "fraud_model_v1").vector(
+        customer_id, terminal_id, datetime(2018, 5, 1, 3, tzinfo=UTC), 42.0
+    )
+    assert vector["tx_amount"] == 42.0 and vector["tx_during_night"] == 1
+    if customer_id == 10**9:
+        assert vector["customer_nb_tx_30d"] == 0 and vector["customer_avg_amount_7d"] == 0.0
+        assert vector["tx_amount_over_customer_avg_7d"] == 0.0
+    if terminal_id == 10**9:
+        assert vector["terminal_nb_tx_30d"] == 0 and vector["terminal_risk_30d"] == 0.0
