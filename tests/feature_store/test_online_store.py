@@ -76,9 +76,9 @@ def test_a_missing_sqlite_file_is_a_typed_error(store, feature_root: Path) -> No
     feature_store.apply_and_materialize(store, END)
     Path(store.config.online_store.path).unlink()
     online = feature_store.OnlineFeatures(store, "fraud_model_v1")
-    with pytest.raises(feature_store.OnlineStoreUnavailable, match="online.db is missing"):
+    with pytest.raises(feature_store.OnlineStoreUnavailable, match=r"online\.db is missing"):
         online.vector(1, 1, MOMENT, 10.0)
-    with pytest.raises(feature_store.OnlineStoreUnavailable, match="online.db is missing"):
+    with pytest.raises(feature_store.OnlineStoreUnavailable, match=r"online\.db is missing"):
         feature_store.OnlineUpdaterSink(store).transaction(1, 0, dict.fromkeys(CUSTOMER_INTRADAY, 0))
 
 
