@@ -29,18 +29,20 @@ SPARK_PARAMS = {
         "spark.driver.bindAddress": "127.0.0.1",
     },
 }
-# (tx_datetime, customer_id, terminal_id, tx_amount, tx_fraud): edge cases appended to the simulated data.
+# (tx_datetime, customer_id, terminal_id, tx_amount, tx_fraud): edge cases appended to the simulated data,
+# numbered by their position (they get consecutive ids after the simulated ones).
 EDGE_CASES = (
-    (datetime(2018, 5, 10, 10, 0, 0, tzinfo=UTC), 7, 11, 25.0, 0),  # two at the very same second ...
+    (datetime(2018, 5, 10, 10, 0, 0, tzinfo=UTC), 7, 11, 25.0, 0),  # 0-2: three at the very same second ...
     (datetime(2018, 5, 10, 10, 0, 0, tzinfo=UTC), 7, 12, 35.0, 0),
-    (datetime(2018, 5, 10, 10, 0, 1, tzinfo=UTC), 7, 11, 45.0, 0),  # ... and one right after them
-    (datetime(2018, 4, 1, 0, 0, 0, tzinfo=UTC), 8, 13, 15.0, 0),  # midnight of the first day
-    (datetime(2018, 5, 10, 23, 59, 59, tzinfo=UTC), 8, 13, 55.0, 0),  # last second of a day ...
-    (datetime(2018, 5, 11, 0, 0, 0, tzinfo=UTC), 8, 13, 65.0, 0),  # ... and the midnight after it
-    (datetime(2018, 5, 12, 12, 0, 0, tzinfo=UTC), 10_000, 20_000, 75.0, 0),  # a customer and terminal seen once
-    (datetime(2018, 5, 1, 23, 59, 59, tzinfo=UTC), 9, 20_001, 500.0, 1),  # a fraud at a new terminal: its label
-    (datetime(2018, 5, 8, 23, 59, 59, tzinfo=UTC), 9, 20_001, 20.0, 0),  # is not usable yet (delay) ...
-    (datetime(2018, 5, 9, 0, 0, 0, tzinfo=UTC), 9, 20_001, 30.0, 0),  # ... and is, from the next midnight
+    (datetime(2018, 5, 10, 10, 0, 0, tzinfo=UTC), 7, 13, 40.0, 0),
+    (datetime(2018, 5, 10, 10, 0, 1, tzinfo=UTC), 7, 11, 45.0, 0),  # 3: ... and one right after them
+    (datetime(2018, 4, 1, 0, 0, 0, tzinfo=UTC), 8, 13, 15.0, 0),  # 4: midnight of the first day
+    (datetime(2018, 5, 10, 23, 59, 59, tzinfo=UTC), 8, 13, 55.0, 0),  # 5: last second of a day ...
+    (datetime(2018, 5, 11, 0, 0, 0, tzinfo=UTC), 8, 13, 65.0, 0),  # 6: ... and the midnight after it
+    (datetime(2018, 5, 12, 12, 0, 0, tzinfo=UTC), 10_000, 20_000, 75.0, 0),  # 7: customer and terminal seen once
+    (datetime(2018, 5, 1, 23, 59, 59, tzinfo=UTC), 9, 20_001, 500.0, 1),  # 8: a fraud at a new terminal, whose
+    (datetime(2018, 5, 8, 23, 59, 59, tzinfo=UTC), 9, 20_001, 20.0, 0),  # 9: label is not usable yet (delay) ...
+    (datetime(2018, 5, 9, 0, 0, 0, tzinfo=UTC), 9, 20_001, 30.0, 0),  # 10: ... and is, from the next midnight
 )
 
 
@@ -88,16 +90,15 @@ def test_polars_features_keep_the_transaction_order(transactions: pl.DataFrame, 
 
 
 def test_edge_cases_on_the_polars_engine(transactions: pl.DataFrame, features: pl.DataFrame) -> None:
-    edges = features.filter(pl.col("transaction_id") > transactions["transaction_id"].max() - len(EDGE_CASES))
-    by_time = {(row["tx_datetime"], row["customer_id"]): row for row in edges.iter_rows(named=True)}
-    first, second, after = (by_time[(EDGE_CASES[i][0], 7)] for i in range(3))
-    assert first["customer_nb_tx_1d"] == second["customer_nb_tx_1d"]  # neither sees the other
-    assert after["customer_nb_tx_1d"] == first["customer_nb_tx_1d"] + 2
-    assert by_time[(EDGE_CASES[6][0], 10_000)]["customer_nb_tx_30d"] == 0
-    assert by_time[(EDGE_CASES[6][0], 10_000)]["terminal_nb_tx_30d"] == 0
-    assert by_time[(EDGE_CASES[8][0], 9)]["terminal_nb_tx_30d"] == 0  # the fraud is inside the label delay
-    at_boundary = by_time[(EDGE_CASES[9][0], 9)]
-    assert (at_boundary["terminal_nb_tx_1d"], at_boundary["terminal_risk_1d"]) == (1, 1.0)
+    first_id = transactions["transaction_id"].max() - len(EDGE_CASES) + 1
+    edges = features.filter(pl.col("transaction_id") >= first_id).iter_rows(named=True)
+    edge = {row["transaction_id"] - first_id: row for row in edges}
+    same_second = {edge[i]["customer_nb_tx_1d"] for i in range(3)}
+    assert len(same_second) == 1  # none sees the others
+    assert edge[3]["customer_nb_tx_1d"] == same_second.pop() + 3
+    assert (edge[7]["customer_nb_tx_30d"], edge[7]["terminal_nb_tx_30d"]) == (0, 0)
+    assert edge[9]["terminal_nb_tx_30d"] == 0  # the fraud is inside the label delay
+    assert (edge[10]["terminal_nb_tx_1d"], edge[10]["terminal_risk_1d"]) == (1, 1.0)
 
 
 def _online_features(transactions: pl.DataFrame) -> pl.DataFrame:

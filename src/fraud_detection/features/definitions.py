@@ -27,6 +27,7 @@ updater all call it. Missing state (an unknown customer or terminal) counts as n
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -80,53 +81,92 @@ def day_of(micros: np.ndarray | int) -> np.ndarray | int:
 
 
 def transaction_features(state: Mapping[str, Any], tx_datetime_us: Any, tx_amount: Any) -> dict[str, np.ndarray]:
-    """The features of transactions, from their stored state and request data (arrays of equal length).
+    """The features of many transactions, from their stored state and request data (arrays of equal length).
 
     `state` maps each name of STATE_COLUMNS to an array (None/NaN where the entity is unknown).
     """
     t = np.asarray(tx_datetime_us, dtype=np.int64)
-    amount = np.asarray(tx_amount, dtype=np.float64)
-    s = {name: _filled(state[name], len(t)) for name in STATE_COLUMNS}
-    today_nb, today_amount = _today_so_far(s, t)
-    out: dict[str, np.ndarray] = {
+    return _features(
+        _ARRAYS,
+        {n: _ARRAYS.filled(state[n], len(t)) for n in STATE_COLUMNS},
+        t,
+        np.asarray(tx_amount, dtype=np.float64),
+    )
+
+
+def features_of_one(state: Mapping[str, Any], tx_datetime_us: int, tx_amount: float) -> dict[str, int | float]:
+    """The features of one transaction, in plain Python numbers: the same formulas as `transaction_features`
+    (the same operations on the same IEEE doubles), without numpy's per-call overhead on the serving path."""
+    return _features(
+        _SCALARS, {n: _SCALARS.filled(state[n]) for n in STATE_COLUMNS}, int(tx_datetime_us), float(tx_amount)
+    )
+
+
+class _Arrays:
+    where = staticmethod(np.where)
+
+    @staticmethod
+    def integer(x: np.ndarray) -> np.ndarray:
+        return np.asarray(x).astype(np.int64)
+
+    @staticmethod
+    def filled(values: Any, length: int) -> np.ndarray:
+        """A float64 array of `length` with 0 where the state is missing (None or NaN)."""
+        return np.nan_to_num(np.broadcast_to(np.asarray(values, dtype=np.float64), (length,)), nan=0.0)
+
+
+class _Scalars:
+    @staticmethod
+    def where(condition: bool, then: Any, otherwise: Any) -> Any:
+        return then if condition else otherwise
+
+    integer = staticmethod(int)
+
+    @staticmethod
+    def filled(value: Any) -> float:
+        return 0.0 if value is None or math.isnan(value) else float(value)  # None or NaN: no state
+
+
+_ARRAYS, _SCALARS = _Arrays(), _Scalars()
+
+
+def _features(xp: Any, s: dict[str, Any], t: Any, amount: Any) -> dict[str, Any]:
+    """The formulas, written once for both backends (`xp`: where, integer)."""
+    today_nb, today_amount = _today_so_far(xp, s, t)
+    out = {
         "tx_amount": amount,
-        "tx_during_weekend": ((day_of(t) + EPOCH_WEEKDAY) % 7 >= 5).astype(np.int64),
-        "tx_during_night": ((t % MICROS_PER_DAY) < NIGHT_ENDS_HOUR * MICROS_PER_HOUR).astype(np.int64),
+        "tx_during_weekend": xp.integer((day_of(t) + EPOCH_WEEKDAY) % 7 >= 5),
+        "tx_during_night": xp.integer((t % MICROS_PER_DAY) < NIGHT_ENDS_HOUR * MICROS_PER_HOUR),
     }
     for n in CUSTOMER_WINDOWS:
         count = s[f"customer_nb_tx_prev_{n}d"] + today_nb
-        avg = _ratio(s[f"customer_amount_prev_{n}d"] + today_amount, count)
-        out[f"customer_nb_tx_{n}d"] = count.astype(np.int64)
+        avg = _ratio(xp, s[f"customer_amount_prev_{n}d"] + today_amount, count)
+        out[f"customer_nb_tx_{n}d"] = xp.integer(count)
         out[f"customer_avg_amount_{n}d"] = avg
-        out[f"tx_amount_over_customer_avg_{n}d"] = _ratio(amount, avg)
+        out[f"tx_amount_over_customer_avg_{n}d"] = _ratio(xp, amount, avg)
     for n in TERMINAL_WINDOWS:
         count = s[f"terminal_nb_tx_lagged_{n}d"]
-        out[f"terminal_nb_tx_{n}d"] = count.astype(np.int64)
-        out[f"terminal_risk_{n}d"] = _ratio(s[f"terminal_nb_fraud_lagged_{n}d"], count)
+        out[f"terminal_nb_tx_{n}d"] = xp.integer(count)
+        out[f"terminal_risk_{n}d"] = _ratio(xp, s[f"terminal_nb_fraud_lagged_{n}d"], count)
     return {name: out[name] for name in FEATURES}
 
 
-def _today_so_far(s: dict[str, np.ndarray], t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _today_so_far(xp: Any, s: dict[str, Any], t: Any) -> tuple[Any, Any]:
     """Count and sum of the customer's transactions earlier on the request's day, strictly before t."""
-    last = s["customer_today_last_tx_us"].astype(np.int64)
+    last = xp.integer(s["customer_today_last_tx_us"])
     same_day = (s["customer_today_nb_tx_at"] > 0) & (day_of(last) == day_of(t))
     include_last = t > last
-    nb_before, nb_at = s["customer_today_nb_tx_before"], s["customer_today_nb_tx_at"]
-    nb = np.where(same_day, nb_before + np.where(include_last, nb_at, 0.0), 0.0)
-    amount = np.where(
+    nb = xp.where(
+        same_day, s["customer_today_nb_tx_before"] + xp.where(include_last, s["customer_today_nb_tx_at"], 0.0), 0.0
+    )
+    amount = xp.where(
         same_day,
-        s["customer_today_amount_before"] + np.where(include_last, s["customer_today_amount_at"], 0.0),
+        s["customer_today_amount_before"] + xp.where(include_last, s["customer_today_amount_at"], 0.0),
         0.0,
     )
     return nb, amount
 
 
-def _filled(values: Any, length: int) -> np.ndarray:
-    """A float64 array of `length` with 0 where the state is missing (None or NaN)."""
-    array = np.broadcast_to(np.asarray(values, dtype=np.float64), (length,))
-    return np.nan_to_num(array, nan=0.0)
-
-
-def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-    safe = np.where(denominator > 0, denominator, 1.0)
-    return np.where(denominator > 0, numerator / safe, 0.0)
+def _ratio(xp: Any, numerator: Any, denominator: Any) -> Any:
+    """numerator / denominator, 0 where the denominator is 0."""
+    return xp.where(denominator > 0, numerator / xp.where(denominator > 0, denominator, 1.0), 0.0)

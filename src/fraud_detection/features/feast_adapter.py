@@ -7,7 +7,12 @@ from typing import Any
 
 import numpy as np
 
-from fraud_detection.features.definitions import ON_DEMAND_FEATURES, STATE_COLUMNS, transaction_features
+from fraud_detection.features.definitions import (
+    ON_DEMAND_FEATURES,
+    STATE_COLUMNS,
+    features_of_one,
+    transaction_features,
+)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -15,6 +20,9 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 def on_demand_features(inputs: dict[str, Any]) -> dict[str, list]:
     """Python-mode on-demand transformation: `inputs` maps names to lists (one item per row)."""
     times = inputs["tx_datetime"]
+    if len(times) == 1:  # the online path: one request
+        one = features_of_one({n: inputs[n][0] for n in STATE_COLUMNS}, _micros(times[0]), inputs["tx_amount"][0])
+        return {name: [one[name]] for name in ON_DEMAND_FEATURES}
     state = {name: np.asarray(inputs[name], dtype=np.float64) for name in STATE_COLUMNS}  # None becomes NaN
     features = transaction_features(state, [_micros(t) for t in times], inputs["tx_amount"])
     return {name: features[name].tolist() for name in ON_DEMAND_FEATURES}

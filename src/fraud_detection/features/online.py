@@ -22,7 +22,7 @@ from fraud_detection.features.definitions import (
     MICROS_PER_DAY,
     TERMINAL_DAILY,
     TERMINAL_WINDOWS,
-    transaction_features,
+    features_of_one,
 )
 
 
@@ -104,8 +104,7 @@ class OnlineFeatureUpdater:
 
     def features(self, customer_id: int, terminal_id: int, tx_us: int, amount: float) -> dict[str, float]:
         """The features of a transaction about to be scored (before `add_transaction`)."""
-        state = {name: [value] for name, value in self.state(customer_id, terminal_id).items()}
-        return {name: values[0].item() for name, values in transaction_features(state, [tx_us], [amount]).items()}
+        return features_of_one(self.state(customer_id, terminal_id), tx_us, amount)
 
     def _customer_row(self, tiles: dict[int, list[float]], day: int) -> dict[str, float]:
         row = {}

@@ -46,12 +46,15 @@ def transaction_features(transactions: pl.DataFrame, tables: StateTables) -> pl.
     """Every transaction with its label columns and features: the offline truth the other paths must match."""
     tx = _with_day(transactions).with_columns(pl.col("tx_datetime").dt.epoch("us").alias("tx_us"))
     joined = (
-        tx.join(tables.customer_daily.drop(EVENT_TIMESTAMP), on=["customer_id", "day"], how="left")
-        .join(tables.terminal_daily.drop(EVENT_TIMESTAMP), on=["terminal_id", "day"], how="left")
+        tx.join(
+            tables.customer_daily.drop(EVENT_TIMESTAMP), on=["customer_id", "day"], how="left", maintain_order="left"
+        )
+        .join(tables.terminal_daily.drop(EVENT_TIMESTAMP), on=["terminal_id", "day"], how="left", maintain_order="left")
         .join(
             tables.customer_intraday.rename({EVENT_TIMESTAMP: "tx_datetime"}),
             on=["customer_id", "tx_datetime"],
             how="left",
+            maintain_order="left",
         )
     )
     state = {name: joined[name].to_numpy() for name in joined.columns if name not in tx.columns}

@@ -9,6 +9,7 @@ polars_engine's.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -40,12 +41,13 @@ class SparkStateTables(NamedTuple):
 
 def state_tables(spark: SparkSession, transactions: pl.DataFrame | DataFrame, label_delay_days: int) -> StateTables:
     """The polars engine's `state_tables`, computed by Spark: same columns, types, values and row order."""
-    tables = spark_state_tables(_transactions(spark, transactions), label_delay_days)
-    return StateTables(
-        customer_daily=_collect(tables.customer_daily).sort("customer_id", "day"),
-        customer_intraday=_collect(tables.customer_intraday).sort("customer_id", EVENT_TIMESTAMP),
-        terminal_daily=_collect(tables.terminal_daily).sort("terminal_id", "day"),
-    )
+    with _cached(_transactions(spark, transactions)) as tx:
+        tables = spark_state_tables(tx, label_delay_days)
+        return StateTables(
+            customer_daily=_collect(tables.customer_daily).sort("customer_id", "day"),
+            customer_intraday=_collect(tables.customer_intraday).sort("customer_id", EVENT_TIMESTAMP),
+            terminal_daily=_collect(tables.terminal_daily).sort("terminal_id", "day"),
+        )
 
 
 def transaction_features(
@@ -54,21 +56,22 @@ def transaction_features(
     tables: StateTables | None = None,
     label_delay_days: int | None = None,
 ) -> pl.DataFrame:
-    """The polars engine's `transaction_features`, joined in Spark, in the order of `transactions`.
+    """The polars engine's `transaction_features`, joined in Spark, in the order of `transactions` (for a Spark
+    frame, its partition order; tx_datetime must be a TIMESTAMP).
 
     `tables` are polars state tables (from either engine); without them Spark computes them from `transactions`,
     which then needs `label_delay_days`.
     """
     if tables is None and label_delay_days is None:
         raise ValueError("transaction_features needs the state tables, or label_delay_days to compute them")
-    tx = _transactions(spark, transactions)
-    if tables is not None:
-        state = SparkStateTables(*(_to_spark(spark, table) for table in tables))
-    else:
-        state = spark_state_tables(tx, label_delay_days)
-    joined = _joined(_with_day(tx), state)
-    features = joined.mapInPandas(_features_of_batches, _features_schema(joined))
-    collected = _collect(features.withColumn("tx_datetime", F.timestamp_micros("tx_us")))
+    with _cached(_transactions(spark, transactions)) as tx:
+        if tables is not None:
+            state = SparkStateTables(*(_to_spark(spark, table) for table in tables))
+        else:
+            state = spark_state_tables(tx, label_delay_days)
+        joined = _joined(_with_day(tx), state)
+        features = joined.mapInPandas(_features_of_batches, _features_schema(joined))
+        collected = _collect(features.withColumn("tx_datetime", F.timestamp_micros("tx_us")))
     return collected.sort(ROW).select(*LABEL_COLUMNS, *_feature_types())
 
 
@@ -88,6 +91,16 @@ def _transactions(spark: SparkSession, transactions: pl.DataFrame | DataFrame) -
     if isinstance(transactions, pl.DataFrame):
         return _to_spark(spark, transactions.select(TX_COLUMNS).with_row_index(ROW).cast({ROW: pl.Int64}))
     return transactions.select(*TX_COLUMNS).withColumn(ROW, F.monotonically_increasing_id())
+
+
+@contextmanager
+def _cached(frame: DataFrame) -> Iterator[DataFrame]:
+    """The frame, kept by the executors while in use: the state tables and the join all read it."""
+    cached = frame.persist()
+    try:
+        yield cached
+    finally:
+        cached.unpersist()
 
 
 def _to_spark(spark: SparkSession, frame: pl.DataFrame) -> DataFrame:
