@@ -59,3 +59,10 @@ def store(request: pytest.FixtureRequest, feature_root: Path, monkeypatch: pytes
     yield opened
     if request.param == "redis":
         opened.teardown()
+
+
+@pytest.fixture
+def sqlite_store(feature_root: Path, monkeypatch: pytest.MonkeyPatch):
+    """A fresh store online in SQLite, for the faults only a file can have."""
+    monkeypatch.chdir(feature_root)
+    return open_store(feature_root, "sqlite")

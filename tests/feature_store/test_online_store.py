@@ -70,9 +70,8 @@ def test_replaying_twice_leaves_the_same_state(store, transactions) -> None:
     assert replay_into_store() == replay_into_store()
 
 
-def test_a_missing_sqlite_file_is_a_typed_error(store, feature_root: Path) -> None:
-    if store.config.online_store.type != "sqlite":
-        pytest.skip("SQLite only")
+def test_a_missing_sqlite_file_is_a_typed_error(sqlite_store) -> None:
+    store = sqlite_store
     feature_store.apply_and_materialize(store, END)
     Path(store.config.online_store.path).unlink()
     online = feature_store.OnlineFeatures(store, "fraud_model_v1")
@@ -82,9 +81,8 @@ def test_a_missing_sqlite_file_is_a_typed_error(store, feature_root: Path) -> No
         feature_store.OnlineUpdaterSink(store).transaction(1, 0, dict.fromkeys(CUSTOMER_INTRADAY, 0))
 
 
-def test_a_locked_sqlite_file_is_a_typed_error(store) -> None:
-    if store.config.online_store.type != "sqlite":
-        pytest.skip("SQLite only")
+def test_a_locked_sqlite_file_is_a_typed_error(sqlite_store) -> None:
+    store = sqlite_store
     feature_store.apply_and_materialize(store, END)
     sink = feature_store.OnlineUpdaterSink(store)
     lock = sqlite3.connect(store.config.online_store.path, timeout=0)
