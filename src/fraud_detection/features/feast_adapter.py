@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from fraud_detection.features.definitions import (
     ON_DEMAND_FEATURES,
@@ -24,7 +25,8 @@ def on_demand_features(inputs: dict[str, Any]) -> dict[str, list]:
         one = features_of_one({n: inputs[n][0] for n in STATE_COLUMNS}, _micros(times[0]), inputs["tx_amount"][0])
         return {name: [one[name]] for name in ON_DEMAND_FEATURES}
     state = {name: np.asarray(inputs[name], dtype=np.float64) for name in STATE_COLUMNS}  # None becomes NaN
-    features = transaction_features(state, [_micros(t) for t in times], inputs["tx_amount"])
+    micros = pd.to_datetime(pd.Series(times), utc=True).dt.as_unit("us").astype("int64").to_numpy()
+    features = transaction_features(state, micros, inputs["tx_amount"])
     return {name: features[name].tolist() for name in ON_DEMAND_FEATURES}
 
 
