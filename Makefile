@@ -32,6 +32,7 @@ test-services: setup  ## the slow and service-backed tests (Spark, Redis, Postgr
 bench: setup  ## benchmarks; figures go to reports/bench/
 	$(UV) run --frozen --no-sync python -m bench.bench_simulate
 	$(UV) run --frozen --no-sync python -m bench.bench_ingest --spark-runs 1
+	$(UV) run --frozen --no-sync python -m bench.bench_features --spark
 
 lint: setup
 	$(UV) run --frozen --no-sync ruff check .
