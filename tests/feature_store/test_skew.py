@@ -86,3 +86,16 @@ def test_unknown_entities_get_the_documented_defaults(store, customer_id: int, t
         assert vector["tx_amount_over_customer_avg_7d"] == 0.0
     if terminal_id == 10**9:
         assert vector["terminal_nb_tx_30d"] == 0 and vector["terminal_risk_30d"] == 0.0
+
+
+@pytest.mark.parametrize("hours_after", [1, 13, 30, 80])  # within the day, later that day, next day, days later
+def test_direct_online_read_equals_feasts_get_online_features(store, hours_after: int) -> None:
+    """`vector` (direct reads of the service's views) and Feast's generic path give the same vectors, for known
+    and unknown entities, fresh and stale (older than the views' TTL) values."""
+    end = datetime(2018, 5, 1, tzinfo=UTC)
+    feature_store.apply_and_materialize(store, end)
+    online = feature_store.OnlineFeatures(store, "fraud_model_v1")
+    moment = end + timedelta(hours=hours_after)
+    for customer_id, terminal_id in [(c, (7 * c) % 650) for c in range(0, 320, 3)]:
+        fast = online.vector(customer_id, terminal_id, moment, 25.0)
+        assert fast == online.vector_via_feast(customer_id, terminal_id, moment, 25.0), (customer_id, terminal_id)
