@@ -3,7 +3,6 @@ polars engine gives hand-computed values on a tiny frame, so the definition itse
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 
 import polars as pl
@@ -17,18 +16,9 @@ from fraud_detection.features.online import OnlineFeatureUpdater
 from fraud_detection.features.polars_engine import StateTables
 from fraud_detection.features.replay import Event, replay
 from fraud_detection.simulation import SimulationConfig, simulate_transactions
-from fraud_detection.spark import get_spark
 
 LABEL_DELAY_DAYS = 7
 TOLERANCE = {"rel_tol": 1e-9, "abs_tol": 1e-9}
-SPARK_PARAMS = {
-    "master": "local[2]",
-    "conf": {
-        "spark.sql.shuffle.partitions": "4",
-        "spark.driver.host": "127.0.0.1",
-        "spark.driver.bindAddress": "127.0.0.1",
-    },
-}
 # (tx_datetime, customer_id, terminal_id, tx_amount, tx_fraud): edge cases appended to the simulated data,
 # numbered by their position (they get consecutive ids after the simulated ones).
 EDGE_CASES = (
@@ -118,13 +108,6 @@ def test_online_updater_matches_polars(transactions: pl.DataFrame, features: pl.
     online = _online_features(transactions).sort("transaction_id")
     expected = features.select("transaction_id", *FEATURES).sort("transaction_id")
     assert_frame_equal(online, expected, **TOLERANCE)
-
-
-@pytest.fixture(scope="module")
-def spark() -> Iterator[SparkSession]:
-    session = get_spark(SPARK_PARAMS)
-    yield session
-    session.stop()
 
 
 @pytest.mark.spark

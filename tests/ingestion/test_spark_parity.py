@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
@@ -14,7 +14,6 @@ from fraud_detection.ingestion import polars_engine, spark_engine
 from fraud_detection.ingestion.schema import Limits
 from fraud_detection.ingestion.sources import map_columns
 from fraud_detection.simulation import SimulationConfig, simulate_transactions
-from fraud_detection.spark import get_spark
 from tests.ingestion.messy_source import COLUMN_MAP, messy_source
 
 pytestmark = pytest.mark.spark
@@ -23,21 +22,6 @@ NAN, INF = float("nan"), float("inf")
 NANOS = pl.Datetime("ns")
 Frames = tuple[pl.DataFrame, pl.DataFrame]
 TimeColumn = Callable[[pl.Series], pl.Series]
-SPARK_PARAMS = {
-    "master": "local[2]",
-    "conf": {
-        "spark.sql.shuffle.partitions": "4",
-        "spark.driver.host": "127.0.0.1",
-        "spark.driver.bindAddress": "127.0.0.1",
-    },
-}
-
-
-@pytest.fixture(scope="module")
-def spark() -> Iterator[SparkSession]:
-    session = get_spark(SPARK_PARAMS)
-    yield session
-    session.stop()
 
 
 @pytest.fixture(scope="module")
