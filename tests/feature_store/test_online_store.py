@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from fraud_detection import feature_store
+from fraud_detection.feature_repo import PUSH_SOURCES
 from fraud_detection.features.definitions import CUSTOMER_DAILY, CUSTOMER_INTRADAY, TERMINAL_DAILY
 from fraud_detection.features.online import OnlineFeatureUpdater
 from fraud_detection.features.replay import replay
@@ -108,3 +109,28 @@ def test_redis_down_is_a_typed_error(feature_root: Path, monkeypatch: pytest.Mon
     online = feature_store.OnlineFeatures(down, "fraud_model_v1")
     with pytest.raises(feature_store.OnlineStoreUnavailable):
         online.vector(1, 1, MOMENT, 10.0)
+
+
+@pytest.mark.slow  # the push path costs about 10 ms a row
+def test_the_sink_writes_what_feasts_push_sources_write(
+    feature_root: Path, monkeypatch: pytest.MonkeyPatch, transactions
+) -> None:
+    """OnlineUpdaterSink skips the push path's registry lookups; the online state it leaves is the same as
+    `store.push(<view>_push, rows)` leaves."""
+    monkeypatch.chdir(feature_root)
+    window = transactions.filter(transactions["tx_datetime"] < datetime(2018, 4, 4, tzinfo=UTC))
+    states = []
+    for writer in ("sink", "push"):
+        store = open_store(feature_root, "sqlite")
+        feature_store.apply_and_materialize(store, datetime(2018, 4, 1, tzinfo=UTC))
+        sink = feature_store.OnlineUpdaterSink(store)
+        if writer == "push":
+            monkeypatch.setattr(sink, "_write", lambda view, rows, s=store: s.push(PUSH_SOURCES[view], rows))
+        replay(
+            window,
+            OnlineFeatureUpdater(LABEL_DELAY_DAYS),
+            on_new_day=sink.new_day,
+            after_transaction=lambda e, row, s=sink: s.transaction(e["customer_id"], e["tx_us"], row),
+        )
+        states.append(_online_state(store, range(300), range(600)))
+    assert states[0] == states[1]
