@@ -1,0 +1,92 @@
+"""The model's pieces: preprocessing fitted on training data, the network and its training system."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from fraud_detection.models.data import TransactionDataModule
+from fraud_detection.models.network import FeedForward
+from fraud_detection.models.preprocessing import Standardizer
+from fraud_detection.models.system import FraudClassifier
+
+FEATURES = ("tx_amount", "customer_nb_tx_7d", "terminal_risk_7d")
+
+
+@pytest.fixture
+def data() -> tuple[np.ndarray, np.ndarray]:
+    """Frauds have large amounts and risky terminals: learnable."""
+    rng = np.random.default_rng(0)
+    labels = (rng.random(2000) < 0.1).astype(np.float32)
+    matrix = np.column_stack(
+        [rng.lognormal(3, 1, 2000) * (1 + 4 * labels), rng.poisson(10, 2000), rng.random(2000) * 0.2 + 0.5 * labels]
+    )
+    return matrix, labels
+
+
+def test_standardizer_is_fitted_on_training_data_and_round_trips(data) -> None:
+    matrix, _ = data
+    scaler = Standardizer.fit(matrix, FEATURES, log_features=("tx_amount",))
+    out = scaler.transform(matrix)
+    assert out.dtype == np.float32 and np.allclose(out.mean(axis=0), 0, atol=1e-5)
+    assert np.allclose(out.std(axis=0), 1, atol=1e-4)
+    assert Standardizer.from_dict(scaler.to_dict()) == scaler
+    constant = Standardizer.fit(np.ones((5, 3)), FEATURES, ())
+    assert np.isfinite(constant.transform(np.ones((2, 3)))).all(), "a constant feature is not divided by 0"
+
+
+def test_standardizer_names_a_feature_with_nan(data) -> None:
+    matrix, _ = data
+    matrix[7, 2] = np.nan
+    with pytest.raises(ValueError, match="feature terminal_risk_7d has NaN or infinite values"):
+        Standardizer.fit(matrix, FEATURES, ())
+
+
+def test_the_data_module_refuses_fewer_rows_than_a_batch(data) -> None:
+    matrix, labels = data
+    with pytest.raises(ValueError, match="fewer than one batch"):
+        TransactionDataModule((matrix[:10], labels[:10]), (matrix, labels), batch_size=64)
+
+
+def _train(data, seed: int, epochs: int) -> tuple[FraudClassifier, dict]:
+    matrix, labels = data
+    scaler = Standardizer.fit(matrix, FEATURES, ("tx_amount",))
+    x = scaler.transform(matrix)
+    pl.seed_everything(seed, workers=True)
+    system = FraudClassifier(FeedForward(len(FEATURES), (16, 8), dropout=0.0), learning_rate=1e-2, pos_weight=5.0)
+    trainer = pl.Trainer(
+        max_epochs=epochs, accelerator="cpu", deterministic=True, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False,
+    )  # fmt: skip
+    trainer.fit(system, TransactionDataModule((x[:1500], labels[:1500]), (x[1500:], labels[1500:]), 128, seed))
+    return system, {k: float(v) for k, v in trainer.callback_metrics.items()}
+
+
+def test_training_learns_a_learnable_signal(data) -> None:
+    _, metrics = _train(data, seed=1, epochs=5)
+    assert metrics["val_average_precision"] > 0.9 and metrics["val_auc_roc"] > 0.95
+
+
+def test_training_is_reproducible_on_cpu(data) -> None:
+    first, metrics = _train(data, seed=3, epochs=2)
+    second, again = _train(data, seed=3, epochs=2)
+    assert metrics == again
+    for a, b in zip(first.state_dict().values(), second.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_the_network_can_overfit_one_batch() -> None:
+    """The cheapest proof that the training system is wired right."""
+    torch.manual_seed(0)
+    x, y = torch.randn(32, 5), (torch.rand(32) < 0.5).float()
+    system = FraudClassifier(FeedForward(5, (32, 32), dropout=0.0), learning_rate=1e-2)
+    optimiser = system.configure_optimizers()
+    for _ in range(300):
+        optimiser.zero_grad()
+        loss = system.loss(system.network(x), y)
+        loss.backward()
+        optimiser.step()
+    assert loss.item() < 0.02
+    assert ((system(x) > 0.5).float() == y).all()
