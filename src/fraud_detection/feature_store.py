@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 PROJECT = "fraud_detection"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ONE_DAY = timedelta(days=1)
 
 
 class OnlineStoreUnavailable(RuntimeError):
@@ -194,10 +196,6 @@ class OnlineUpdaterSink:
             self._provider.ingest_df(self._views[view], rows)
         except Exception as error:
             raise OnlineStoreUnavailable(f"online feature store unwritable: {error}") from error
-
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-ONE_DAY = timedelta(days=1)
 
 
 def day_start(day: int) -> datetime:
