@@ -1,6 +1,7 @@
 """Kedro datasets that write atomically: a crash leaves the previous output or none, never half of one."""
 
+from fraud_detection.datasets.csv import CSVFolderDataset
 from fraud_detection.datasets.json import JSONDataset
 from fraud_detection.datasets.parquet import ParquetDataset, PartitionedParquetDataset
 
-__all__ = ["JSONDataset", "ParquetDataset", "PartitionedParquetDataset"]
+__all__ = ["CSVFolderDataset", "JSONDataset", "ParquetDataset", "PartitionedParquetDataset"]

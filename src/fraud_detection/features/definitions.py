@@ -170,3 +170,7 @@ def _today_so_far(xp: Any, s: dict[str, Any], t: Any) -> tuple[Any, Any]:
 def _ratio(xp: Any, numerator: Any, denominator: Any) -> Any:
     """numerator / denominator, 0 where the denominator is 0."""
     return xp.where(denominator > 0, numerator / xp.where(denominator > 0, denominator, 1.0), 0.0)
+
+
+# Non-negative, heavy-tailed features (amounts, counts, amount ratios): models see them through log1p.
+HEAVY_TAILED = tuple(name for name in FEATURES if name.startswith(("tx_amount", "customer_", "terminal_nb_tx_")))

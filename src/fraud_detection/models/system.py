@@ -7,6 +7,8 @@ import torch
 from torch import nn
 from torchmetrics.classification import BinaryAUROC, BinaryAveragePrecision
 
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+
 
 class FraudClassifier(pl.LightningModule):
     """Binary classification of transactions. `pos_weight` scales the loss of frauds (class imbalance)."""
@@ -17,7 +19,10 @@ class FraudClassifier(pl.LightningModule):
         learning_rate: float = 1e-3,
         weight_decay: float = 0.0,
         pos_weight: float = 1.0,
+        optimizer: str = "adam",
     ) -> None:
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"train.optimizer is {optimizer!r}; expected one of {sorted(OPTIMIZERS)}")
         super().__init__()
         self.save_hyperparameters(ignore=["network"])
         self.network = network
@@ -49,6 +54,5 @@ class FraudClassifier(pl.LightningModule):
         self.val_auc.reset()
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(
-            self.parameters(), lr=self.hparams.learning_rate, weight_decay=self.hparams.weight_decay
-        )
+        optimizer = OPTIMIZERS[self.hparams.optimizer]
+        return optimizer(self.parameters(), lr=self.hparams.learning_rate, weight_decay=self.hparams.weight_decay)

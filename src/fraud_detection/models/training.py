@@ -1,0 +1,181 @@
+"""Training, one code path for every scale: the same `fit` runs on a CPU, one GPU, or DDP over many GPUs and nodes;
+only the Trainer's settings (`TrainConfig.trainer`) change.
+
+`fit` fits the preprocessing on the training rows only, trains with early stopping on validation average
+precision and returns the best epoch's weights as a `FraudScorer`. Under DDP every rank returns the same scorer;
+callers write artifacts on global rank 0 only.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+from pytorch_lightning.callbacks import Callback, EarlyStopping
+
+from fraud_detection.models.data import TransactionDataModule
+from fraud_detection.models.preprocessing import Standardizer
+from fraud_detection.models.scorer import FraudScorer, NetworkSpec
+from fraud_detection.models.system import FraudClassifier
+
+MONITOR = "val_average_precision"
+TRAINER_KEYS = {"accelerator", "devices", "strategy", "precision", "num_nodes"}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The model and optimisation settings of params.yaml `train` (see there for what each does)."""
+
+    hidden_sizes: tuple[int, ...] = (64, 32)
+    dropout: float = 0.1
+    pos_weight: float = 1.0
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 512
+    max_epochs: int = 20
+    patience: int = 3
+    seed: int = 0
+    trainer: dict[str, Any] = field(default_factory=lambda: {"accelerator": "cpu", "devices": 1})
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> TrainConfig:
+        """From the `train` params; other keys of `train` (the data window) are not the model's business."""
+        known = {f.name for f in fields(cls)}
+        config = cls(**{k: v for k, v in params.items() if k in known})
+        unknown = set(config.trainer) - TRAINER_KEYS
+        if unknown:
+            raise ValueError(
+                f"train.trainer has unknown keys {sorted(unknown)}; expected some of {sorted(TRAINER_KEYS)}"
+            )
+        return cls(**{**config.__dict__, "hidden_sizes": tuple(config.hidden_sizes)})
+
+
+@dataclass(frozen=True)
+class FitResult:
+    scorer: FraudScorer
+    history: list[dict[str, float]]  # one entry per epoch: train_loss, val_loss, val_average_precision, ...
+    best_epoch: int
+    best_score: float  # validation average precision of the best epoch
+    seconds: float
+    samples_per_second: float
+    global_rank: int  # 0 in a single process; this process's rank under DDP
+
+
+def fit(
+    train: tuple[np.ndarray, np.ndarray],
+    validation: tuple[np.ndarray, np.ndarray],
+    features: tuple[str, ...],
+    log_features: tuple[str, ...],
+    config: TrainConfig,
+) -> FitResult:
+    """Train on `train` (raw feature matrix in `features` order, labels), early-stopping on `validation`."""
+    for name, (_, labels) in (("training", train), ("validation", validation)):
+        _check_both_classes(name, labels)
+    standardizer = Standardizer.fit(train[0], features, log_features)
+    data = TransactionDataModule(
+        (standardizer.transform(train[0]), train[1]),
+        (standardizer.transform(validation[0]), validation[1]),
+        config.batch_size,
+        config.seed,
+    )
+    pl.seed_everything(config.seed, workers=True, verbose=False)
+    spec = NetworkSpec(len(features), config.hidden_sizes, config.dropout)
+    system = FraudClassifier(
+        spec.build(), config.learning_rate, config.weight_decay, config.pos_weight, config.optimizer
+    )
+    best, history = BestWeights(), EpochHistory()
+    trainer = pl.Trainer(
+        max_epochs=config.max_epochs,
+        callbacks=[EarlyStopping(MONITOR, patience=config.patience, mode="max"), best, history],
+        deterministic=True,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        **config.trainer,
+    )
+    started = time.perf_counter()
+    trainer.fit(system, data)
+    seconds = time.perf_counter() - started
+    if best.state is None:
+        raise RuntimeError("training ended before a validation epoch completed: no model to keep")
+    return FitResult(
+        scorer=FraudScorer(standardizer, spec, best.state),
+        history=history.epochs,
+        best_epoch=best.epoch,
+        best_score=best.score,
+        seconds=seconds,
+        samples_per_second=history.samples_seen / seconds,
+        global_rank=trainer.global_rank,
+    )
+
+
+def fit_with_holdout(
+    matrix: np.ndarray,
+    labels: np.ndarray,
+    features: tuple[str, ...],
+    log_features: tuple[str, ...],
+    config: TrainConfig,
+    validation_fraction: float,
+) -> FitResult:
+    """`fit`, early-stopping on a stratified `validation_fraction` of the rows (drawn with the config's seed)."""
+    _check_both_classes("training", labels)
+    train_rows, validation_rows = stratified_split(labels, validation_fraction, config.seed)
+    train = (matrix[train_rows], labels[train_rows])
+    return fit(train, (matrix[validation_rows], labels[validation_rows]), features, log_features, config)
+
+
+def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices (train, validation): `fraction` of each class to validation, drawn with `seed`; sorted."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"train.validation_fraction is {fraction}; expected a number between 0 and 1")
+    rng = np.random.default_rng(seed)
+    validation = np.concatenate(
+        [rng.permutation(idx)[: round(len(idx) * fraction)] for idx in (np.flatnonzero(labels == c) for c in (0, 1))]
+    )
+    mask = np.zeros(len(labels), dtype=bool)
+    mask[validation] = True
+    return np.flatnonzero(~mask), np.flatnonzero(mask)
+
+
+def _check_both_classes(name: str, labels: np.ndarray) -> None:
+    frauds = int(np.sum(labels == 1))
+    if frauds == 0 or frauds == len(labels):
+        raise ValueError(
+            f"the {name} set has {len(labels)} rows and {frauds} frauds; expected both frauds and genuine "
+            "transactions (widen the data window or check the labels)"
+        )
+
+
+class BestWeights(Callback):
+    """Keeps a copy of the network's weights at its best validation average precision."""
+
+    def __init__(self) -> None:
+        self.state: dict | None = None
+        self.epoch, self.score = -1, float("-inf")
+
+    def on_validation_end(self, trainer: pl.Trainer, system: pl.LightningModule) -> None:
+        score = float(trainer.callback_metrics[MONITOR])
+        if score > self.score:
+            self.score, self.epoch = score, trainer.current_epoch
+            self.state = {k: v.detach().cpu().clone() for k, v in system.network.state_dict().items()}
+
+
+class EpochHistory(Callback):
+    """The epoch-level metrics, for tracking, and the number of training rows seen (throughput)."""
+
+    def __init__(self) -> None:
+        self.epochs: list[dict[str, float]] = []
+        self.samples_seen = 0
+
+    def on_train_batch_end(self, trainer: pl.Trainer, system: pl.LightningModule, outputs, batch, batch_idx) -> None:
+        self.samples_seen += len(batch[1]) * trainer.world_size
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, system: pl.LightningModule) -> None:
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        self.epochs.append({"epoch": trainer.current_epoch, **metrics})

@@ -1,0 +1,130 @@
+"""The trained candidate: what the `train` stage produces and the `register` stage picks up.
+
+Saving a `Candidate` logs one MLflow run (parameters, per-epoch metrics, lineage tags, the pyfunc model with
+signature and input example), then writes the candidate folder (`scorer/` files + `candidate.json` naming the run
+and the logged model) in one atomic rename. A crash leaves the previous candidate or none; a run that failed half
+way is marked FAILED in MLflow and never becomes a candidate. Under DDP only global rank 0 writes anything.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from kedro.io import AbstractDataset
+
+from fraud_detection.datasets.atomic import atomic_folder
+from fraud_detection.models.scorer import FraudScorer
+from fraud_detection.tracking.lineage import flatten, git_commit
+
+log = logging.getLogger(__name__)
+
+CANDIDATE_FILE = "candidate.json"
+SCORER_FOLDER = "scorer"
+MODEL_NAME = "model"
+
+
+@dataclass
+class Candidate:
+    scorer: FraudScorer
+    params: dict[str, Any]  # every param the model depends on (logged flattened)
+    metrics: dict[str, float]  # final figures: best validation scores, duration, throughput, sizes
+    history: list[dict[str, float]]  # per-epoch metrics
+    tags: dict[str, str]  # lineage: data hash, params hash, feature service, training window
+    input_example: pd.DataFrame  # a few raw feature rows, for the model's signature
+    global_rank: int = 0
+    run: dict[str, str] = field(default_factory=dict)  # run_id, model_uri, ... once saved
+
+
+class CandidateDataset(AbstractDataset[Candidate, Candidate]):
+    """`path`: the candidate folder; `tracking_uri`/`experiment`/`artifact_location`: where MLflow logs it."""
+
+    def __init__(
+        self,
+        path: str,
+        tracking_uri: str,
+        experiment: str,
+        artifact_location: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self._path = Path(path)
+        self._tracking_uri = tracking_uri
+        self._experiment = experiment
+        self._artifact_location = artifact_location
+        self.metadata = metadata
+
+    def save(self, candidate: Candidate) -> None:
+        if candidate.global_rank != 0:
+            log.info("rank %d: the candidate is written by rank 0 only", candidate.global_rank)
+            return
+        with atomic_folder(self._path) as folder:
+            candidate.scorer.save(folder / SCORER_FOLDER)
+            candidate.run = self._log_run(candidate, folder / SCORER_FOLDER)
+            record = {"run": candidate.run, "metrics": candidate.metrics, "tags": candidate.tags}
+            (folder / CANDIDATE_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+        log.info("candidate %s written to %s", candidate.run["model_uri"], self._path)
+
+    def load(self) -> Candidate:
+        record = json.loads((self._path / CANDIDATE_FILE).read_text())
+        scorer = FraudScorer.load(self._path / SCORER_FOLDER)
+        return Candidate(scorer, {}, record["metrics"], [], record["tags"], pd.DataFrame(), run=record["run"])
+
+    def _log_run(self, candidate: Candidate, scorer_folder: Path) -> dict[str, str]:
+        import mlflow
+        from mlflow.entities import Metric
+        from mlflow.models import infer_signature
+
+        from fraud_detection.tracking.pyfunc import SCORER_ARTIFACT, FraudModel, pip_requirements
+
+        mlflow.set_tracking_uri(_absolute_sqlite(self._tracking_uri))
+        experiment_id = self._experiment_id(mlflow)
+        example = candidate.input_example.astype("float64")
+        signature = infer_signature(example, FraudModel.output_example(len(example)))
+        with mlflow.start_run(experiment_id=experiment_id) as run:
+            mlflow.log_params(flatten(candidate.params))
+            mlflow.set_tags({**candidate.tags, "git_commit": git_commit()})
+            history = [
+                Metric(name, value, 0, int(epoch["epoch"]))
+                for epoch in candidate.history
+                for name, value in epoch.items()
+                if name != "epoch"
+            ]
+            mlflow.MlflowClient().log_batch(run.info.run_id, metrics=history)
+            mlflow.log_metrics(candidate.metrics)
+            model = mlflow.pyfunc.log_model(
+                name=MODEL_NAME,
+                python_model=FraudModel(),
+                artifacts={SCORER_ARTIFACT: str(scorer_folder)},
+                signature=signature,
+                input_example=example,
+                pip_requirements=pip_requirements(),
+            )
+        return {"run_id": run.info.run_id, "model_uri": model.model_uri, "model_id": model.model_id,
+                "tracking_uri": mlflow.get_tracking_uri(), "experiment": self._experiment}  # fmt: skip
+
+    def _experiment_id(self, mlflow: Any) -> str:
+        existing = mlflow.get_experiment_by_name(self._experiment)
+        if existing is not None:
+            return existing.experiment_id
+        location = Path(self._artifact_location).resolve().as_uri() if self._artifact_location else None
+        return mlflow.create_experiment(self._experiment, artifact_location=location)
+
+    def _exists(self) -> bool:
+        return (self._path / CANDIDATE_FILE).is_file()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": str(self._path), "tracking_uri": self._tracking_uri, "experiment": self._experiment}
+
+
+def _absolute_sqlite(uri: str) -> str:
+    """`sqlite:///relative/path.db` resolved against the working directory (the project root), folder created."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix) or uri.startswith(prefix + "/"):
+        return uri
+    path = Path(uri.removeprefix(prefix)).resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return prefix + str(path)
