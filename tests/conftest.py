@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import polars as pl
 import pytest
 from kedro.config import OmegaConfigLoader
 
@@ -13,8 +15,10 @@ if TYPE_CHECKING:
 
     from pyspark.sql import SparkSession
 
+from fraud_detection.features import polars_engine
 from fraud_detection.offline import disable_telemetry
 from fraud_detection.settings import CONFIG_LOADER_ARGS
+from fraud_detection.simulation import SimulationConfig, simulate_transactions
 from fraud_detection.spark import get_spark
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -53,3 +57,17 @@ def spark() -> Iterator[SparkSession]:
     session = get_spark(SPARK_TEST_PARAMS)
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def small_training_set() -> pl.DataFrame:
+    """The features table of a small simulated set: what the training set holds (the skew tests prove it)."""
+    config = SimulationConfig(n_customers=300, n_terminals=600, n_days=60, start_date=date(2018, 4, 1), seed=0)
+    transactions = simulate_transactions(config)
+    return polars_engine.transaction_features(transactions, polars_engine.state_tables(transactions, 7))
+
+
+@pytest.fixture(scope="session")
+def small_train_params(params: dict) -> dict:
+    """params.yaml `train`, sized for tests: a small network, a few epochs."""
+    return {**params["train"], "window_days": 21, "hidden_sizes": [16], "max_epochs": 3, "patience": 2}

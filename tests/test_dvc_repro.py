@@ -51,7 +51,12 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "conf" / "local").mkdir(exist_ok=True)
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     assert _dvc(root, "init", "-q").returncode == 0
-    _set_params(root, simulate={"profile": "small"})
+    _set_params(
+        root,
+        simulate={"profile": "small"},
+        train={"window_days": 21, "hidden_sizes": [16], "max_epochs": 2},
+        evaluate={"first_test_start": "2018-05-06", "folds": 2},  # the small set's 60 days from 2018-04-01
+    )
     return root
 
 
@@ -68,6 +73,10 @@ def test_repro_runs_every_stage(project: Path) -> None:
     summary = yaml.safe_load((project / "reports" / "ingest.json").read_text())
     assert summary["rows_read"] == summary["rows_accepted"] > 0
     assert _dvc(project, "status").stdout.strip().endswith("up to date.")
+    metrics = _dvc(project, "metrics", "show", "--json")
+    assert metrics.returncode == 0 and "card_precision_at_100" in metrics.stdout
+    plots = _dvc(project, "plots", "show", "--json")
+    assert plots.returncode == 0 and "roc_candidate.csv" in plots.stdout, plots.stderr
 
 
 def test_failed_ingest_keeps_previous_outputs_and_lock(project: Path) -> None:

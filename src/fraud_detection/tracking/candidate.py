@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,13 +83,14 @@ class CandidateDataset(AbstractDataset[Candidate, Candidate]):
 
         mlflow.set_tracking_uri(_absolute_sqlite(self._tracking_uri))
         experiment_id = self._experiment_id(mlflow)
-        example = candidate.input_example.astype("float64")
+        example = candidate.input_example
         signature = infer_signature(example, FraudModel.output_example(len(example)))
         with mlflow.start_run(experiment_id=experiment_id) as run:
             mlflow.log_params(flatten(candidate.params))
             mlflow.set_tags({**candidate.tags, "git_commit": git_commit()})
+            now = int(time.time() * 1000)
             history = [
-                Metric(name, value, 0, int(epoch["epoch"]))
+                Metric(name, value, now, int(epoch["epoch"]))
                 for epoch in candidate.history
                 for name, value in epoch.items()
                 if name != "epoch"

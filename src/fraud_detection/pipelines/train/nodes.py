@@ -47,7 +47,7 @@ def train_candidate(
         scorer=result.scorer,
         params=model_params,
         metrics={
-            "val_average_precision": result.best_score,
+            "best_val_average_precision": result.best_score,
             "best_epoch": result.best_epoch,
             "training_seconds": result.seconds,
             "samples_per_second": result.samples_per_second,
