@@ -36,12 +36,12 @@ def test_every_model_scores_each_fold_test_set(scores, small_training_set, evalu
 
 
 def test_metrics_have_mean_and_std_over_folds(scores, evaluate_params) -> None:
-    metrics = backtest_metrics(scores, evaluate_params)
+    metrics, folds = backtest_metrics(scores, evaluate_params)
     assert set(metrics["backtest"]) == MODELS
     for model, figures in metrics["backtest"].items():
         assert set(figures) == {"auc_roc", "average_precision", "card_precision_at_100"}
         for name, summary in figures.items():
-            per_fold = [fold[name] for fold in metrics["backtest_folds"][model].values()]
+            per_fold = [fold[name] for fold in folds[model].values()]
             assert len(per_fold) == 2
             assert summary["mean"] == pytest.approx(np.mean(per_fold))
             assert summary["std"] == pytest.approx(np.std(per_fold, ddof=1))

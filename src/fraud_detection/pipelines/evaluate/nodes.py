@@ -58,9 +58,9 @@ def backtest(training_set: pl.DataFrame, train: dict[str, Any], params: dict[str
     return pl.concat(scored).select("fold", "test_start", "model", *SCORE_COLUMNS, "score")
 
 
-def backtest_metrics(scores: pl.DataFrame, params: dict[str, Any]) -> dict[str, Any]:
+def backtest_metrics(scores: pl.DataFrame, params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Per model, mean and standard deviation over folds (sample std, ddof=1; 0 for one fold) of AUC ROC,
-    average precision and card precision@k; and each fold's figures."""
+    average precision and card precision@k; and each fold's figures (by the fold's first test day)."""
     cp_name = f"card_precision_at_{params['top_k']}"
     per_fold: dict[str, dict[str, dict[str, float]]] = {}
     for (model, test_start), rows in scores.group_by("model", "test_start", maintain_order=True):
@@ -75,7 +75,7 @@ def backtest_metrics(scores: pl.DataFrame, params: dict[str, Any]) -> dict[str, 
         model: {metric: _mean_std([fold[metric] for fold in by_fold.values()]) for metric in metrics}
         for model, by_fold in per_fold.items()
     }
-    return {"backtest": summary, "backtest_folds": per_fold}
+    return {"backtest": summary}, per_fold
 
 
 def backtest_plots(scores: pl.DataFrame) -> dict[str, pl.DataFrame]:

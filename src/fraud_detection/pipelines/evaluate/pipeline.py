@@ -12,7 +12,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 "backtest_scores",
                 name="backtest",
             ),
-            node(backtest_metrics, ["backtest_scores", "params:evaluate"], "backtest_metrics", name="backtest_metrics"),
+            node(
+                backtest_metrics,
+                ["backtest_scores", "params:evaluate"],
+                ["backtest_metrics", "backtest_folds"],
+                name="backtest_metrics",
+            ),
             node(backtest_plots, "backtest_scores", "backtest_plots", name="backtest_plots"),
         ]
     )
