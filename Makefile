@@ -33,6 +33,7 @@ bench: setup  ## benchmarks; figures go to reports/bench/
 	$(UV) run --frozen --no-sync python -m bench.bench_simulate
 	$(UV) run --frozen --no-sync python -m bench.bench_ingest --spark-runs 1
 	$(UV) run --frozen --no-sync python -m bench.bench_features --spark
+	$(UV) run --frozen --no-sync python -m bench.bench_train --stage-runs 3
 
 lint: setup
 	$(UV) run --frozen --no-sync ruff check .

@@ -105,7 +105,7 @@ def main() -> None:
         backtest_metrics(scores, params["evaluate"])
         backtest_plots(scores)
 
-    epochs: list[int] = []
+    epochs: list[int] = []  # filled by train_stage
     train_times = [_timed(train_stage) for _ in range(args.stage_runs)]
     evaluate_times = [_timed(evaluate_stage) for _ in range(args.stage_runs)]
     save(
@@ -123,8 +123,18 @@ def main() -> None:
                 "plain_torch_loop": {"median": rows / plain, "runs_s": plain_runs},
                 "lightning_overhead_ratio": lightning / plain,
             },
-            "train_stage_s": {"median": float(np.median(train_times)), "runs": train_times, "epochs_run": epochs},
-            "evaluate_stage_s": {"median": float(np.median(evaluate_times)), "runs": evaluate_times},
+            **(
+                {
+                    "train_stage_s": {
+                        "median": float(np.median(train_times)),
+                        "runs": train_times,
+                        "epochs_run": epochs,
+                    },
+                    "evaluate_stage_s": {"median": float(np.median(evaluate_times)), "runs": evaluate_times},
+                }
+                if args.stage_runs
+                else {}
+            ),
         },
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytorch_lightning as pl
 import torch
 from torch import nn
+from torchmetrics import MeanMetric
 from torchmetrics.classification import BinaryAUROC, BinaryAveragePrecision
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
@@ -27,6 +28,7 @@ class FraudClassifier(pl.LightningModule):
         self.save_hyperparameters(ignore=["network"])
         self.network = network
         self.loss = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight))
+        self.train_loss = MeanMetric()
         self.val_ap = BinaryAveragePrecision()
         self.val_auc = BinaryAUROC()
 
@@ -37,8 +39,13 @@ class FraudClassifier(pl.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         features, labels = batch
         loss = self.loss(self.network(features), labels)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, sync_dist=True)
+        self.train_loss.update(loss.detach(), len(labels))
         return loss
+
+    def on_train_epoch_end(self) -> None:
+        # Accumulated with a metric and logged once per epoch: self.log on every step costs as much as the step.
+        self.log("train_loss", self.train_loss.compute(), sync_dist=True)
+        self.train_loss.reset()
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         features, labels = batch

@@ -61,7 +61,7 @@ class FitResult:
     best_epoch: int
     best_score: float  # validation average precision of the best epoch
     seconds: float
-    samples_per_second: float
+    samples_per_second: float  # training rows per second, all ranks together
     global_rank: int  # 0 in a single process; this process's rank under DDP
 
 
@@ -110,7 +110,7 @@ def fit(
         best_epoch=best.epoch,
         best_score=best.score,
         seconds=seconds,
-        samples_per_second=history.samples_seen / seconds,
+        samples_per_second=len(train[1]) * len(history.epochs) / seconds,
         global_rank=trainer.global_rank,
     )
 
@@ -167,14 +167,10 @@ class BestWeights(Callback):
 
 
 class EpochHistory(Callback):
-    """The epoch-level metrics, for tracking, and the number of training rows seen (throughput)."""
+    """The epoch-level metrics, for tracking."""
 
     def __init__(self) -> None:
         self.epochs: list[dict[str, float]] = []
-        self.samples_seen = 0
-
-    def on_train_batch_end(self, trainer: pl.Trainer, system: pl.LightningModule, outputs, batch, batch_idx) -> None:
-        self.samples_seen += len(batch[1]) * trainer.world_size
 
     def on_train_epoch_end(self, trainer: pl.Trainer, system: pl.LightningModule) -> None:
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
