@@ -140,7 +140,8 @@ def test_fewer_rows_than_a_batch_is_refused(small_training_set, small_train_para
     ("override", "message"),
     [({"trainer": {"accelerator": "cpu", "gpus": 2}}, "train.trainer has unknown keys \\['gpus'\\]"),
      ({"optimizer": "adagrad"}, "train.optimizer is 'adagrad'; expected one of"),
-     ({"validation_fraction": 1.5}, "train.validation_fraction is 1.5")],
+     ({"validation_fraction": 1.5}, "train.validation_fraction is 1.5"),
+     ({"learning_rat": 0.1}, r"train has unknown keys \['learning_rat'\]")],
 )  # fmt: skip
 def test_bad_train_params_are_refused_by_name(small_training_set, small_train_params, override, message) -> None:
     with pytest.raises(ValueError, match=message):

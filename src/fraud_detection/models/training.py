@@ -23,6 +23,7 @@ from fraud_detection.models.system import FraudClassifier
 
 MONITOR = "val_average_precision"
 TRAINER_KEYS = {"accelerator", "devices", "strategy", "precision", "num_nodes"}
+DATA_KEYS = {"window_days", "validation_fraction"}  # the rest of params.yaml `train`: which rows to train on
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,12 @@ class TrainConfig:
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> TrainConfig:
-        """From the `train` params; other keys of `train` (the data window) are not the model's business."""
+        """From the `train` params (the data keys are read by the callers); an unknown key is an error, not a typo
+        silently ignored."""
         known = {f.name for f in fields(cls)}
+        unknown = set(params) - known - DATA_KEYS
+        if unknown:
+            raise ValueError(f"train has unknown keys {sorted(unknown)}; expected some of {sorted(known | DATA_KEYS)}")
         config = cls(**{k: v for k, v in params.items() if k in known})
         unknown = set(config.trainer) - TRAINER_KEYS
         if unknown:
