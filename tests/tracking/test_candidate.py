@@ -9,6 +9,7 @@ import mlflow
 import numpy as np
 import polars as pl
 import pytest
+import torch
 from kedro.io import DatasetError
 
 from fraud_detection.features.definitions import FEATURES
@@ -150,3 +151,13 @@ def test_bad_train_params_are_refused_by_name(small_training_set, small_train_pa
 
 def test_the_candidate_module_needs_no_mlflow_at_import() -> None:
     assert "mlflow" not in candidate_module.__dict__, "MLflow is imported only when a run is logged"
+
+
+def test_the_trainer_settings_come_from_params(small_training_set, small_train_params) -> None:
+    """Mixed precision through params only (bf16 runs on CPUs too); the scorer still serves float32 weights."""
+    trainer = {**small_train_params["trainer"], "precision": "bf16-mixed"}
+    params = {**small_train_params, "trainer": trainer, "max_epochs": 1}
+    candidate = train_candidate(small_training_set, params, FEATURES_PARAMS, TRAINING_SET_PARAMS)
+    scores = candidate.scorer.predict_proba(feature_matrix(small_training_set.head(100)))
+    assert np.isfinite(scores).all()
+    assert all(w.dtype == torch.float32 for w in candidate.scorer.network.state_dict().values())
