@@ -10,8 +10,11 @@ SERVICE_MARKERS := slow or spark or redis or postgres
 
 export UV_PYTHON_DOWNLOADS := never
 export UV_NO_PROGRESS := 1
+# Cache compiled bytecode even where the shell says not to: without it every stage and test process compiles
+# mlflow, feast, torch ... from source again (`fraud-detection registry status`: 14 s instead of 3 s).
+export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: setup repro test test-services bench lint
+.PHONY: setup repro test test-services bench lint mlflow-server
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -34,7 +37,18 @@ bench: setup  ## benchmarks; figures go to reports/bench/
 	$(UV) run --frozen --no-sync python -m bench.bench_ingest --spark-runs 1
 	$(UV) run --frozen --no-sync python -m bench.bench_features --spark
 	$(UV) run --frozen --no-sync python -m bench.bench_train --stage-runs 3
+	$(UV) run --frozen --no-sync python -m bench.bench_register
 
 lint: setup
 	$(UV) run --frozen --no-sync ruff check .
 	$(UV) run --frozen --no-sync ruff format --check .
+
+# The production profile's registry: an MLflow tracking server on the local PostgreSQL (database `mlflow`, created
+# if missing), artifacts under data/mlflow-server/. Then: `kedro run --env production`, `fraud-detection registry
+# --env production status`. Stop it with Ctrl-C.
+mlflow-server: setup
+	psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'mlflow'" | grep -q 1 \
+		|| psql -h 127.0.0.1 -U postgres -c "CREATE DATABASE mlflow"
+	$(UV) run --frozen --no-sync mlflow server --host 127.0.0.1 --port 5000 --workers 1 \
+		--backend-store-uri postgresql+psycopg2://postgres@127.0.0.1:5432/mlflow \
+		--artifacts-destination data/mlflow-server/artifacts

@@ -25,6 +25,7 @@ import torch
 import yaml
 
 from bench.timing import median_seconds, save
+from fraud_detection.evaluation.protocol import labelled_window
 from fraud_detection.features.definitions import FEATURES, HEAVY_TAILED
 from fraud_detection.features.matrix import feature_matrix
 from fraud_detection.models.data import TransactionDataModule
@@ -34,7 +35,7 @@ from fraud_detection.models.system import FraudClassifier
 from fraud_detection.models.training import TrainConfig
 from fraud_detection.offline import disable_telemetry
 from fraud_detection.pipelines.evaluate.nodes import backtest, backtest_metrics, backtest_plots
-from fraud_detection.pipelines.train.nodes import labelled_window, train_candidate
+from fraud_detection.pipelines.train.nodes import train_candidate
 from fraud_detection.tracking.candidate import CandidateDataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,7 +84,8 @@ def main() -> None:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     training_set = pl.read_parquet(TRAINING_SET)
     config = TrainConfig.from_params(params["train"])
-    window = labelled_window(training_set, params["train"]["window_days"], params["features"]["label_delay_days"])
+    window = labelled_window(training_set, params["train"]["window_days"], params["features"]["label_delay_days"],
+                             before_horizon_days=params["train"]["holdout_days"])  # fmt: skip
     matrix = feature_matrix(window)
     x = Standardizer.fit(matrix, FEATURES, HEAVY_TAILED).transform(matrix)
     y = window["tx_fraud"].to_numpy()

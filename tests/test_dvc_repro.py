@@ -1,14 +1,17 @@
-"""`dvc repro` end to end on a copy of the project (small profile): the stages run, and an ingest over the
-quarantine ceiling fails the stage while the previous outputs and dvc.lock stay as they were."""
+"""`dvc repro` end to end on a copy of the project (small profile): the stages run, the register stage registers
+and gates, the registry CLI works on the result, and an ingest over the quarantine ceiling fails the stage while the
+previous outputs and dvc.lock stay as they were."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import mlflow
 import pytest
 import yaml
 
@@ -30,6 +33,17 @@ def _dvc(project: Path, *args: str) -> subprocess.CompletedProcess:
         text=True,
         timeout=600,
     )
+
+
+def _params() -> dict:
+    return yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+
+
+def _registry_cli(project: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "fraud_detection.cli", "registry", *args],
+        check=False, cwd=project, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
 
 
 def _set_params(project: Path, **changes: dict) -> None:
@@ -56,6 +70,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         simulate={"profile": "small"},
         train={"window_days": 21, "hidden_sizes": [16], "max_epochs": 2},
         evaluate={"first_test_start": "2018-05-06", "folds": 2},  # the small set's 60 days from 2018-04-01
+        register={"gate": {**_params()["register"]["gate"], "min_auc_roc": 0.6, "min_average_precision": 0.05}},
     )
     return root
 
@@ -77,6 +92,47 @@ def test_repro_runs_every_stage(project: Path) -> None:
     assert metrics.returncode == 0 and "card_precision_at_100" in metrics.stdout
     plots = _dvc(project, "plots", "show", "--json")
     assert plots.returncode == 0 and "roc_candidate.csv" in plots.stdout, plots.stderr
+
+
+def test_register_is_idempotent_gates_new_candidates_and_the_cli_operates_the_registry(project: Path) -> None:
+    first = json.loads((project / "reports" / "promotion.json").read_text())
+    assert first["version"] == 1 and first["decision"]["alias"] == "champion" and first["aliases"] == {"champion": 1}
+    assert _dvc(project, "repro", "-f", "register").returncode == 0
+    again = json.loads((project / "reports" / "promotion.json").read_text())
+    assert again["version"] == 1 and again["events"] == [], "the same candidate: no new version, no alias move"
+
+    status = json.loads(_registry_cli(project, "status", "--json").stdout)
+    assert [v["version"] for v in status["versions"]] == [1]
+    lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
+    [training_set] = lock["training_set"]["outs"]
+    tags = (
+        mlflow.MlflowClient(f"sqlite:///{project / 'data/mlflow/mlflow.db'}")
+        .get_model_version("fraud-detector", "1")
+        .tags
+    )
+    assert tags["training_set_md5"] == training_set["md5"], "the version names the DVC hash of its training set"
+    lineage = {"git_commit", "params_hash", "feature_service", "feature_service_version", "feature_schema",
+               "library_versions", "training_seconds", "model_bytes", "backtest.average_precision"}  # fmt: skip
+    assert lineage <= set(tags)
+
+    _set_params(project, train={"seed": 1})  # a new candidate: train, evaluate and register run again
+    assert _dvc(project, "repro").returncode == 0
+    second = json.loads((project / "reports" / "promotion.json").read_text())
+    assert second["version"] == 2 and second["champion_before"] == 1
+    assert second["decision"]["champion"] is not None, "gated against the champion on the same window"
+
+    forced = _registry_cli(project, "promote", "2", "--force", "--reason", "test", "--actor", "tester")
+    assert forced.returncode == 0 and "version 2 is champion (forced" in forced.stdout, forced.stderr
+    rolled = _registry_cli(project, "rollback", "--reason", "regression", "--actor", "oncall")
+    assert rolled.returncode == 0 and "from version 2 to version 1" in rolled.stdout, rolled.stderr
+    history = json.loads(_registry_cli(project, "history", "--json").stdout)
+    assert [(e["action"], e["version"]) for e in history][-2:] == [("force-promote", 2), ("rollback", 1)]
+    assert history[-1]["actor"] == "oncall" and history[-1]["reason"] == "regression"
+    unknown = _registry_cli(project, "promote", "7")
+    assert unknown.returncode == 2 and "has no version 7" in unknown.stderr
+    assert json.loads(_registry_cli(project, "history", "--json").stdout) == history, "bad input changes nothing"
+    gated = _registry_cli(project, "promote", "2")
+    assert gated.returncode == 0 and "gate window" in gated.stdout, gated.stderr
 
 
 def test_failed_ingest_keeps_previous_outputs_and_lock(project: Path) -> None:

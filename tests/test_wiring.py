@@ -38,11 +38,11 @@ def _file_paths(catalog: dict, names: set[str], as_input: bool = False) -> set[s
     """The files behind catalog datasets. The feature store is files too: registry and online store when a
     stage writes it; registry and Feast's offline sources when a stage reads it."""
     paths: set[str] = set()
-    for entry in (catalog[n] for n in names if n in catalog):
+    for entry in (catalog[n] for n in names if n in catalog and not n.startswith("_")):
         if entry["type"] == FEATURE_STORE:
             online = {entry["online_store"]["path"]} if entry["online_store"]["type"] == "sqlite" else set()
             paths |= {entry["registry"], *(SOURCE_PATHS.values() if as_input else online)}
-        else:
+        elif entry.get("filepath") or entry.get("path"):  # not a service (the model registry)
             paths.add(entry.get("filepath") or entry["path"])
     return paths
 

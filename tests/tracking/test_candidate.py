@@ -3,6 +3,8 @@ signature, input example, per-epoch metrics and lineage tags, and written atomic
 
 from __future__ import annotations
 
+import json
+from datetime import date
 from pathlib import Path
 
 import mlflow
@@ -12,10 +14,11 @@ import pytest
 import torch
 from kedro.io import DatasetError
 
+from fraud_detection.evaluation.protocol import labelled_window
 from fraud_detection.features.definitions import FEATURES
 from fraud_detection.features.matrix import feature_matrix
 from fraud_detection.models.scorer import FraudScorer
-from fraud_detection.pipelines.train.nodes import labelled_window, train_candidate
+from fraud_detection.pipelines.train.nodes import train_candidate
 from fraud_detection.tracking import candidate as candidate_module
 from fraud_detection.tracking.candidate import Candidate, CandidateDataset
 
@@ -44,6 +47,20 @@ def test_the_window_ends_where_labels_stop_being_known(small_training_set: pl.Da
     assert (last_day - days.max()).days == 7 and days.len() == 21
 
 
+def test_the_candidate_trains_before_the_days_held_out_for_the_gate(
+    candidate: Candidate, small_training_set: pl.DataFrame, small_train_params: dict
+) -> None:
+    last_day = small_training_set["tx_datetime"].max().date()
+    start, end = (date.fromisoformat(candidate.tags[k]) for k in ("window_start", "window_end"))
+    holdout = small_train_params["holdout_days"]
+    assert (last_day - end).days == 7 + holdout, "label delay, then the held-out days"
+    assert (end - start).days + 1 == small_train_params["window_days"]
+    schema = json.loads(candidate.tags["feature_schema"])
+    assert [f["name"] for f in schema] == list(FEATURES)
+    assert set(json.loads(candidate.tags["library_versions"])) >= {"torch", "mlflow", "feast"}
+    assert len(candidate.tags["feature_service_version"]) == 16
+
+
 def test_the_candidate_is_logged_as_one_pyfunc_with_lineage(
     tmp_path: Path, candidate: Candidate, small_training_set: pl.DataFrame
 ) -> None:
@@ -51,7 +68,8 @@ def test_the_candidate_is_logged_as_one_pyfunc_with_lineage(
     saved = _dataset(tmp_path).load()
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     run = client.get_run(saved.run["run_id"])
-    assert {"git_commit", "data_hash", "params_hash", "feature_service"} <= set(run.data.tags)
+    assert {"git_commit", "data_hash", "params_hash", "feature_service", "feature_schema"} <= set(run.data.tags)
+    assert saved.tags["git_commit"] == run.data.tags["git_commit"] and saved.metrics["model_bytes"] > 1000
     assert run.data.tags["feature_service"] == "fraud_model_v1"
     assert run.data.params["train.hidden_sizes"] == "[16]" and run.data.params["train.trainer.accelerator"] == "cpu"
     history = client.get_metric_history(run.info.run_id, "val_average_precision")

@@ -1,7 +1,8 @@
 """Kedro datasets that write atomically: a crash leaves the previous output or none, never half of one."""
 
 from fraud_detection.datasets.csv import CSVFolderDataset
+from fraud_detection.datasets.file_hash import FileHashDataset
 from fraud_detection.datasets.json import JSONDataset
 from fraud_detection.datasets.parquet import ParquetDataset, PartitionedParquetDataset
 
-__all__ = ["CSVFolderDataset", "JSONDataset", "ParquetDataset", "PartitionedParquetDataset"]
+__all__ = ["CSVFolderDataset", "FileHashDataset", "JSONDataset", "ParquetDataset", "PartitionedParquetDataset"]

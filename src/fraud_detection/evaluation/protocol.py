@@ -59,3 +59,23 @@ def fold_test_set(transactions: pl.DataFrame, fold: Fold, delay_days: int) -> pl
         .filter(pl.col("until").is_null() | (_day() <= pl.col("until")))
         .drop("until")
     )
+
+
+def labelled_window(
+    frame: pl.DataFrame, window_days: int, label_delay_days: int, before_horizon_days: int = 0
+) -> pl.DataFrame:
+    """The `window_days` whole days that end `before_horizon_days` before the labels' horizon: the last day of data
+    + 1 - `label_delay_days` (later transactions' labels are not known yet). The train stage ends its window
+    `train.holdout_days` before the horizon; the register stage's gate tests on those held-out days."""
+    if frame.is_empty():
+        raise ValueError("the training set is empty; expected labelled transactions")
+    horizon = frame["tx_datetime"].max().date() + timedelta(days=1 - label_delay_days - before_horizon_days)
+    day = pl.col("tx_datetime").dt.date()
+    window = frame.filter(day.is_between(horizon - timedelta(days=window_days), horizon, closed="left"))
+    if window.is_empty():
+        raise ValueError(
+            f"no transaction in the {window_days} days before {horizon} (window of {window_days} days, label delay "
+            f"{label_delay_days} days, {before_horizon_days} days held out); expected the training set to reach "
+            "further back"
+        )
+    return window

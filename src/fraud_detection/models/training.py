@@ -23,7 +23,11 @@ from fraud_detection.models.system import FraudClassifier
 
 MONITOR = "val_average_precision"
 TRAINER_KEYS = {"accelerator", "devices", "strategy", "precision", "num_nodes"}
-DATA_KEYS = {"window_days", "validation_fraction"}  # the rest of params.yaml `train`: which rows to train on
+DATA_KEYS = {
+    "window_days",
+    "holdout_days",
+    "validation_fraction",
+}  # the rest of params.yaml `train`: which rows to train on
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from fraud_detection.evaluation.metrics import auc_roc, average_precision
-
 CHAMPION, CHALLENGER = "champion", "challenger"
 HIGH_SCORE = 0.5  # a score above this is a "fraud" call, for the score-distribution check
 
@@ -49,6 +47,8 @@ class WindowFigures:
 
     @classmethod
     def measure(cls, labels: np.ndarray, scores: np.ndarray, latency_ms: float) -> WindowFigures:
+        from fraud_detection.evaluation.metrics import auc_roc, average_precision  # scikit-learn: seconds to import
+
         if not np.isfinite(scores).all():
             raise ValueError(f"{int((~np.isfinite(scores)).sum())} scores are NaN or infinite; expected finite scores")
         return cls(

@@ -3,6 +3,7 @@ schema it expects (names, types, ranges seen in training), the libraries it ran 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from importlib.metadata import version
 from pathlib import Path
@@ -13,6 +14,9 @@ import polars as pl
 from fraud_detection.features.definitions import FEATURES
 
 LIBRARIES = ("torch", "pytorch-lightning", "mlflow", "feast", "polars", "numpy", "scikit-learn")
+# The feature service's definitions: the formulas and the Feast objects (read as files: importing feast takes seconds)
+PACKAGE = Path(__file__).resolve().parents[1]
+FEATURE_DEFINITIONS = ("features/definitions.py", "feature_repo/definitions.py")
 
 
 def feature_schema(window: pl.DataFrame) -> list[dict[str, Any]]:
@@ -27,12 +31,17 @@ def feature_schema(window: pl.DataFrame) -> list[dict[str, Any]]:
     ]
 
 
+def feature_definitions_hash() -> str:
+    """The feature service's version: a hash of the modules that define its features. Any change to a formula or a
+    Feast definition gives a new version; a model version records the one it was trained with."""
+    digest = hashlib.sha256()
+    for relative in FEATURE_DEFINITIONS:
+        digest.update((PACKAGE / relative).read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def library_versions() -> dict[str, str]:
     return {name: version(name) for name in LIBRARIES}
-
-
-def folder_bytes(folder: Path) -> int:
-    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
 
 
 def as_tags(values: dict[str, Any]) -> dict[str, str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from kedro.io import AbstractDataset
 
 from fraud_detection.datasets.atomic import atomic_folder
 from fraud_detection.models.scorer import FraudScorer
-from fraud_detection.tracking.lineage import flatten, git_commit
+from fraud_detection.tracking.lineage import flatten, folder_bytes, git_commit
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +64,11 @@ class CandidateDataset(AbstractDataset[Candidate, Candidate]):
             return
         with atomic_folder(self._path) as folder:
             candidate.scorer.save(folder / SCORER_FOLDER)
-            candidate.run = self._log_run(candidate, folder / SCORER_FOLDER)
-            record = {"run": candidate.run, "metrics": candidate.metrics, "tags": candidate.tags}
+            size = folder_bytes(folder / SCORER_FOLDER)
+            saved = replace(candidate, metrics={**candidate.metrics, "model_bytes": size},
+                            tags={**candidate.tags, "git_commit": git_commit()})  # fmt: skip
+            candidate.run = self._log_run(saved, folder / SCORER_FOLDER)
+            record = {"run": candidate.run, "metrics": saved.metrics, "tags": saved.tags}
             (folder / CANDIDATE_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
         log.info("candidate %s written to %s", candidate.run["model_uri"], self._path)
 
@@ -87,7 +90,7 @@ class CandidateDataset(AbstractDataset[Candidate, Candidate]):
         signature = infer_signature(example, FraudModel.output_example(len(example)))
         with mlflow.start_run(experiment_id=experiment_id) as run:
             mlflow.log_params(flatten(candidate.params))
-            mlflow.set_tags({**candidate.tags, "git_commit": git_commit()})
+            mlflow.set_tags(candidate.tags)
             now = int(time.time() * 1000)
             history = [
                 Metric(name, value, now, int(epoch["epoch"]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -31,6 +32,11 @@ def frame_hash(frame: pl.DataFrame) -> str:
 
 def params_hash(params: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def folder_bytes(folder: Path) -> int:
+    """A model's size on disk: every file under its folder."""
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
 
 
 def flatten(params: dict[str, Any], prefix: str = "") -> dict[str, str]:

@@ -1,0 +1,214 @@
+"""`fraud-detection`: the operations that are not pipeline stages. Run from the project root.
+
+    fraud-detection registry status                 versions, aliases, key metrics
+    fraud-detection registry promote VERSION        champion if VERSION passes the gate (--force: without it)
+    fraud-detection registry rollback               champion goes back to the previous champion
+    fraud-detection registry history                every alias move: time, actor, action, reason
+    fraud-detection registry import-bento           the champion (or --alias challenger) into BentoML's store
+
+`--env production` uses conf/production (the MLflow tracking server). Bad input (an unknown version, another
+model's version, an unreachable registry) prints what was wrong and changes nothing (exit status 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from fraud_detection.offline import disable_telemetry
+
+EXIT_BAD_INPUT = 2
+
+# Kedro imports `<package>.cli` and merges its `cli` group into `kedro`'s commands. We add none there: Kedro's own
+# `kedro registry` (its pipeline registry) would be shadowed. Our commands are `fraud-detection ...` (`main`).
+cli = click.Group("fraud_detection", help="fraud_detection adds no kedro commands; see `fraud-detection --help`")
+
+
+def main(argv: list[str] | None = None) -> int:
+    disable_telemetry()
+    logging.getLogger("kedro").setLevel(logging.WARNING)  # stdout is the command's output (`--json | jq`)
+    args = _parser().parse_args(argv)
+    from fraud_detection.registry.locks import LockTimeout
+    from fraud_detection.registry.registry import RegistryError, RegistryUnreachable
+
+    try:
+        args.command(args)
+    except (RegistryError, RegistryUnreachable, LockTimeout) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fraud-detection", description=__doc__.split("\n\n")[0])
+    groups = parser.add_subparsers(required=True, metavar="GROUP")
+    registry = groups.add_parser("registry", help="the model registry: status, promote, rollback, history")
+    registry.add_argument("--env", default=None, help="Kedro environment (default: base + local; `production`)")
+    commands = registry.add_subparsers(required=True, metavar="COMMAND")
+
+    status = commands.add_parser("status", help="versions, aliases and key metrics")
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.set_defaults(command=_status)
+
+    promote = commands.add_parser("promote", help="make VERSION champion if it passes the gate")
+    promote.add_argument("version", help="a version number (3) or name/number (fraud-detector/3)")
+    promote.add_argument("--force", action="store_true", help="skip the gate (recorded as forced)")
+    promote.add_argument("--reason", default="", help="why (recorded in the history)")
+    promote.add_argument("--actor", default=None, help="who (default: user@host)")
+    promote.set_defaults(command=_promote)
+
+    rollback = commands.add_parser("rollback", help="champion goes back to the previous champion")
+    rollback.add_argument("--reason", default="manual rollback", help="why (recorded in the history)")
+    rollback.add_argument("--actor", default=None, help="who (default: user@host)")
+    rollback.set_defaults(command=_rollback)
+
+    history = commands.add_parser("history", help="every alias move")
+    history.add_argument("--json", action="store_true", help="print JSON")
+    history.set_defaults(command=_history)
+
+    bento = commands.add_parser("import-bento", help="import an alias into BentoML's model store")
+    bento.add_argument("--alias", default="champion", choices=["champion", "challenger"])
+    bento.set_defaults(command=_import_bento)
+    return parser
+
+
+# -- commands
+def _status(args: argparse.Namespace) -> None:
+    status = _registry(args).status()
+    if args.json:
+        print(json.dumps(status, indent=2))
+        return
+    print(f"{status['model']} at {status['tracking_uri']}: " + _aliases_line(status["aliases"]))
+    columns = ("version", "aliases", "created", "gate", "gate_auc_roc", "gate_average_precision",
+               "backtest_average_precision", "window", "git_commit")  # fmt: skip
+    _table([{**row, "aliases": ",".join(row["aliases"])} for row in status["versions"]], columns)
+
+
+def _promote(args: argparse.Namespace) -> None:
+    from fraud_detection.registry.promotion import force_promote, promote_gated
+    from fraud_detection.registry.registry import default_actor
+
+    registry = _registry(args)
+    version = int(registry.version(args.version).version)
+    actor = args.actor or default_actor()
+    if args.force:
+        events = force_promote(registry, version, actor, args.reason or "forced from the CLI")
+        print(f"version {version} is champion (forced, gate skipped)")
+    else:
+        window, span = _gate_window(args)
+        decision, champion_before, events = promote_gated(registry, version, window, span, _gate(args), actor)
+        if decision.promoted:
+            verdict = "is champion"
+        elif champion_before == version:
+            verdict = "fails the gate; it stays champion (rollback demotes)"
+        else:
+            verdict = "fails the gate: challenger"
+        print(f"version {version} {verdict} (gate window {span}, champion before: {champion_before})")
+        for reason in decision.reasons:
+            print(f"  - {reason}")
+    _print_events(events)
+
+
+def _rollback(args: argparse.Namespace) -> None:
+    from fraud_detection.registry.registry import default_actor
+
+    event = _registry(args).rollback(args.actor or default_actor(), args.reason)
+    print(f"champion rolled back from version {event.previous} to version {event.version}")
+    _print_events([event])
+
+
+def _history(args: argparse.Namespace) -> None:
+    events = _registry(args).history()
+    if args.json:
+        print(json.dumps([e.__dict__ for e in events], indent=2))
+        return
+    rows = [{**e.__dict__, "move": f"{e.previous or '-'} -> {e.version or '-'}"} for e in events]
+    _table(rows, ("seq", "time", "actor", "action", "alias", "move", "reason"))
+
+
+def _import_bento(args: argparse.Namespace) -> None:
+    from fraud_detection.registry.bento import import_alias
+
+    model = import_alias(_registry(args), args.alias)
+    print(f"{model.tag} in BentoML's model store ({model.path}); labels: {json.dumps(model.info.labels)}")
+
+
+# -- the project's configuration, read the way `kedro run` reads it (without a session: it would import every
+#    pipeline, feast included, to check parameter types)
+def _context(env: str | None) -> Any:
+    import os
+    from types import SimpleNamespace
+
+    from kedro.config import OmegaConfigLoader
+    from kedro.io import DataCatalog
+
+    from fraud_detection.settings import CONFIG_LOADER_ARGS
+
+    root = _project_root()
+    os.chdir(root)  # the catalog's paths are relative to the project root
+    loader = OmegaConfigLoader(str(root / "conf"), env=env, **CONFIG_LOADER_ARGS)
+    return SimpleNamespace(params=loader["parameters"], catalog=DataCatalog.from_config(loader["catalog"]))
+
+
+def _registry(args: argparse.Namespace) -> Any:
+    if not hasattr(args, "_context"):
+        args._context = _context(args.env)
+    name = args._context.params["register"]["model_name"]
+    return args._context.catalog.load("model_registry").open(name)
+
+
+def _gate(args: argparse.Namespace) -> Any:
+    from fraud_detection.registry.gate import GateParams
+
+    return GateParams.from_params(args._context.params["register"]["gate"])
+
+
+def _gate_window(args: argparse.Namespace) -> tuple[Any, str]:
+    from fraud_detection.pipelines.register.nodes import gate_window
+
+    params = args._context.params
+    window = gate_window(args._context.catalog.load("training_set"), params["train"], params["features"])
+    return window, f"{window['tx_datetime'].min().date()}..{window['tx_datetime'].max().date()}"
+
+
+def _project_root() -> Path:
+    for folder in (Path.cwd(), *Path.cwd().parents):
+        if (folder / "pyproject.toml").is_file() and (folder / "conf" / "base").is_dir():
+            return folder
+    from fraud_detection.registry.registry import RegistryError
+
+    raise RegistryError(f"{Path.cwd()} is not inside the project; expected to run from the project root")
+
+
+# -- output
+def _aliases_line(aliases: dict[str, int]) -> str:
+    return ", ".join(f"{alias} = version {v}" for alias, v in sorted(aliases.items())) or "no aliases"
+
+
+def _print_events(events: list) -> None:
+    for e in events:
+        print(f"  history #{e.seq}: {e.alias} {e.previous or '-'} -> {e.version or '-'} ({e.action} by {e.actor})")
+
+
+def _table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> None:
+    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) if cells else len(c) for i, c in enumerate(columns)]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

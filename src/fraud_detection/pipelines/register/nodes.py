@@ -1,0 +1,57 @@
+"""Nodes of the `register` stage: the candidate becomes a version of the registered model with its full lineage,
+and the promotion gate decides its alias (champion or challenger) against the live champion, both scored on the
+days the train stage held out."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import polars as pl
+
+from fraud_detection.evaluation.protocol import labelled_window
+from fraud_detection.registry.gate import GateParams
+from fraud_detection.registry.promotion import promote_gated, report
+from fraud_detection.registry.registry import RegistryAddress, default_actor
+from fraud_detection.tracking.candidate import Candidate
+
+BACKTEST_MODEL = "candidate"  # the backtest's name for our model (the others are baselines)
+
+
+def gate_window(training_set: pl.DataFrame, train: dict[str, Any], features: dict[str, Any]) -> pl.DataFrame:
+    """The latest `train.holdout_days` labelled days: the most recent test window, unseen by the candidate."""
+    return labelled_window(training_set, train["holdout_days"], features["label_delay_days"])
+
+
+def version_lineage(candidate: Candidate, training_set_md5: str, backtest_metrics: dict[str, Any]) -> dict[str, str]:
+    """Everything a version carries about what produced it: the candidate's tags (git commit, data and params
+    hashes, feature service and its version, feature schema, library versions, training window), the training
+    set's DVC hash, training figures, model size and the backtest's figures for this model."""
+    backtest = backtest_metrics["backtest"][BACKTEST_MODEL]
+    return {
+        **candidate.tags,
+        "training_set_md5": training_set_md5,
+        **{name: repr(candidate.metrics[name]) for name in ("training_seconds", "model_bytes",
+                                                            "best_val_average_precision", "window_rows")},
+        **{f"backtest.{metric}": repr(figures["mean"]) for metric, figures in backtest.items()},
+        "backtest": json.dumps(backtest, separators=(",", ":")),
+    }  # fmt: skip
+
+
+def register_and_gate(
+    candidate: Candidate,
+    lineage: dict[str, str],
+    window: pl.DataFrame,
+    registry: RegistryAddress,
+    params: dict[str, Any],
+) -> dict[str, Any]:
+    """Register the candidate (once: a re-run finds its version), gate it, move its alias; the decision record."""
+    gate = GateParams.from_params(params["gate"])
+    model = registry.open(params["model_name"], create=True)
+    version = int(model.register(candidate.run, lineage).version)
+    span = {"start": str(window["tx_datetime"].min().date()), "end": str(window["tx_datetime"].max().date()),
+            "rows": window.height, "frauds": int(window["tx_fraud"].sum())}  # fmt: skip
+    decision, champion_before, events = promote_gated(
+        model, version, window, f"{span['start']}..{span['end']}", gate, actor=f"register stage ({default_actor()})"
+    )
+    return report(model, version, decision, champion_before, events, span)

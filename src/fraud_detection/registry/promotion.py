@@ -1,0 +1,122 @@
+"""Gated promotion: score a version and the live champion on the same window, decide, record, move the alias.
+
+Used by the `register` stage (for each new candidate) and by `fraud-detection registry promote VERSION`. The
+decision is taken outside the registry lock (scoring takes seconds) and applied under it only if the champion is
+still the one it was compared with; if another promotion got there first, the gate runs again against the new one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from fraud_detection.features.definitions import FEATURES
+from fraud_detection.registry.gate import CHALLENGER, CHAMPION, Decision, GateParams, decide
+from fraud_detection.registry.registry import FORCED, GATE, AliasEvent, ModelRegistry, RegistryError
+from fraud_detection.registry.scoring import Predict, window_figures
+
+if TYPE_CHECKING:
+    import polars as pl
+
+ATTEMPTS = 3
+
+
+class ChampionMoved(RuntimeError):
+    pass
+
+
+def load_predict(model_uri: str) -> Predict:
+    """The registered pyfunc as the gate measures it: the packaged artifact, as serving loads it."""
+    import mlflow.pyfunc
+
+    from fraud_detection.tracking.pyfunc import OUTPUT_COLUMN
+
+    model = mlflow.pyfunc.load_model(model_uri)
+    return lambda rows: model.predict(rows)[OUTPUT_COLUMN].to_numpy()
+
+
+def gate_decision(
+    registry: ModelRegistry, version: int, window: pl.DataFrame, gate: GateParams
+) -> tuple[Decision, int | None]:
+    """The gate's decision for `version` against the current champion (if any), both scored on `window`."""
+    rows, labels = window.select(FEATURES).to_pandas(), window["tx_fraud"].to_numpy()
+    candidate = window_figures(load_predict(f"models:/{registry.name}/{version}"), rows, labels)
+    champion_version = registry.alias_version(CHAMPION)
+    if champion_version is None:
+        champion = None
+    elif champion_version == version:
+        champion = candidate
+    else:
+        champion = window_figures(load_predict(f"models:/{registry.name}/{champion_version}"), rows, labels)
+    return decide(candidate, champion, gate), champion_version
+
+
+def promote_gated(
+    registry: ModelRegistry, version: int, window: pl.DataFrame, window_name: str, gate: GateParams, actor: str
+) -> tuple[Decision, int | None, list[AliasEvent]]:
+    """Gate `version`; champion if it passes, challenger otherwise (a champion is never demoted by a gate).
+    The decision and its numbers are tagged on the version; the alias move goes to the history. Returns the
+    decision, the champion it was compared with, and the events."""
+    for _ in range(ATTEMPTS):
+        decision, champion_version = gate_decision(registry, version, window, gate)
+        try:
+            events = _apply(registry, version, decision, champion_version, actor)
+        except ChampionMoved:
+            continue
+        registry.set_version_tags(version, decision_tags(decision, champion_version, window_name))
+        return decision, champion_version, events
+    raise RegistryError(f"the champion kept moving while version {version} was being gated; expected a quieter "
+                        f"registry: try again")  # fmt: skip
+
+
+def force_promote(registry: ModelRegistry, version: int, actor: str, reason: str) -> list[AliasEvent]:
+    """Champion without the gate, recorded as forced."""
+    registry.set_version_tags(version, {"gate.alias": f"{CHAMPION} (forced)", "gate.forced_reason": reason})
+    return registry.move(CHAMPION, version, FORCED, actor, reason or "forced")
+
+
+def decision_tags(decision: Decision, champion_version: int | None, window_name: str) -> dict[str, str]:
+    tags = {
+        "gate.alias": decision.alias,
+        "gate.window": window_name,
+        "gate.champion_version": str(champion_version) if champion_version else "none",
+        "gate.reasons": json.dumps(decision.reasons),
+        "gate.checks": json.dumps([asdict(c) for c in decision.checks], separators=(",", ":")),
+    }
+    for role, figures in (("candidate", decision.candidate), ("champion", decision.champion)):
+        for key, value in (asdict(figures) if figures else {}).items():
+            tags[f"gate.{role}.{key}"] = repr(value)
+    return tags
+
+
+def _apply(
+    registry: ModelRegistry, version: int, decision: Decision, champion_version: int | None, actor: str
+) -> list[AliasEvent]:
+    reason = "gate: " + "; ".join(decision.reasons)
+    with registry.locked():
+        if registry.alias_version(CHAMPION) != champion_version:
+            raise ChampionMoved
+        if decision.alias == CHALLENGER and champion_version == version:
+            return []  # the champion failing a re-run of its own gate stays champion; rollback demotes
+        return registry.move_locked(decision.alias, version, GATE, actor, reason)
+
+
+def report(
+    registry: ModelRegistry,
+    version: int,
+    decision: Decision,
+    champion_before: int | None,
+    events: list[AliasEvent],
+    window: dict[str, Any],
+) -> dict[str, Any]:
+    """reports/promotion.json: what was decided for which version, why, on which numbers."""
+    return {
+        "model": registry.name,
+        "version": version,
+        "champion_before": champion_before,
+        "aliases": registry.status()["aliases"],
+        "window": window,
+        "decision": decision.to_dict(),
+        "events": [asdict(e) for e in events],
+    }

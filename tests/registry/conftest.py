@@ -1,0 +1,49 @@
+"""A real MLflow sqlite store with three logged candidates (small, quick models of different quality)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from fraud_detection.evaluation.protocol import labelled_window
+from fraud_detection.pipelines.train.nodes import train_candidate
+from fraud_detection.registry.gate import GateParams
+from fraud_detection.registry.registry import ModelRegistry, RegistryAddress
+from fraud_detection.tracking.candidate import CandidateDataset
+
+LENIENT = GateParams(
+    min_auc_roc=0.5,
+    min_average_precision=0.01,
+    max_average_precision_drop=1.0,
+    max_high_score_share=1.0,
+    min_high_score_share=0.0,
+    max_latency_ms=1000.0,
+)
+
+
+@dataclass
+class Store:
+    root: Path
+    uri: str
+    runs: list[dict[str, str]]  # the candidates' runs, as candidate.json names them
+    window: pl.DataFrame  # the gate window (held out of the candidates' training)
+
+    def registry(self, name: str) -> ModelRegistry:
+        return RegistryAddress(self.uri, str(self.root / f"{name}.lock")).open(name, create=True)
+
+
+@pytest.fixture(scope="session")
+def store(tmp_path_factory, small_training_set: pl.DataFrame, small_train_params: dict) -> Store:
+    root = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    runs = []
+    for seed, epochs in ((0, 3), (1, 1), (2, 2)):
+        params = {**small_train_params, "seed": seed, "max_epochs": epochs}
+        candidate = train_candidate(small_training_set, params, {"label_delay_days": 7}, {"feature_service": "v1"})
+        CandidateDataset(str(root / f"candidate{seed}"), uri, "test", str(root / "artifacts")).save(candidate)
+        runs.append(candidate.run)
+    window = labelled_window(small_training_set, small_train_params["holdout_days"], 7)
+    return Store(root, uri, runs, window)
