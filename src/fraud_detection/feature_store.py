@@ -115,6 +115,11 @@ class OnlineFeatures:
 
     def vector(self, customer_id: int, terminal_id: int, tx_datetime: datetime, tx_amount: float) -> dict[str, Any]:
         """The model's features for one transaction (unknown entities get the documented defaults)."""
+        micros = (tx_datetime - EPOCH) // timedelta(microseconds=1)
+        return features_of_one(self.state(customer_id, terminal_id), micros, tx_amount)
+
+    def state(self, customer_id: int, terminal_id: int) -> dict[str, Any]:
+        """The stored state the feature service's views hold for the entities (None where unknown)."""
         _check_file(self._file)
         ids = {"customer_id": customer_id, "terminal_id": terminal_id}
         state: dict[str, Any] = {}
@@ -124,8 +129,7 @@ class OnlineFeatures:
                 state |= _read_one(self._provider, self._store.config, view, ids[key], key)
         except Exception as error:  # the store's own errors differ by backend: one typed error for callers
             raise OnlineStoreUnavailable(f"online feature store unreadable: {error}") from error
-        micros = (tx_datetime - EPOCH) // timedelta(microseconds=1)
-        return features_of_one(state, micros, tx_amount)
+        return state
 
     def vector_via_feast(
         self, customer_id: int, terminal_id: int, tx_datetime: datetime, tx_amount: float

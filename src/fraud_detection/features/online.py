@@ -46,6 +46,15 @@ class Intraday:
         self.amount_before += self.amount_at
         self.nb_at, self.amount_at, self.last_us = 1, amount, tx_us
 
+    @classmethod
+    def from_row(cls, day: int, row: dict[str, Any]) -> Intraday:
+        """A customer's stored intraday row (`CUSTOMER_INTRADAY`), if it is of `day`; else a fresh day."""
+        last_us = row.get(CUSTOMER_INTRADAY[-1]) if row else None
+        if last_us is None or int(last_us) // MICROS_PER_DAY != day:
+            return cls(day)
+        values = [row[name] or 0 for name in CUSTOMER_INTRADAY]
+        return cls(day, int(values[0]), float(values[1]), int(values[2]), float(values[3]), int(values[4]))
+
     def row(self) -> dict[str, float | int]:
         values = (self.nb_before, self.amount_before, self.nb_at, self.amount_at, self.last_us)
         return dict(zip(CUSTOMER_INTRADAY, values, strict=True))

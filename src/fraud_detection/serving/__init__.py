@@ -1,0 +1,2 @@
+"""Real-time inference: the BentoML service and its parts (IO schemas, decisions and fallback, A/B routing, the
+prediction log)."""

@@ -1,0 +1,56 @@
+"""From a score to what the payment system does, and the rules that stand in when the model cannot score.
+
+`decide`: approve below `serve.thresholds.review`, decline at or above `serve.thresholds.decline`, review between.
+
+`rule_score` is the documented fallback (`degraded: true`): the handbook's scenarios as rules on the features that
+are always available. An amount above `serve.fallback.amount_threshold` (scenario 1) scores 0.9; a terminal whose
+known fraud rate over the last 7 days is at least `serve.fallback.terminal_risk` (scenario 2) scores 0.8; an amount
+at least `serve.fallback.amount_ratio` times the customer's 30-day mean (scenario 3) scores 0.6; anything else 0.01.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    review: float
+    decline: float
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> Thresholds:
+        review, decline = float(params["review"]), float(params["decline"])
+        if not 0 <= review <= decline <= 1:
+            raise ValueError(
+                f"serve.thresholds review={review}, decline={decline}; expected 0 <= review <= decline <= 1"
+            )
+        return cls(review, decline)
+
+
+def decide(probability: float, thresholds: Thresholds) -> str:
+    if probability >= thresholds.decline:
+        return "decline"
+    return "review" if probability >= thresholds.review else "approve"
+
+
+@dataclass(frozen=True)
+class FallbackRules:
+    amount_threshold: float
+    terminal_risk: float
+    amount_ratio: float
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> FallbackRules:
+        return cls(float(params["amount_threshold"]), float(params["terminal_risk"]), float(params["amount_ratio"]))
+
+
+def rule_score(features: dict[str, float], rules: FallbackRules) -> float:
+    if features["tx_amount"] > rules.amount_threshold:
+        return 0.9
+    if features["terminal_risk_7d"] >= rules.terminal_risk:
+        return 0.8
+    if features["tx_amount_over_customer_avg_30d"] >= rules.amount_ratio:
+        return 0.6
+    return 0.01

@@ -1,0 +1,126 @@
+"""The prediction log: every served and shadow prediction, for monitoring and A/B analysis.
+
+`PredictionLog.record` never blocks a request: it puts the record on a bounded in-memory queue and returns; a
+background thread writes batches to the sink (JSON lines under a folder by default, a Redis stream in the production
+profile). When the queue is full the record is dropped and counted (`dropped`, exported in `/metrics`). `close`
+drains the queue and flushes, so a clean shutdown loses nothing.
+
+One record: request_id, time (UTC), transaction_id, customer_id, terminal_id, tx_datetime, features (the vector the
+model saw), model_version, variant, role (served | shadow), score, decision, degraded, latency_ms.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+STOP = object()
+BATCH = 512
+
+
+class Sink(Protocol):
+    def write(self, records: list[dict[str, Any]]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class JsonLinesSink:
+    """One file per UTC day and process start (`predictions-YYYY-MM-DD-<start>.jsonl`), appended and flushed per
+    batch: a reader sees whole lines only (each batch is one write of complete lines)."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self._folder = Path(folder)
+        self._folder.mkdir(parents=True, exist_ok=True)
+        self._start = datetime.now(UTC).strftime("%H%M%S%f")
+        self._day, self._handle = None, None
+
+    def write(self, records: list[dict[str, Any]]) -> None:
+        day = datetime.now(UTC).date().isoformat()
+        if day != self._day:
+            self.close()
+            self._day = day
+            self._handle = (self._folder / f"predictions-{day}-{self._start}.jsonl").open("a", encoding="utf-8")
+        self._handle.write("".join(json.dumps(r, separators=(",", ":"), default=str) + "\n" for r in records))
+        self._handle.flush()
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
+class RedisStreamSink:
+    """XADD each record (JSON in field `record`) to a Redis stream, capped at about `max_length` entries."""
+
+    def __init__(self, url: str, stream: str, max_length: int = 1_000_000) -> None:
+        import redis
+
+        self._redis = redis.Redis.from_url(url)
+        self._stream, self._max_length = stream, max_length
+
+    def write(self, records: list[dict[str, Any]]) -> None:
+        pipe = self._redis.pipeline(transaction=False)
+        for record in records:
+            pipe.xadd(self._stream, {"record": json.dumps(record, default=str)}, maxlen=self._max_length,
+                      approximate=True)  # fmt: skip
+        pipe.execute()
+
+    def close(self) -> None:
+        self._redis.close()
+
+
+class PredictionLog:
+    def __init__(self, sink: Sink, capacity: int = 100_000) -> None:
+        self._sink = sink
+        self._queue: queue.Queue = queue.Queue(maxsize=capacity)
+        self.dropped = 0  # records the full queue refused
+        self.failed = 0  # records the sink could not write
+        self.written = 0
+        self._thread = threading.Thread(target=self._drain, name="prediction-log", daemon=True)
+        self._thread.start()
+
+    def record(self, record: dict[str, Any]) -> None:
+        try:
+            self._queue.put_nowait(record)
+        except queue.Full:
+            self.dropped += 1
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Write everything queued, then stop."""
+        self._queue.put(STOP)
+        self._thread.join(timeout_s)
+        self._sink.close()
+
+    def _drain(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stop = any(item is STOP for item in batch)
+            records = [item for item in batch if item is not STOP]
+            if records:
+                self._write(records)
+            if stop:
+                return
+
+    def _write(self, records: list[dict[str, Any]]) -> None:
+        try:
+            self._sink.write(records)
+            self.written += len(records)
+        except Exception:  # a sink failure must never reach a request; it is counted instead
+            self.failed += len(records)
+
+
+def read_json_lines(folder: str | Path) -> Iterable[dict[str, Any]]:
+    """Every record under a JSON-lines log folder, file by file (for monitoring and A/B analysis)."""
+    for path in sorted(Path(folder).glob("predictions-*.jsonl")):
+        with path.open(encoding="utf-8") as handle:
+            yield from (json.loads(line) for line in handle if line.endswith("\n"))

@@ -1,0 +1,60 @@
+"""What `/predict` accepts and returns.
+
+A transaction is checked twice: by type (pydantic: integers are integers, the time is an ISO 8601 instant with a
+timezone, no unknown fields) and by the same limits as ingestion (params.yaml `ingest`: accepted time range,
+non-negative finite amounts up to `max_amount`). Either failure is a 4xx naming the field, the value and what was
+expected; nothing is scored or logged.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from fraud_detection.ingestion.schema import Limits
+
+Decision = Literal["approve", "review", "decline"]
+
+
+class InvalidTransaction(ValueError):
+    """A transaction outside the accepted limits: the message names field, value and expectation."""
+
+
+class Transaction(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=False, frozen=True)
+
+    transaction_id: int = Field(ge=0, le=2**63 - 1)
+    tx_datetime: AwareDatetime
+    customer_id: int = Field(ge=0, le=2**63 - 1)
+    terminal_id: int = Field(ge=0, le=2**63 - 1)
+    tx_amount: float = Field(allow_inf_nan=True)  # checked by `check_limits`, with the limit in the message
+
+
+class Prediction(BaseModel):
+    transaction_id: int
+    fraud_probability: float
+    decision: Decision
+    model_version: str  # the registry version that scored it ("rules" for the fallback)
+    variant: str  # the A/B variant the customer is assigned to
+    degraded: bool  # features defaulted (online store down, entity unknown) or the model fell back to rules
+    reasons: list[str]  # why degraded, empty otherwise
+    latency_ms: float
+
+
+def check_limits(transaction: Transaction, limits: Limits) -> None:
+    """The ingestion limits, applied to one request."""
+    amount = transaction.tx_amount
+    if not math.isfinite(amount) or amount < 0 or amount > limits.max_amount:
+        raise InvalidTransaction(
+            f"tx_amount={amount!r}; expected a finite amount between 0 and {limits.max_amount:g} "
+            "(params ingest.max_amount)"
+        )
+    moment: datetime = transaction.tx_datetime
+    if not limits.valid_from <= moment < limits.valid_to:
+        raise InvalidTransaction(
+            f"tx_datetime={moment.isoformat()}; expected an instant from {limits.valid_from.isoformat()} to before "
+            f"{limits.valid_to.isoformat()} (params ingest.valid_from/valid_to)"
+        )

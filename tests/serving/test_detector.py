@@ -1,0 +1,133 @@
+"""The request path in-process, on a real Feast store (SQLite online) and a trained model: the features served
+equal the training set's, each transaction is pushed so the next one sees it, and faults degrade (defaults, rules)
+instead of failing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import polars as pl
+import pytest
+from tests.feature_store.conftest import open_store
+
+from fraud_detection import feature_store
+from fraud_detection.features.definitions import FEATURES, MICROS_PER_DAY
+from fraud_detection.pipelines.train.nodes import train_candidate
+from fraud_detection.serving.decision import FallbackRules, Thresholds
+from fraud_detection.serving.detector import RULES_VERSION, FraudDetector, ServedModel, StoreFeatures
+from fraud_detection.serving.prediction_log import JsonLinesSink, PredictionLog, read_json_lines
+from fraud_detection.serving.routing import ABRouter
+from fraud_detection.serving.schemas import Transaction
+
+THRESHOLDS = Thresholds(review=0.3, decline=0.7)
+RULES = FallbackRules(amount_threshold=220, terminal_risk=0.5, amount_ratio=3)
+
+
+@pytest.fixture(scope="module")
+def model(small_training_set: pl.DataFrame, small_train_params: dict) -> ServedModel:
+    params = {**small_train_params, "max_epochs": 2}
+    candidate = train_candidate(small_training_set, params, {"label_delay_days": 7}, {"feature_service": "v1"})
+    return ServedModel("1", candidate.scorer.predict_proba)
+
+
+@pytest.fixture
+def last_day(transactions: pl.DataFrame) -> int:
+    return transactions["tx_datetime"].dt.epoch("us").max() // MICROS_PER_DAY
+
+
+@pytest.fixture
+def store(feature_root, monkeypatch: pytest.MonkeyPatch, last_day: int):
+    """Materialized up to the start of the last simulated day: that day is served one transaction at a time."""
+    monkeypatch.chdir(feature_root)
+    opened = open_store(feature_root, "sqlite")
+    feature_store.apply_and_materialize(opened, feature_store.day_start(last_day))
+    return opened
+
+
+def _detector(store, models: dict[str, ServedModel], tmp_path, variants: dict | None = None) -> FraudDetector:
+    router = ABRouter.from_params({"salt": "t", "variants": variants or {"champion": 1.0}})
+    log = PredictionLog(JsonLinesSink(tmp_path / "log"))
+    return FraudDetector(models, StoreFeatures(store, "fraud_model_v1"), router, THRESHOLDS, RULES, log)
+
+
+def _requests(transactions: pl.DataFrame, day: int) -> list[Transaction]:
+    rows = transactions.filter(pl.col("tx_datetime").dt.epoch("us") // MICROS_PER_DAY == day).sort("tx_datetime")
+    return [Transaction.model_validate(row) for row in rows.select(
+        "transaction_id", "tx_datetime", "customer_id", "terminal_id", "tx_amount").iter_rows(named=True)]  # fmt: skip
+
+
+def test_served_features_equal_the_training_set_and_each_transaction_is_pushed(
+    store, model, transactions, offline_features, last_day, tmp_path
+) -> None:
+    detector = _detector(store, {"champion": model}, tmp_path)
+    requests = _requests(transactions, last_day)
+    predictions = [detector.predict(r) for r in requests]
+    detector.log.close()
+    served = {r["transaction_id"]: r["features"] for r in read_json_lines(tmp_path / "log")}
+    assert len(served) == len(requests) > 50
+    expected = offline_features.filter(pl.col("transaction_id").is_in(list(served)))
+    for row in expected.iter_rows(named=True):
+        got = served[row["transaction_id"]]
+        bad = [n for n in FEATURES if not np.isclose(float(got[n]), float(row[n]), rtol=0, atol=1e-9)]
+        assert not bad, f"transaction {row['transaction_id']}: {bad} differ from the training set"
+    assert all(p.model_version == "1" and p.variant == "champion" for p in predictions)
+    matrix = expected.sort("transaction_id").select(FEATURES).to_numpy().astype(np.float64)
+    by_id = {p.transaction_id: p.fraud_probability for p in predictions}
+    assert np.allclose([by_id[i] for i in sorted(by_id)], model.predict(matrix)), "scored as the model scores offline"
+
+
+def test_an_unknown_customer_is_scored_with_defaults_and_flagged(store, model, tmp_path) -> None:
+    detector = _detector(store, {"champion": model}, tmp_path)
+    request = Transaction(transaction_id=1, tx_datetime=datetime(2018, 5, 15, 12, tzinfo=UTC), customer_id=10**9,
+                          terminal_id=10**9, tx_amount=30.0)  # fmt: skip
+    prediction = detector.predict(request)
+    assert prediction.degraded and prediction.model_version == "1"
+    assert prediction.reasons == ["unknown customer; no customer history", "unknown terminal; no terminal history"]
+    again = detector.predict(request.model_copy(update={"transaction_id": 2}))
+    assert again.reasons[0] == "unknown customer; no customer history", "daily history is still unknown"
+    detector.log.close()
+    [first, second] = list(read_json_lines(tmp_path / "log"))
+    assert second["features"]["customer_avg_amount_1d"] == first["features"]["customer_avg_amount_1d"] == 0
+
+
+def test_an_online_store_that_is_gone_degrades_to_defaults(store, model, feature_root, tmp_path) -> None:
+    detector = _detector(store, {"champion": model}, tmp_path)
+    online = feature_root / store.config.online_store.path
+    online.rename(online.with_suffix(".moved"))
+    try:
+        prediction = detector.predict(Transaction(transaction_id=1, tx_datetime=datetime(2018, 5, 15, tzinfo=UTC),
+                                                  customer_id=1, terminal_id=1, tx_amount=30.0))  # fmt: skip
+    finally:
+        online.with_suffix(".moved").rename(online)
+    assert prediction.degraded and prediction.reasons[0].startswith("online store unavailable; features defaulted")
+    assert prediction.model_version == "1" and 0 <= prediction.fraud_probability <= 1
+    assert detector.counters.degraded["online store unavailable"] == 1
+
+
+def test_a_model_that_fails_is_replaced_by_the_rules(store, tmp_path) -> None:
+    def broken(matrix: np.ndarray) -> np.ndarray:
+        raise RuntimeError("weights corrupted")
+
+    detector = _detector(store, {"champion": ServedModel("3", broken)}, tmp_path)
+    prediction = detector.predict(Transaction(transaction_id=1, tx_datetime=datetime(2018, 5, 15, tzinfo=UTC),
+                                              customer_id=1, terminal_id=1, tx_amount=500.0))  # fmt: skip
+    assert (prediction.model_version, prediction.fraud_probability, prediction.decision) == (RULES_VERSION, 0.9,
+                                                                                             "decline")  # fmt: skip
+    assert prediction.degraded and "model 3 failed to score; rule fallback" in prediction.reasons
+    assert detector.counters.fallbacks == 1
+
+
+def test_each_customer_is_served_by_its_variant_model(store, model, tmp_path) -> None:
+    other = ServedModel("2", lambda matrix: np.full(len(matrix), 0.5))
+    detector = _detector(store, {"champion": model, "challenger": other}, tmp_path,
+                         {"champion": 0.5, "challenger": 0.5})  # fmt: skip
+    for customer in range(40):
+        moment = datetime(2018, 5, 15, tzinfo=UTC)
+        prediction = detector.predict(Transaction(transaction_id=customer, tx_datetime=moment, customer_id=customer,
+                                                  terminal_id=1, tx_amount=10.0))  # fmt: skip
+        assert prediction.variant == detector.router.variant(customer)
+        assert prediction.model_version == {"champion": "1", "challenger": "2"}[prediction.variant]
+    assert set(detector.counters.requests) == {"champion", "challenger"}
+    with pytest.raises(ValueError, match=r"variants \['other'\] without a model"):
+        _detector(store, {"champion": model}, tmp_path, {"champion": 0.5, "other": 0.5})
