@@ -7,12 +7,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import mlflow
 import pytest
+import requests
 import yaml
 
 from tests.conftest import PROJECT_ROOT
@@ -143,6 +147,64 @@ def test_register_is_idempotent_gates_new_candidates_and_the_cli_operates_the_re
     assert json.loads(_registry_cli(project, "history", "--json").stdout) == history, "bad input changes nothing"
     gated = _registry_cli(project, "promote", "2")
     assert gated.returncode == 0 and "gate window" in gated.stdout, gated.stderr
+
+
+def test_the_service_serves_the_champion_over_http_and_refuses_bad_input_by_name(project: Path) -> None:
+    """`bentoml serve` from the project root after `dvc repro`: the champion through BentoML's model store, features
+    from the Feast online store; on a clean stop every prediction is in the log."""
+    port = _free_port()
+    env = {**os.environ, "BENTOML_HOME": str(project / ".bentoml"), "BENTOML_DO_NOT_TRACK": "True"}
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "bentoml"), "serve", "fraud_detection.serving.service:FraudService",
+         "--port", str(port)],
+        cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, server)
+        champion = json.loads(_registry_cli(project, "status", "--json").stdout)["aliases"]["champion"]
+        good = {"transaction_id": 1, "tx_datetime": "2018-05-30T12:00:00Z", "customer_id": 5, "terminal_id": 7,
+                "tx_amount": 42.0}  # fmt: skip
+        answer = requests.post(f"{url}/predict", json=good, timeout=10)
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["model_version"] == str(champion) and body["variant"] == "champion" and not body["degraded"]
+        assert 0 <= body["fraud_probability"] <= 1 and body["decision"] in {"approve", "review", "decline"}
+        for change, field in (({"tx_amount": -1}, "tx_amount"), ({"customer_id": "x"}, "customer_id"),
+                              ({"tx_datetime": "2018-05-30T12:00:00"}, "tx_datetime")):  # fmt: skip
+            refused = requests.post(f"{url}/predict", json={**good, **change}, timeout=10)
+            assert refused.status_code == 400 and field in refused.text, (change, refused.text)
+        missing = requests.post(f"{url}/predict", json={k: v for k, v in good.items() if k != "tx_amount"}, timeout=10)
+        assert missing.status_code == 400 and "tx_amount" in missing.text
+        garbage = requests.post(f"{url}/predict", data=b"{not json", timeout=10,
+                                headers={"content-type": "application/json"})  # fmt: skip
+        assert garbage.status_code == 400
+        assert requests.post(f"{url}/predict", json=good, timeout=10).status_code == 200, "still serving"
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+    logged = [json.loads(line) for path in (project / "data/08_serving/predictions").glob("*.jsonl")
+              for line in path.read_text().splitlines()]  # fmt: skip
+    assert len(logged) == 2 and all(r["model_version"] == str(champion) for r in logged), "flushed on stop"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_ready(url: str, server: subprocess.Popen, timeout_s: float = 180) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert server.poll() is None, f"bentoml serve exited with {server.returncode}"
+        try:
+            if requests.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(1)
+    pytest.fail(f"the service was not ready within {timeout_s} s")
 
 
 def test_failed_ingest_keeps_previous_outputs_and_lock(project: Path) -> None:

@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
@@ -32,14 +32,17 @@ cli = click.Group("fraud_detection", help="fraud_detection adds no kedro command
 
 def main(argv: list[str] | None = None) -> int:
     disable_telemetry()
+    if argv is None:  # the command line, not a caller: `fraud-detection registry history | head` ends quietly
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     logging.getLogger("kedro").setLevel(logging.WARNING)  # stdout is the command's output (`--json | jq`)
     args = _parser().parse_args(argv)
+    from fraud_detection.project import NotInProject
     from fraud_detection.registry.locks import LockTimeout
     from fraud_detection.registry.registry import RegistryError, RegistryUnreachable
 
     try:
         args.command(args)
-    except (RegistryError, RegistryUnreachable, LockTimeout) as error:
+    except (RegistryError, RegistryUnreachable, LockTimeout, NotInProject) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     return 0
@@ -139,21 +142,11 @@ def _import_bento(args: argparse.Namespace) -> None:
     print(f"{model.tag} in BentoML's model store ({model.path}); labels: {json.dumps(model.info.labels)}")
 
 
-# -- the project's configuration, read the way `kedro run` reads it (without a session: it would import every
-#    pipeline, feast included, to check parameter types)
+# -- the project's configuration, read the way `kedro run` reads it
 def _context(env: str | None) -> Any:
-    import os
-    from types import SimpleNamespace
+    from fraud_detection.project import project_context
 
-    from kedro.config import OmegaConfigLoader
-    from kedro.io import DataCatalog
-
-    from fraud_detection.settings import CONFIG_LOADER_ARGS
-
-    root = _project_root()
-    os.chdir(root)  # the catalog's paths are relative to the project root
-    loader = OmegaConfigLoader(str(root / "conf"), env=env, **CONFIG_LOADER_ARGS)
-    return SimpleNamespace(params=loader["parameters"], catalog=DataCatalog.from_config(loader["catalog"]))
+    return project_context(env)
 
 
 def _registry(args: argparse.Namespace) -> Any:
@@ -175,15 +168,6 @@ def _gate_window(args: argparse.Namespace) -> tuple[Any, str]:
     params = args._context.params
     window = gate_window(args._context.catalog.load("training_set"), params["train"], params["features"])
     return window, f"{window['tx_datetime'].min().date()}..{window['tx_datetime'].max().date()}"
-
-
-def _project_root() -> Path:
-    for folder in (Path.cwd(), *Path.cwd().parents):
-        if (folder / "pyproject.toml").is_file() and (folder / "conf" / "base").is_dir():
-            return folder
-    from fraud_detection.registry.registry import RegistryError
-
-    raise RegistryError(f"{Path.cwd()} is not inside the project; expected to run from the project root")
 
 
 # -- output

@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from kedro.io import AbstractDataset, DatasetError
+
 STOP = object()
 BATCH = 512
 
@@ -124,3 +126,24 @@ def read_json_lines(folder: str | Path) -> Iterable[dict[str, Any]]:
     for path in sorted(Path(folder).glob("predictions-*.jsonl")):
         with path.open(encoding="utf-8") as handle:
             yield from (json.loads(line) for line in handle if line.endswith("\n"))
+
+
+class PredictionLogDataset(AbstractDataset[None, Sink]):
+    """The catalog entry `prediction_log`: which sink the service writes to (load-only). `folder`: JSON lines under
+    it (default); `redis_url` + `stream`: a Redis stream (production)."""
+
+    def __init__(self, folder: str | None = None, redis_url: str | None = None, stream: str | None = None,
+                 metadata: dict | None = None) -> None:  # fmt: skip
+        if (folder is None) == (redis_url is None):
+            raise ValueError("prediction_log needs either `folder` or `redis_url` (+ `stream`)")
+        self._folder, self._redis_url, self._stream = folder, redis_url, stream or "predictions"
+        self.metadata = metadata
+
+    def load(self) -> Sink:
+        return JsonLinesSink(self._folder) if self._folder else RedisStreamSink(self._redis_url, self._stream)
+
+    def save(self, data: None) -> None:
+        raise DatasetError("the prediction log is written by the serving process, not saved")
+
+    def _describe(self) -> dict[str, Any]:
+        return {"folder": self._folder, "redis_url": self._redis_url, "stream": self._stream}

@@ -1,0 +1,34 @@
+"""The project's configuration outside `kedro run`: params.yaml and the catalog, read the way Kedro reads them, for
+the operations CLI and the serving process. Without a Kedro session: it would import every pipeline (feast and
+Lightning included) to check parameter types, seconds before the first command."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import SimpleNamespace
+
+
+class NotInProject(ValueError):
+    pass
+
+
+def project_root() -> Path:
+    for folder in (Path.cwd(), *Path.cwd().parents):
+        if (folder / "pyproject.toml").is_file() and (folder / "conf" / "base").is_dir():
+            return folder
+    raise NotInProject(f"{Path.cwd()} is not inside the project; expected to run from the project root")
+
+
+def project_context(env: str | None = None) -> SimpleNamespace:
+    """`params` (params.yaml) and `catalog` (conf/base, overlaid by conf/<env>); the working directory becomes the
+    project root, since the catalog's paths are relative to it."""
+    from kedro.config import OmegaConfigLoader
+    from kedro.io import DataCatalog
+
+    from fraud_detection.settings import CONFIG_LOADER_ARGS
+
+    root = project_root()
+    os.chdir(root)
+    loader = OmegaConfigLoader(str(root / "conf"), env=env, **CONFIG_LOADER_ARGS)
+    return SimpleNamespace(params=loader["parameters"], catalog=DataCatalog.from_config(loader["catalog"]))
