@@ -151,15 +151,18 @@ def test_register_is_idempotent_gates_new_candidates_and_the_cli_operates_the_re
 
 def test_the_service_serves_the_champion_over_http_and_refuses_bad_input_by_name(project: Path) -> None:
     """`bentoml serve` from the project root after `dvc repro`: the champion through BentoML's model store, features
-    from the Feast online store; on a clean stop every prediction is in the log."""
+    from the Feast online store, a shadow, hot reload after a promotion, the admin token; on a clean stop every
+    prediction is in the log."""
+    _set_params(project, serve={"shadow": "champion", "reload_interval_s": 1, "max_batch": 5})
     port = _free_port()
-    env = {**os.environ, "BENTOML_HOME": str(project / ".bentoml"), "BENTOML_DO_NOT_TRACK": "True"}
+    env = {**os.environ, "BENTOML_HOME": str(project / ".bentoml"), "BENTOML_DO_NOT_TRACK": "True",
+           "FRAUD_DETECTION_ADMIN_TOKEN": "s3cret"}  # fmt: skip
     server = subprocess.Popen(
         [str(Path(sys.executable).parent / "bentoml"), "serve", "fraud_detection.serving.service:FraudService",
          "--port", str(port)],
         cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    url, served = f"http://127.0.0.1:{port}", 0
     try:
         _wait_ready(url, server)
         champion = json.loads(_registry_cli(project, "status", "--json").stdout)["aliases"]["champion"]
@@ -167,25 +170,57 @@ def test_the_service_serves_the_champion_over_http_and_refuses_bad_input_by_name
                 "tx_amount": 42.0}  # fmt: skip
         answer = requests.post(f"{url}/predict", json=good, timeout=10)
         assert answer.status_code == 200, answer.text
+        served += 1
         body = answer.json()
         assert body["model_version"] == str(champion) and body["variant"] == "champion" and not body["degraded"]
         assert 0 <= body["fraud_probability"] <= 1 and body["decision"] in {"approve", "review", "decline"}
-        for change, field in (({"tx_amount": -1}, "tx_amount"), ({"customer_id": "x"}, "customer_id"),
-                              ({"tx_datetime": "2018-05-30T12:00:00"}, "tx_datetime")):  # fmt: skip
-            refused = requests.post(f"{url}/predict", json={**good, **change}, timeout=10)
-            assert refused.status_code == 400 and field in refused.text, (change, refused.text)
-        missing = requests.post(f"{url}/predict", json={k: v for k, v in good.items() if k != "tx_amount"}, timeout=10)
-        assert missing.status_code == 400 and "tx_amount" in missing.text
-        garbage = requests.post(f"{url}/predict", data=b"{not json", timeout=10,
-                                headers={"content-type": "application/json"})  # fmt: skip
-        assert garbage.status_code == 400
-        assert requests.post(f"{url}/predict", json=good, timeout=10).status_code == 200, "still serving"
+        _check_bad_input_is_refused_by_name(url, good)
+
+        batch = [{**good, "transaction_id": i} for i in range(3)]
+        answers = requests.post(f"{url}/predict_batch", json={"transactions": batch}, timeout=10)
+        assert answers.status_code == 200 and [a["transaction_id"] for a in answers.json()] == [0, 1, 2]
+        served += 3
+        too_many = requests.post(f"{url}/predict_batch", json={"transactions": batch * 2}, timeout=10)
+        assert too_many.status_code == 400 and "at most 5" in too_many.text
+
+        assert requests.post(f"{url}/admin/reload", json={}, timeout=10).status_code == 401
+        wrong = {"authorization": "Bearer guess"}
+        assert requests.post(f"{url}/admin/reload", json={}, headers=wrong, timeout=10).status_code == 401
+        token = {"authorization": "Bearer s3cret"}
+        reloaded = requests.post(f"{url}/admin/reload", json={}, headers=token, timeout=10)
+        assert reloaded.status_code == 200 and reloaded.json()["champion"] == str(champion), reloaded.text
+
+        other = 3 - champion
+        assert _registry_cli(project, "promote", str(other), "--force").returncode == 0
+        deadline, version = time.monotonic() + 30, None
+        while time.monotonic() < deadline and version != str(other):  # hot reload: no restart, no failed request
+            answer = requests.post(f"{url}/predict", json=good, timeout=10)
+            assert answer.status_code == 200, answer.text
+            served += 1
+            version = answer.json()["model_version"]
+            time.sleep(0.1)
+        assert version == str(other), "the new champion serves within the reload interval"
+        metrics = requests.get(f"{url}/metrics", timeout=10).text
+        assert "fraud_detection_requests" in metrics and "bentoml_service_request_duration_seconds" in metrics
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=60)
     logged = [json.loads(line) for path in (project / "data/08_serving/predictions").glob("*.jsonl")
               for line in path.read_text().splitlines()]  # fmt: skip
-    assert len(logged) == 2 and all(r["model_version"] == str(champion) for r in logged), "flushed on stop"
+    roles = [r["role"] for r in logged]
+    assert roles.count("served") == served and roles.count("shadow") == served, "all flushed on a clean stop"
+
+
+def _check_bad_input_is_refused_by_name(url: str, good: dict) -> None:
+    for change, field in (({"tx_amount": -1}, "tx_amount"), ({"customer_id": "x"}, "customer_id"),
+                          ({"tx_datetime": "2018-05-30T12:00:00"}, "tx_datetime")):  # fmt: skip
+        refused = requests.post(f"{url}/predict", json={**good, **change}, timeout=10)
+        assert refused.status_code == 400 and field in refused.text, (change, refused.text)
+    missing = requests.post(f"{url}/predict", json={k: v for k, v in good.items() if k != "tx_amount"}, timeout=10)
+    assert missing.status_code == 400 and "tx_amount" in missing.text
+    garbage = requests.post(f"{url}/predict", data=b"{not json", timeout=10,
+                            headers={"content-type": "application/json"})  # fmt: skip
+    assert garbage.status_code == 400
 
 
 def _free_port() -> int:

@@ -4,6 +4,8 @@ instead of failing."""
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime
 
 import numpy as np
@@ -131,3 +133,52 @@ def test_each_customer_is_served_by_its_variant_model(store, model, tmp_path) ->
     assert set(detector.counters.requests) == {"champion", "challenger"}
     with pytest.raises(ValueError, match=r"variants \['other'\] without a model"):
         _detector(store, {"champion": model}, tmp_path, {"champion": 0.5, "other": 0.5})
+
+
+def test_the_shadow_is_scored_and_logged_off_the_request_path(store, model, tmp_path) -> None:
+    release = threading.Event()
+
+    def slow_then_opposite(matrix: np.ndarray) -> np.ndarray:
+        release.wait(10)
+        return 1 - model.predict(matrix)
+
+    detector = _detector(store, {"champion": model}, tmp_path)
+    detector.swap({"champion": model}, ServedModel("9", slow_then_opposite))
+    request = Transaction(transaction_id=1, tx_datetime=datetime(2018, 5, 15, tzinfo=UTC), customer_id=1,
+                          terminal_id=1, tx_amount=30.0)  # fmt: skip
+    start = time.perf_counter()
+    served = detector.predict(request)
+    assert time.perf_counter() - start < 1, "the response does not wait for the shadow"
+    assert served.model_version == "1" and served.variant == "champion"
+    release.set()
+    detector.close()
+    records = list(read_json_lines(tmp_path / "log"))
+    assert [(r["role"], r["model_version"]) for r in records] == [("served", "1"), ("shadow", "9")]
+    assert records[1]["fraud_probability"] == pytest.approx(1 - served.fraud_probability)
+    assert detector.counters.shadow_scored == 1 and detector.counters.shadow_disagreements == 1
+
+
+def test_a_failing_shadow_never_touches_the_response(store, model, tmp_path) -> None:
+    def broken(matrix: np.ndarray) -> np.ndarray:
+        raise RuntimeError("shadow broke")
+
+    detector = _detector(store, {"champion": model}, tmp_path)
+    detector.swap({"champion": model}, ServedModel("9", broken))
+    served = detector.predict(Transaction(transaction_id=1, tx_datetime=datetime(2018, 5, 15, tzinfo=UTC),
+                                          customer_id=1, terminal_id=1, tx_amount=30.0))  # fmt: skip
+    detector.close()
+    assert served.model_version == "1" and detector.counters.shadow_failures == 1
+    assert [r["role"] for r in read_json_lines(tmp_path / "log")] == ["served"]
+
+
+def test_a_swap_serves_the_new_model_from_the_next_request(store, model, tmp_path) -> None:
+    detector = _detector(store, {"champion": model}, tmp_path)
+    request = Transaction(transaction_id=1, tx_datetime=datetime(2018, 5, 15, tzinfo=UTC), customer_id=1,
+                          terminal_id=1, tx_amount=30.0)  # fmt: skip
+    assert detector.predict(request).model_version == "1"
+    detector.swap({"champion": ServedModel("2", model.predict)}, None)
+    assert detector.predict(request).model_version == "2" and detector.versions() == {"champion": "2"}
+    with pytest.raises(ValueError, match="without a model"):
+        detector.swap({"other": model}, None)
+    assert detector.versions() == {"champion": "2"}, "a refused swap keeps the models"
+    detector.close()

@@ -12,10 +12,12 @@ an unknown customer or terminal is flagged, a model that fails to score is repla
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -65,6 +67,10 @@ class Counters:
     requests: Counter = field(default_factory=Counter)  # by variant
     degraded: Counter = field(default_factory=Counter)  # by reason
     fallbacks: int = 0
+    shadow_scored: int = 0
+    shadow_disagreements: int = 0  # the shadow's decision differs from the served one
+    shadow_failures: int = 0
+    shadow_dropped: int = 0  # not scored: the shadow fell too far behind
 
 
 class FraudDetector:
@@ -76,13 +82,32 @@ class FraudDetector:
         thresholds: Thresholds,
         rules: FallbackRules,
         prediction_log: PredictionLog,
+        shadow: ServedModel | None = None,
+        shadow_backlog: int = 1000,
     ) -> None:
-        missing = sorted(set(router.variants) - set(models))
-        if missing:
-            raise ValueError(f"serve.ab names variants {missing} without a model; expected one of {sorted(models)}")
-        self.models, self.features, self.router = models, features, router
+        self.features, self.router = features, router
         self.thresholds, self.rules, self.log = thresholds, rules, prediction_log
         self.counters = Counters()
+        self.swap(models, shadow)
+        # The shadow scores on its own thread, after the response is built: its latency and failures never reach it
+        self._shadow_pool = ThreadPoolExecutor(1, thread_name_prefix="shadow")
+        self._shadow_backlog, self._shadow_pending, self._shadow_lock = shadow_backlog, 0, threading.Lock()
+
+    def swap(self, models: dict[str, ServedModel], shadow: ServedModel | None) -> None:
+        """Serve other models from the next request on (hot reload); requests in flight finish on the old ones."""
+        missing = sorted(set(self.router.variants) - set(models))
+        if missing:
+            raise ValueError(f"serve.ab names variants {missing} without a model; expected one of {sorted(models)}")
+        self.models, self.shadow = dict(models), shadow
+
+    def versions(self) -> dict[str, str]:
+        served = {variant: model.version for variant, model in self.models.items()}
+        return served | ({"shadow": self.shadow.version} if self.shadow else {})
+
+    def close(self) -> None:
+        """Finish the shadow's backlog, then flush the log."""
+        self._shadow_pool.shutdown(wait=True)
+        self.log.close()
 
     def predict(self, transaction: Transaction) -> Prediction:
         start = time.perf_counter()
@@ -116,7 +141,39 @@ class FraudDetector:
             latency_ms=(time.perf_counter() - start) * 1000,
         )
         self.log.record(_record(transaction, features, prediction, "served"))
+        if self.shadow is not None:
+            self._submit_shadow(self.shadow, transaction, features, prediction)
         return prediction
+
+    def predict_batch(self, transactions: list[Transaction]) -> list[Prediction]:
+        """In order: a customer's later transaction in the batch sees the earlier ones."""
+        return [self.predict(t) for t in transactions]
+
+    def _submit_shadow(self, shadow: ServedModel, transaction: Transaction, features: dict, served: Prediction) -> None:
+        with self._shadow_lock:
+            if self._shadow_pending >= self._shadow_backlog:
+                self.counters.shadow_dropped += 1
+                return
+            self._shadow_pending += 1
+        self._shadow_pool.submit(self._score_shadow, shadow, transaction, features, served)
+
+    def _score_shadow(self, shadow: ServedModel, transaction: Transaction, features: dict, served: Prediction) -> None:
+        start = time.perf_counter()
+        try:
+            probability = float(shadow.predict(np.array([[features[name] for name in FEATURES]]))[0])
+            decision = decide(probability, self.thresholds)
+            self.counters.shadow_scored += 1
+            self.counters.shadow_disagreements += decision != served.decision
+            shadow_prediction = served.model_copy(update={
+                "fraud_probability": probability, "decision": decision, "model_version": shadow.version,
+                "variant": "shadow", "latency_ms": (time.perf_counter() - start) * 1000})  # fmt: skip
+            self.log.record(_record(transaction, features, shadow_prediction, "shadow"))
+        except Exception as error:  # the shadow's failures are counted and logged, never served
+            self.counters.shadow_failures += 1
+            log.warning("shadow model %s failed: %s", shadow.version, error)
+        finally:
+            with self._shadow_lock:
+                self._shadow_pending -= 1
 
     def _state(self, transaction: Transaction) -> tuple[dict[str, Any], list[str]]:
         from fraud_detection.feature_store import OnlineStoreUnavailable

@@ -1,15 +1,22 @@
 """The real-time service: `bentoml serve fraud_detection.serving.service:FraudService` from the project root.
 
-It loads, at start, the models of the A/B variants (registry aliases, `serve.ab.variants`) through BentoML's model
-store (imported from `models:/fraud-detector@<alias>` when missing), the Feast online store of the catalog, and
-the prediction log; each request goes through `FraudDetector`. The project environment (`conf/<env>`) comes from
-`FRAUD_DETECTION_ENV` (default: base + local).
+It loads, at start, the models of the A/B variants and of the shadow (registry aliases: `serve.ab.variants`,
+`serve.shadow`) through BentoML's model store (imported from `models:/fraud-detector@<alias>` when missing), the
+Feast online store of the catalog, and the prediction log; each request goes through `FraudDetector`. A watcher
+thread checks the registry's aliases every `serve.reload_interval_s` and swaps in the versions they point to (hot
+reload); `POST /admin/reload` forces it, with the admin token (`Authorization: Bearer <token>`, the token in the
+environment variable named by `serve.admin_token_env`; no token set: the admin endpoints always answer 401).
+The project environment (`conf/<env>`) comes from `FRAUD_DETECTION_ENV` (default: base + local).
 """
 
 from __future__ import annotations
 
+import hmac
+import logging
 import os
+import threading
 from http import HTTPStatus
+from typing import Any
 
 import bentoml
 from bentoml.exceptions import BentoMLException
@@ -21,8 +28,15 @@ from fraud_detection.serving.schemas import InvalidTransaction, Prediction, Tran
 disable_telemetry()
 
 
+log = logging.getLogger(__name__)
+
+
 class BadRequest(BentoMLException):
     error_code = HTTPStatus.BAD_REQUEST
+
+
+class Unauthorized(BentoMLException):
+    error_code = HTTPStatus.UNAUTHORIZED
 
 
 @bentoml.service(name="fraud_detection", workers=1, traffic={"timeout": 10}, http={"host": "127.0.0.1"})
@@ -31,6 +45,7 @@ class FraudService:
         from fraud_detection.project import project_context
         from fraud_detection.serving.decision import FallbackRules, Thresholds
         from fraud_detection.serving.detector import FraudDetector, StoreFeatures
+        from fraud_detection.serving.metrics import Exporter
         from fraud_detection.serving.models import served_model
         from fraud_detection.serving.prediction_log import PredictionLog
         from fraud_detection.serving.routing import ABRouter
@@ -42,20 +57,76 @@ class FraudService:
         models = {alias: served_model(registry, alias) for alias in router.variants}
         features = StoreFeatures(context.catalog.load("feature_store"), params["training_set"]["feature_service"])
         self.limits = Limits.from_params(params["ingest"])
+        self.max_batch = int(serve["max_batch"])
+        self.registry, self.shadow_alias = registry, serve.get("shadow")
+        self._admin_token = os.environ.get(serve["admin_token_env"], "")
+        shadow = served_model(registry, self.shadow_alias) if self.shadow_alias else None
         self.detector = FraudDetector(
             models, features, router, Thresholds.from_params(serve["thresholds"]),
             FallbackRules.from_params(serve["fallback"]),
-            PredictionLog(context.catalog.load("prediction_log"), capacity=serve["log_queue"]),
+            PredictionLog(context.catalog.load("prediction_log"), capacity=serve["log_queue"]), shadow,
         )  # fmt: skip
+        self._exporter, self._reload_lock, self._stop = Exporter(), threading.Lock(), threading.Event()
+        self._watcher = threading.Thread(target=self._watch, args=(float(serve["reload_interval_s"]),), daemon=True)
+        self._watcher.start()
 
     @bentoml.api(route="/predict", input_spec=Transaction, output_spec=Prediction)
-    async def predict(self, **fields) -> Prediction:
-        transaction = Transaction.model_construct(**fields)
+    async def predict(self, **fields: Any) -> Prediction:
+        prediction = self.detector.predict(self._checked(Transaction.model_construct(**fields)))
+        self._exporter.export(self.detector.counters, self.detector.log.dropped)
+        return prediction
+
+    @bentoml.api(route="/predict_batch")
+    async def predict_batch(self, transactions: list[Transaction]) -> list[Prediction]:
+        if len(transactions) > self.max_batch:
+            raise BadRequest(f"transactions has {len(transactions)} items; expected at most {self.max_batch} "
+                             "(params serve.max_batch)")  # fmt: skip
+        for index, transaction in enumerate(transactions):
+            try:
+                check_limits(transaction, self.limits)
+            except InvalidTransaction as error:
+                raise BadRequest(f"transactions[{index}]: {error}") from error
+        predictions = self.detector.predict_batch(transactions)
+        self._exporter.export(self.detector.counters, self.detector.log.dropped)
+        return predictions
+
+    @bentoml.api(route="/admin/reload")
+    def admin_reload(self, ctx: bentoml.Context) -> dict[str, str]:
+        """Swap in the versions the registry's aliases point to now; answers the versions served."""
+        supplied = ctx.request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if not self._admin_token or not hmac.compare_digest(supplied.encode(), self._admin_token.encode()):
+            raise Unauthorized("admin endpoints need `Authorization: Bearer <token>`")
+        return self.reload()
+
+    def reload(self) -> dict[str, str]:
+        """Load what the aliases point to, if it moved; requests keep being served meanwhile."""
+        from fraud_detection.serving.models import served_model
+
+        with self._reload_lock:
+            aliases = [*self.detector.router.variants, *([self.shadow_alias] if self.shadow_alias else [])]
+            wanted = {alias: str(self.registry.alias_version(alias)) for alias in aliases}
+            served = self.detector.versions() | ({self.shadow_alias: self.detector.versions()["shadow"]}
+                                                 if self.shadow_alias else {})  # fmt: skip
+            if any(wanted[a] != served.get(a) for a in aliases):
+                models = {variant: served_model(self.registry, variant) for variant in self.detector.router.variants}
+                shadow = served_model(self.registry, self.shadow_alias) if self.shadow_alias else None
+                self.detector.swap(models, shadow)
+                log.info("reloaded: now serving %s", self.detector.versions())
+            return self.detector.versions()
+
+    def _watch(self, interval_s: float) -> None:
+        while not self._stop.wait(interval_s):
+            try:
+                self.reload()
+            except Exception as error:  # the registry unreachable for a while: keep serving what we have
+                log.warning("hot reload check failed: %s", error)
+
+    def _checked(self, transaction: Transaction) -> Transaction:
         try:
             check_limits(transaction, self.limits)
         except InvalidTransaction as error:
             raise BadRequest(str(error)) from error
-        return self.detector.predict(transaction)
+        return transaction
 
     def __is_ready__(self) -> bool:
         """Ready when the models are loaded (they are, once constructed) and the online store answers."""
@@ -68,5 +139,6 @@ class FraudService:
         return True
 
     @bentoml.on_shutdown
-    def close_log(self) -> None:
-        self.detector.log.close()
+    def close(self) -> None:
+        self._stop.set()
+        self.detector.close()
