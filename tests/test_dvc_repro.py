@@ -117,11 +117,9 @@ def test_register_is_idempotent_gates_new_candidates_and_the_cli_operates_the_re
     assert [v["version"] for v in status["versions"]] == [1]
     lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
     [training_set] = lock["training_set"]["outs"]
-    tags = (
-        mlflow.MlflowClient(f"sqlite:///{project / 'data/mlflow/mlflow.db'}")
-        .get_model_version("fraud-detector", "1")
-        .tags
-    )
+    store = f"sqlite:///{project / 'data/mlflow/mlflow.db'}"
+    client = mlflow.MlflowClient(tracking_uri=store, registry_uri=store)  # not the process's global registry
+    tags = client.get_model_version("fraud-detector", "1").tags
     assert tags["training_set_md5"] == training_set["md5"], "the version names the DVC hash of its training set"
     lineage = {"git_commit", "params_hash", "feature_service", "feature_service_version", "feature_schema",
                "library_versions", "training_seconds", "model_bytes", "backtest.average_precision"}  # fmt: skip

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import mlflow
 import polars as pl
 import pytest
 
@@ -90,10 +91,13 @@ def server(tmp_path_factory) -> Iterator[tuple[str, str]]:
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     uri = f"http://127.0.0.1:{port}"
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()  # the registry sets them for pyfunc loads
     try:
         _wait_for_health(uri, process, root / "server.log")
         yield uri, f"{POSTGRES}/{database}"
     finally:
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
         os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout=30)
