@@ -53,4 +53,4 @@ def import_alias(registry: ModelRegistry, alias: str) -> bentoml.Model:
     if registry.alias_version(alias) != number:  # the alias moved while we copied: what we hold may be another one
         bentoml.models.delete(tag)
         raise RegistryError(f"{alias} moved away from version {number} during the import; expected it to stay: retry")
-    return model
+    return bentoml.models.get(model.tag)  # as stored (`model` still names its temporary build folder)
