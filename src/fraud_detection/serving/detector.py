@@ -20,7 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -52,8 +52,8 @@ class ServedModel:
     predict: Callable[[np.ndarray], np.ndarray]
 
 
-class FeatureSource:
-    """What the detector needs of the feature store (`feature_store.OnlineFeatures` + `OnlineUpdaterSink`)."""
+class FeatureSource(Protocol):
+    """What the detector needs of the feature store (`StoreFeatures`: Feast's online views + the updater's writer)."""
 
     def state(self, customer_id: int, terminal_id: int) -> dict[str, Any]: ...
 
@@ -214,7 +214,7 @@ def _record(transaction: Transaction, features: dict[str, Any], prediction: Pred
     }
 
 
-class StoreFeatures(FeatureSource):
+class StoreFeatures:
     """The Feast store as the detector's feature source: the feature service's online views, and the updater's
     writer for the intraday state."""
 

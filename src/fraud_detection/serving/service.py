@@ -46,7 +46,6 @@ class FraudService:
         from fraud_detection.serving.decision import FallbackRules, Thresholds
         from fraud_detection.serving.detector import FraudDetector, StoreFeatures
         from fraud_detection.serving.metrics import Exporter
-        from fraud_detection.serving.models import served_model
         from fraud_detection.serving.prediction_log import PredictionLog
         from fraud_detection.serving.routing import ABRouter
 
@@ -54,13 +53,12 @@ class FraudService:
         params, serve = context.params, context.params["serve"]
         registry = context.catalog.load("model_registry").open(params["register"]["model_name"])
         router = ABRouter.from_params(serve["ab"])
-        models = {alias: served_model(registry, alias) for alias in router.variants}
+        self.registry, self.variants, self.shadow_alias = registry, router.variants, serve.get("shadow")
+        models, shadow = self._load_models()
         features = StoreFeatures(context.catalog.load("feature_store"), params["training_set"]["feature_service"])
         self.limits = Limits.from_params(params["ingest"])
         self.max_batch = int(serve["max_batch"])
-        self.registry, self.shadow_alias = registry, serve.get("shadow")
         self._admin_token = os.environ.get(serve["admin_token_env"], "")
-        shadow = served_model(registry, self.shadow_alias) if self.shadow_alias else None
         self.detector = FraudDetector(
             models, features, router, Thresholds.from_params(serve["thresholds"]),
             FallbackRules.from_params(serve["fallback"]),
@@ -100,19 +98,25 @@ class FraudService:
 
     def reload(self) -> dict[str, str]:
         """Load what the aliases point to, if it moved; requests keep being served meanwhile."""
-        from fraud_detection.serving.models import served_model
-
         with self._reload_lock:
-            aliases = [*self.detector.router.variants, *([self.shadow_alias] if self.shadow_alias else [])]
-            wanted = {alias: str(self.registry.alias_version(alias)) for alias in aliases}
-            served = self.detector.versions() | ({self.shadow_alias: self.detector.versions()["shadow"]}
-                                                 if self.shadow_alias else {})  # fmt: skip
-            if any(wanted[a] != served.get(a) for a in aliases):
-                models = {variant: served_model(self.registry, variant) for variant in self.detector.router.variants}
-                shadow = served_model(self.registry, self.shadow_alias) if self.shadow_alias else None
-                self.detector.swap(models, shadow)
+            if self._alias_versions() != self._loaded:
+                self.detector.swap(*self._load_models())
                 log.info("reloaded: now serving %s", self.detector.versions())
             return self.detector.versions()
+
+    def _alias_versions(self) -> dict[str, int | None]:
+        aliases = {*self.variants, *([self.shadow_alias] if self.shadow_alias else [])}
+        return {alias: self.registry.alias_version(alias) for alias in sorted(aliases)}
+
+    def _load_models(self) -> tuple[dict[str, Any], Any]:
+        """The variants' and the shadow's models, as the registry's aliases point now (remembered in `_loaded`)."""
+        from fraud_detection.serving.models import served_model
+
+        versions = self._alias_versions()  # read first: an alias moving during the load is caught next time
+        models = {variant: served_model(self.registry, variant) for variant in self.variants}
+        shadow = served_model(self.registry, self.shadow_alias) if self.shadow_alias else None
+        self._loaded = versions  # only once loaded: a failed load is retried
+        return models, shadow
 
     def _watch(self, interval_s: float) -> None:
         while not self._stop.wait(interval_s):
