@@ -20,6 +20,15 @@ def project_root() -> Path:
     raise NotInProject(f"{Path.cwd()} is not inside the project; expected to run from the project root")
 
 
+def project_params(env: str | None = None) -> dict:
+    """params.yaml as Kedro reads it (no catalog, no change of directory)."""
+    from kedro.config import OmegaConfigLoader
+
+    from fraud_detection.settings import CONFIG_LOADER_ARGS
+
+    return OmegaConfigLoader(str(project_root() / "conf"), env=env, **CONFIG_LOADER_ARGS)["parameters"]
+
+
 def project_context(env: str | None = None) -> SimpleNamespace:
     """`params` (params.yaml) and `catalog` (conf/base, overlaid by conf/<env>); the working directory becomes the
     project root, since the catalog's paths are relative to it."""

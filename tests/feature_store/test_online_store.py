@@ -7,6 +7,7 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from fraud_detection import feature_store
@@ -30,6 +31,12 @@ def _online_state(store, customers: range, terminals: range) -> dict:
         "customers": store.get_online_features(customer_refs, [{"customer_id": c} for c in customers]).to_dict(),
         "terminals": store.get_online_features(terminal_refs, [{"terminal_id": t} for t in terminals]).to_dict(),
     }
+
+
+def _frame(view: str, rows: list) -> pd.DataFrame:
+    """The sink's (entity id, event time, values) rows as the DataFrame Feast's push takes."""
+    key = "terminal_id" if view == "terminal_daily" else "customer_id"
+    return pd.DataFrame([{key: entity, "event_timestamp": stamp, **values} for entity, stamp, values in rows])
 
 
 def test_materialize_twice_leaves_the_same_state(store) -> None:
@@ -112,20 +119,23 @@ def test_redis_down_is_a_typed_error(feature_root: Path, monkeypatch: pytest.Mon
 
 
 @pytest.mark.slow  # the push path costs about 10 ms a row
+@pytest.mark.parametrize("online", ["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
 def test_the_sink_writes_what_feasts_push_sources_write(
-    feature_root: Path, monkeypatch: pytest.MonkeyPatch, transactions
+    feature_root: Path, monkeypatch: pytest.MonkeyPatch, transactions, online: str
 ) -> None:
-    """OnlineUpdaterSink skips the push path's registry lookups; the online state it leaves is the same as
-    `store.push(<view>_push, rows)` leaves."""
+    """OnlineUpdaterSink skips the push path's registry lookups and, on SQLite, Feast's row-by-row writer; the
+    online state it leaves is the same as `store.push(<view>_push, rows)` leaves."""
     monkeypatch.chdir(feature_root)
     window = transactions.filter(transactions["tx_datetime"] < datetime(2018, 4, 4, tzinfo=UTC))
     states = []
     for writer in ("sink", "push"):
-        store = open_store(feature_root, "sqlite")
+        store = open_store(feature_root, online)
         feature_store.apply_and_materialize(store, datetime(2018, 4, 1, tzinfo=UTC))
         sink = feature_store.OnlineUpdaterSink(store)
         if writer == "push":
-            monkeypatch.setattr(sink, "_write", lambda view, rows, s=store: s.push(PUSH_SOURCES[view], rows))
+            monkeypatch.setattr(
+                sink, "write", lambda view, rows, s=store: s.push(PUSH_SOURCES[view], _frame(view, rows))
+            )
         replay(
             window,
             OnlineFeatureUpdater(LABEL_DELAY_DAYS),
@@ -133,4 +143,6 @@ def test_the_sink_writes_what_feasts_push_sources_write(
             after_transaction=lambda e, row, s=sink: s.transaction(e["customer_id"], e["tx_us"], row),
         )
         states.append(_online_state(store, range(300), range(600)))
+        if online == "redis":
+            store.teardown()
     assert states[0] == states[1]

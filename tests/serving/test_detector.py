@@ -1,6 +1,6 @@
 """The request path in-process, on a real Feast store (SQLite online) and a trained model: the features served
-equal the training set's, each transaction is pushed so the next one sees it, and faults degrade (defaults, rules)
-instead of failing."""
+(one at a time and in batches) equal the training set's, each transaction's state reaches the store so the next one
+sees it, and faults degrade (defaults, rules) instead of failing."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from fraud_detection import feature_store
 from fraud_detection.features.definitions import FEATURES, MICROS_PER_DAY
 from fraud_detection.pipelines.train.nodes import train_candidate
 from fraud_detection.serving.decision import FallbackRules, Thresholds
-from fraud_detection.serving.detector import RULES_VERSION, FraudDetector, ServedModel, StoreFeatures
+from fraud_detection.serving.detector import RULES_VERSION, FraudDetector, ServedModel
+from fraud_detection.serving.online_state import StoreFeatures
 from fraud_detection.serving.prediction_log import JsonLinesSink, PredictionLog, read_json_lines
 from fraud_detection.serving.routing import ABRouter
 from fraud_detection.serving.schemas import Transaction
@@ -50,7 +51,8 @@ def store(feature_root, monkeypatch: pytest.MonkeyPatch, last_day: int):
 def _detector(store, models: dict[str, ServedModel], tmp_path, variants: dict | None = None) -> FraudDetector:
     router = ABRouter.from_params({"salt": "t", "variants": variants or {"champion": 1.0}})
     log = PredictionLog(JsonLinesSink(tmp_path / "log"))
-    return FraudDetector(models, StoreFeatures(store, "fraud_model_v1"), router, THRESHOLDS, RULES, log)
+    features = StoreFeatures(store, feature_store.open_store(store.config), "fraud_model_v1")
+    return FraudDetector(models, features, router, THRESHOLDS, RULES, log)
 
 
 def _requests(transactions: pl.DataFrame, day: int) -> list[Transaction]:

@@ -1,5 +1,10 @@
 """The trained model as one object: preprocessing + network. Every scoring path (evaluation, the MLflow pyfunc,
-batch and real-time serving) calls `predict_proba` on the same saved files."""
+batch and real-time serving) calls `predict_proba` on the same saved files.
+
+Inference runs the network's layers in numpy (float32, the trained weights as they are): for one row that is
+about 10x cheaper than an eager torch call (no dispatcher, autograd or thread-pool overhead), and for a million
+rows it is no slower. Torch remains the training engine; `tests/models/test_models.py` checks both agree.
+"""
 
 from __future__ import annotations
 
@@ -39,13 +44,27 @@ class FraudScorer:
         self.network = spec.build()
         self.network.load_state_dict(state)
         self.network.eval()
+        self._layers = numpy_layers(self.network)
+        log_features = set(standardizer.log_features)
+        self._log_mask = np.array([name in log_features for name in standardizer.features])
+        self._mean, self._scale = np.asarray(standardizer.mean), np.asarray(standardizer.scale)
 
     @property
     def features(self) -> tuple[str, ...]:
         return self.standardizer.features
 
     def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
-        """One probability per row, float64."""
+        """One probability per row (columns in `features` order), float64."""
+        x = np.asarray(matrix, dtype=np.float64)
+        # the Standardizer's transform (log1p of the clipped heavy-tailed columns, centre, scale), fused
+        x = np.where(self._log_mask, np.log1p(np.maximum(x, 0.0)), x)
+        hidden = ((x - self._mean) / self._scale).astype(np.float32)
+        for layer in self._layers:
+            hidden = layer(hidden)
+        return 1.0 / (1.0 + np.exp(-hidden[:, 0].astype(np.float64)))
+
+    def predict_proba_torch(self, matrix: np.ndarray) -> np.ndarray:
+        """The same through the torch network (the reference `predict_proba` is tested against)."""
         with torch.inference_mode():
             logits = self.network(torch.from_numpy(self.standardizer.transform(matrix)))
         return torch.sigmoid(logits).double().numpy()
@@ -62,3 +81,18 @@ class FraudScorer:
         spec = json.loads((folder / NETWORK_FILE).read_text())
         state = torch.load(folder / WEIGHTS_FILE, weights_only=True)
         return cls(standardizer, NetworkSpec(spec["n_inputs"], tuple(spec["hidden_sizes"]), spec["dropout"]), state)
+
+
+def numpy_layers(network: torch.nn.Module) -> list:
+    """The network's layers in inference mode as numpy functions (Linear, ReLU; Dropout is the identity)."""
+    layers = []
+    for module in network.modules():
+        if isinstance(module, torch.nn.Linear):
+            weight = module.weight.detach().cpu().numpy().T.copy()
+            bias = module.bias.detach().cpu().numpy().copy() if module.bias is not None else np.float32(0)
+            layers.append(lambda h, w=weight, b=bias: h @ w + b)
+        elif isinstance(module, torch.nn.ReLU):
+            layers.append(lambda h: np.maximum(h, np.float32(0)))
+        elif not isinstance(module, (torch.nn.Dropout, torch.nn.Sequential, FeedForward)):
+            raise TypeError(f"layer {type(module).__name__} has no numpy inference; expected Linear, ReLU, Dropout")
+    return layers

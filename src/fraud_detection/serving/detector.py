@@ -1,22 +1,27 @@
-"""One transaction in, one decision out: the request path of the real-time service, free of any web framework (the
+"""Transactions in, decisions out: the request path of the real-time service, free of any web framework (the
 BentoML service is a thin shell around it, and tests call it in-process).
 
-For a transaction: assign the customer's A/B variant; read the stored state of the feature service's views from the
-online store and apply the one feature definition (`features_of_one`); score with the variant's model; decide from
-`serve.thresholds`; log; then push the customer's new intraday state so that the next transaction sees this one.
+For a transaction: assign the customer's A/B variant; read the stored state of the feature service's views from
+the online store and apply the one feature definition; score with the variant's model; decide from
+`serve.thresholds`; log; then record the customer's new intraday state (written to the online store behind the
+response) so that the next transaction sees this one. A batch does the same with one store call per view, one
+feature evaluation and one model call per variant; a customer's later transaction in a batch sees the earlier ones.
+
 Faults degrade instead of failing: an online store that cannot be read gives the documented defaults (no history),
-an unknown customer or terminal is flagged, a model that fails to score is replaced by the rule fallback. Each sets
-`degraded: true` with its reason and is counted.
+an unknown customer or terminal is flagged, a model that fails to score (or returns a non-finite score) is replaced
+by the rule fallback. Each sets `degraded: true` with its reason and is counted.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import math
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -24,13 +29,16 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from fraud_detection.feature_store import OnlineStoreUnavailable
 from fraud_detection.features.definitions import (
     CUSTOMER_DAILY,
     CUSTOMER_INTRADAY,
     FEATURES,
     MICROS_PER_DAY,
+    STATE_COLUMNS,
     TERMINAL_DAILY,
     features_of_one,
+    transaction_features,
 )
 from fraud_detection.features.online import Intraday
 from fraud_detection.serving.decision import FallbackRules, Thresholds, decide, rule_score
@@ -41,7 +49,11 @@ from fraud_detection.serving.schemas import Prediction, Transaction
 log = logging.getLogger(__name__)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 RULES_VERSION = "rules"
-NO_STATE = dict.fromkeys((*CUSTOMER_DAILY, *CUSTOMER_INTRADAY, *TERMINAL_DAILY))
+NO_CUSTOMER, NO_INTRADAY, NO_TERMINAL = (dict.fromkeys(n) for n in (CUSTOMER_DAILY, CUSTOMER_INTRADAY, TERMINAL_DAILY))
+STORE_DOWN = "online store unavailable"
+UNKNOWN_CUSTOMER = "unknown customer; no customer history"
+UNKNOWN_TERMINAL = "unknown terminal; no terminal history"
+UNWRITABLE = "online store unwritable; recent state held in this process until it is back"
 
 
 @dataclass(frozen=True)
@@ -53,11 +65,21 @@ class ServedModel:
 
 
 class FeatureSource(Protocol):
-    """What the detector needs of the feature store (`StoreFeatures`: Feast's online views + the updater's writer)."""
+    """What the detector needs of the feature store (`online_state.StoreFeatures` on Feast's online store)."""
 
     def state(self, customer_id: int, terminal_id: int) -> dict[str, Any]: ...
 
-    def transaction(self, customer_id: int, tx_us: int, intraday_row: dict) -> None: ...
+    def states(self, customer_ids: Sequence[int], terminal_ids: Sequence[int]) -> tuple[list, list, list]: ...
+
+    def record(self, customer_id: int, intraday_row: dict) -> None: ...
+
+    @property
+    def writable(self) -> bool: ...  # False while recorded state cannot be written to the store
+
+    @property
+    def write_failures(self) -> int: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -83,7 +105,7 @@ class FraudDetector:
         rules: FallbackRules,
         prediction_log: PredictionLog,
         shadow: ServedModel | None = None,
-        shadow_backlog: int = 1000,
+        shadow_backlog: int = 10_000,
     ) -> None:
         self.features, self.router = features, router
         self.thresholds, self.rules, self.log = thresholds, rules, prediction_log
@@ -105,32 +127,144 @@ class FraudDetector:
         return served | ({"shadow": self.shadow.version} if self.shadow else {})
 
     def close(self) -> None:
-        """Finish the shadow's backlog, then flush the log."""
+        """Finish the shadow's backlog, write the pending online state, then flush the log."""
         self._shadow_pool.shutdown(wait=True)
+        self.features.close()
         self.log.close()
 
     def predict(self, transaction: Transaction) -> Prediction:
         start = time.perf_counter()
-        variant = self.router.variant(transaction.customer_id)
+        variant, models, shadow = self.router.variant(transaction.customer_id), self.models, self.shadow
         tx_us = (transaction.tx_datetime - EPOCH) // timedelta(microseconds=1)
         state, reasons = self._state(transaction)
         features = features_of_one(state, tx_us, transaction.tx_amount)
-        model = self.models[variant]
+        vector = np.array([[features[name] for name in FEATURES]])
+        [(probability, version)] = self._score(models[variant], vector, [features], [reasons], [transaction])
+        if not _store_down(reasons):  # a defaulted state written back would erase the real one
+            today = Intraday.from_row(tx_us // MICROS_PER_DAY, {n: state[n] for n in CUSTOMER_INTRADAY})
+            today.add(tx_us, transaction.tx_amount)
+            self.features.record(transaction.customer_id, today.row())
+        prediction = self._prediction(transaction, probability, version, variant, reasons, start)
+        self._count([prediction])
+        self.log.record(_record(transaction, features, prediction, "served"))
+        if shadow is not None:
+            self._submit_shadow(shadow, vector, [transaction], [features], [prediction])
+        return prediction
+
+    def predict_batch(self, transactions: Sequence[Transaction]) -> list[Prediction]:
+        """In time order per customer (stable): a customer's later transaction sees the earlier ones."""
+        start = time.perf_counter()
+        if not transactions:
+            return []
+        models, shadow = self.models, self.shadow
+        order = sorted(range(len(transactions)), key=lambda i: transactions[i].tx_datetime)
+        batch = [transactions[i] for i in order]
+        tx_us = [(t.tx_datetime - EPOCH) // timedelta(microseconds=1) for t in batch]
+        days = [t // MICROS_PER_DAY for t in tx_us]
+        customer, intraday, terminal, reasons = self._states(batch)
+        before = self._intraday_before(batch, tx_us, days, intraday, record=not _store_down(reasons[0]))
+        columns = _state_columns(customer, before, terminal)
+        matrix = _matrix(transaction_features(columns, tx_us, [t.tx_amount for t in batch]))
+        features = [dict(zip(FEATURES, row, strict=True)) for row in matrix.tolist()]
+        variants = [self.router.variant(t.customer_id) for t in batch]
+        scored: list[tuple[float, str]] = [(0.0, "")] * len(batch)
+        for variant in set(variants):
+            rows = [i for i, v in enumerate(variants) if v == variant]
+            picked = [[x[i] for i in rows] for x in (features, reasons, batch)]
+            for i, result in zip(rows, self._score(models[variant], matrix[rows], *picked), strict=True):
+                scored[i] = result
+        predictions = [
+            self._prediction(t, p, version, variant, why, start)
+            for t, (p, version), variant, why in zip(batch, scored, variants, reasons, strict=True)
+        ]
+        self._count(predictions)
+        for t, f, p in zip(batch, features, predictions, strict=True):
+            self.log.record(_record(t, f, p, "served"))
+        if shadow is not None:
+            self._submit_shadow(shadow, matrix, batch, features, predictions)
+        answers: list[Prediction] = [predictions[0]] * len(batch)
+        for position, original in enumerate(order):
+            answers[original] = predictions[position]
+        return answers
+
+    def _state(self, transaction: Transaction) -> tuple[dict[str, Any], list[str]]:
         try:
-            probability = float(model.predict(np.array([[features[name] for name in FEATURES]]))[0])
-            if not np.isfinite(probability):
-                raise ValueError(f"the model returned {probability}")
-            version = model.version
+            state = self.features.state(transaction.customer_id, transaction.terminal_id)
+        except OnlineStoreUnavailable as error:
+            return NO_CUSTOMER | NO_INTRADAY | NO_TERMINAL, [f"{STORE_DOWN}; features defaulted ({error})"]
+        return state, self._flags(state, state)
+
+    def _states(self, batch: list[Transaction]) -> tuple[list, list, list, list[list[str]]]:
+        try:
+            customer, intraday, terminal = self.features.states([t.customer_id for t in batch],
+                                                                [t.terminal_id for t in batch])  # fmt: skip
+        except OnlineStoreUnavailable as error:
+            n = len(batch)
+            why = [[f"{STORE_DOWN}; features defaulted ({error})"] for _ in range(n)]
+            return [NO_CUSTOMER] * n, [NO_INTRADAY] * n, [NO_TERMINAL] * n, why
+        return customer, intraday, terminal, [self._flags(c, k) for c, k in zip(customer, terminal, strict=True)]
+
+    def _flags(self, customer: dict, terminal: dict) -> list[str]:
+        """Why a readable state is still degraded: unknown entities, or the store refusing our writes."""
+        reasons = []
+        if customer[CUSTOMER_DAILY[0]] is None:
+            reasons.append(UNKNOWN_CUSTOMER)
+        if terminal[TERMINAL_DAILY[0]] is None:
+            reasons.append(UNKNOWN_TERMINAL)
+        if not self.features.writable:
+            reasons.append(UNWRITABLE)
+        return reasons
+
+    def _intraday_before(
+        self, batch: list[Transaction], tx_us: list[int], days: list[int], stored: list[dict], record: bool
+    ) -> list[dict]:
+        """Each transaction's intraday row as it was just before it (earlier ones of the batch included)."""
+        running: dict[int, Intraday] = {}
+        before = []
+        for transaction, moment, day, row in zip(batch, tx_us, days, stored, strict=True):
+            today = running.get(transaction.customer_id)
+            if today is None or today.day != day:
+                today = running[transaction.customer_id] = Intraday.from_row(day, row)
+            before.append(today.row())
+            today.add(moment, transaction.tx_amount)
+        if record:
+            for customer, today in running.items():
+                self.features.record(customer, today.row())
+        return before
+
+    def _score(
+        self,
+        model: ServedModel,
+        matrix: np.ndarray,
+        features: list[dict],
+        reasons: list[list[str]],
+        transactions: list[Transaction],
+    ) -> list[tuple[float, str]]:
+        """(probability, version) per row; rows the model cannot score get the rule fallback."""
+        try:
+            probabilities = np.asarray(model.predict(matrix), dtype=np.float64)
+            if probabilities.shape != (len(matrix),):
+                raise ValueError(f"the model returned shape {probabilities.shape}; expected ({len(matrix)},)")
         except Exception as error:  # any model failure: the rules answer instead
-            log.warning("model %s failed to score transaction %s: %s", model.version, transaction.transaction_id, error)
-            probability, version = rule_score(features, self.rules), RULES_VERSION
-            reasons.append(f"model {model.version} failed to score; rule fallback")
+            log.warning("model %s failed to score %d transactions: %s", model.version, len(matrix), error)
+            probabilities = np.full(len(matrix), np.nan)
+        results = []
+        for probability, row, why, transaction in zip(probabilities.tolist(), features, reasons, transactions,
+                                                      strict=True):  # fmt: skip
+            if math.isfinite(probability):
+                results.append((probability, model.version))
+                continue
+            why.append(f"model {model.version} failed to score; rule fallback")
             self.counters.fallbacks += 1
-        self._push(transaction, state, tx_us, reasons)
-        for reason in reasons:
-            self.counters.degraded[reason.split(";")[0]] += 1
-        self.counters.requests[variant] += 1
-        prediction = Prediction(
+            log.debug("rule fallback for transaction %s", transaction.transaction_id)
+            results.append((rule_score(row, self.rules), RULES_VERSION))
+        return results
+
+    def _prediction(
+        self, transaction: Transaction, probability: float, version: str, variant: str, reasons: list[str],
+        start: float,
+    ) -> Prediction:  # fmt: skip
+        return Prediction.model_construct(
             transaction_id=transaction.transaction_id,
             fraud_probability=probability,
             decision=decide(probability, self.thresholds),
@@ -140,92 +274,81 @@ class FraudDetector:
             reasons=reasons,
             latency_ms=(time.perf_counter() - start) * 1000,
         )
-        self.log.record(_record(transaction, features, prediction, "served"))
-        if self.shadow is not None:
-            self._submit_shadow(self.shadow, transaction, features, prediction)
-        return prediction
 
-    def predict_batch(self, transactions: list[Transaction]) -> list[Prediction]:
-        """In order: a customer's later transaction in the batch sees the earlier ones."""
-        return [self.predict(t) for t in transactions]
+    def _count(self, predictions: list[Prediction]) -> None:
+        for prediction in predictions:
+            self.counters.requests[prediction.variant] += 1
+            for reason in prediction.reasons:
+                self.counters.degraded[reason.split(";")[0]] += 1
 
-    def _submit_shadow(self, shadow: ServedModel, transaction: Transaction, features: dict, served: Prediction) -> None:
+    def _submit_shadow(
+        self, shadow: ServedModel, matrix: np.ndarray, batch: list, features: list, served: list[Prediction]
+    ) -> None:
         with self._shadow_lock:
-            if self._shadow_pending >= self._shadow_backlog:
-                self.counters.shadow_dropped += 1
+            if self._shadow_pending + len(batch) > self._shadow_backlog:
+                self.counters.shadow_dropped += len(batch)
                 return
-            self._shadow_pending += 1
-        self._shadow_pool.submit(self._score_shadow, shadow, transaction, features, served)
+            self._shadow_pending += len(batch)
+        self._shadow_pool.submit(self._score_shadow, shadow, matrix, batch, features, served)
 
-    def _score_shadow(self, shadow: ServedModel, transaction: Transaction, features: dict, served: Prediction) -> None:
+    def _score_shadow(
+        self, shadow: ServedModel, matrix: np.ndarray, batch: list, features: list, served: list[Prediction]
+    ) -> None:
         start = time.perf_counter()
         try:
-            probability = float(shadow.predict(np.array([[features[name] for name in FEATURES]]))[0])
-            decision = decide(probability, self.thresholds)
-            self.counters.shadow_scored += 1
-            self.counters.shadow_disagreements += decision != served.decision
-            shadow_prediction = served.model_copy(update={
-                "fraud_probability": probability, "decision": decision, "model_version": shadow.version,
-                "variant": "shadow", "latency_ms": (time.perf_counter() - start) * 1000})  # fmt: skip
-            self.log.record(_record(transaction, features, shadow_prediction, "shadow"))
+            probabilities = np.asarray(shadow.predict(matrix), dtype=np.float64).tolist()
+            latency_ms = (time.perf_counter() - start) * 1000 / len(batch)
+            for transaction, row, answer, probability in zip(batch, features, served, probabilities, strict=True):
+                decision = decide(probability, self.thresholds)
+                self.counters.shadow_scored += 1
+                self.counters.shadow_disagreements += decision != answer.decision
+                shadow_prediction = answer.model_copy(update={
+                    "fraud_probability": probability, "decision": decision, "model_version": shadow.version,
+                    "variant": "shadow", "latency_ms": latency_ms})  # fmt: skip
+                self.log.record(_record(transaction, row, shadow_prediction, "shadow"))
         except Exception as error:  # the shadow's failures are counted and logged, never served
-            self.counters.shadow_failures += 1
+            self.counters.shadow_failures += len(batch)
             log.warning("shadow model %s failed: %s", shadow.version, error)
         finally:
             with self._shadow_lock:
-                self._shadow_pending -= 1
+                self._shadow_pending -= len(batch)
 
-    def _state(self, transaction: Transaction) -> tuple[dict[str, Any], list[str]]:
-        from fraud_detection.feature_store import OnlineStoreUnavailable
 
-        try:
-            state = self.features.state(transaction.customer_id, transaction.terminal_id)
-        except OnlineStoreUnavailable as error:
-            return dict(NO_STATE), [f"online store unavailable; features defaulted ({error})"]
-        reasons = []
-        if state.get(CUSTOMER_DAILY[0]) is None:
-            reasons.append("unknown customer; no customer history")
-        if state.get(TERMINAL_DAILY[0]) is None:
-            reasons.append("unknown terminal; no terminal history")
-        return state, reasons
+def _store_down(reasons: list[str]) -> bool:
+    return bool(reasons) and reasons[0].startswith(STORE_DOWN)
 
-    def _push(self, transaction: Transaction, state: dict[str, Any], tx_us: int, reasons: list[str]) -> None:
-        """The customer's intraday state after this transaction, into the online store."""
-        from fraud_detection.feature_store import OnlineStoreUnavailable
 
-        if reasons and reasons[0].startswith("online store unavailable"):
-            return  # the state read was a default: writing it back would erase the customer's real state
-        today = Intraday.from_row(tx_us // MICROS_PER_DAY, {n: state.get(n) for n in CUSTOMER_INTRADAY})
-        today.add(tx_us, transaction.tx_amount)
-        try:
-            self.features.transaction(transaction.customer_id, tx_us, today.row())
-        except OnlineStoreUnavailable as error:
-            reasons.append(f"online store unwritable; this transaction is not in the customer's state ({error})")
+def _state_columns(customer: list[dict], intraday: list[dict], terminal: list[dict]) -> dict[str, list]:
+    rows = {**dict.fromkeys(CUSTOMER_DAILY, customer), **dict.fromkeys(CUSTOMER_INTRADAY, intraday),
+            **dict.fromkeys(TERMINAL_DAILY, terminal)}  # fmt: skip
+    return {name: [np.nan if r[name] is None else r[name] for r in rows[name]] for name in STATE_COLUMNS}
+
+
+def _matrix(columns: dict[str, np.ndarray]) -> np.ndarray:
+    return np.column_stack([np.asarray(columns[name], dtype=np.float64) for name in FEATURES])
+
+
+_REQUEST_IDS = itertools.count()
+_PROCESS = uuid.uuid4().hex[:12]
 
 
 def _record(transaction: Transaction, features: dict[str, Any], prediction: Prediction, role: str) -> dict[str, Any]:
+    """One prediction log record (see prediction_log); request ids are unique per process start and counter."""
     return {
-        "request_id": uuid.uuid4().hex,
+        "request_id": f"{_PROCESS}-{next(_REQUEST_IDS)}",
         "time": datetime.now(UTC).isoformat(),
         "role": role,
-        **transaction.model_dump(mode="json"),
+        "transaction_id": transaction.transaction_id,
+        "tx_datetime": transaction.tx_datetime.isoformat(),
+        "customer_id": transaction.customer_id,
+        "terminal_id": transaction.terminal_id,
+        "tx_amount": transaction.tx_amount,
         "features": features,
-        **prediction.model_dump(exclude={"transaction_id"}),
+        "fraud_probability": prediction.fraud_probability,
+        "decision": prediction.decision,
+        "model_version": prediction.model_version,
+        "variant": prediction.variant,
+        "degraded": prediction.degraded,
+        "reasons": prediction.reasons,
+        "latency_ms": prediction.latency_ms,
     }
-
-
-class StoreFeatures:
-    """The Feast store as the detector's feature source: the feature service's online views, and the updater's
-    writer for the intraday state."""
-
-    def __init__(self, store: Any, feature_service: str) -> None:
-        from fraud_detection.feature_store import OnlineFeatures, OnlineUpdaterSink
-
-        self._online = OnlineFeatures(store, feature_service)
-        self._sink = OnlineUpdaterSink(store)
-
-    def state(self, customer_id: int, terminal_id: int) -> dict[str, Any]:
-        return self._online.state(customer_id, terminal_id)
-
-    def transaction(self, customer_id: int, tx_us: int, intraday_row: dict) -> None:
-        self._sink.transaction(customer_id, tx_us, intraday_row)

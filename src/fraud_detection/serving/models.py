@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fraud_detection.registry.bento import import_alias
 from fraud_detection.registry.registry import ModelRegistry
 from fraud_detection.serving.detector import ServedModel
@@ -10,8 +12,16 @@ from fraud_detection.serving.detector import ServedModel
 def served_model(registry: ModelRegistry, alias: str) -> ServedModel:
     """The version `alias` points to, imported into BentoML's store if missing, loaded as the scorer inside the
     MLflow pyfunc (preprocessing + network on a float64 matrix, without the pyfunc's per-call DataFrame checks)."""
+    return _scorer_of(import_alias(registry, alias))
+
+
+def packaged_model(model: Any) -> ServedModel:
+    """A model baked into a Bento (`bentoml.models.BentoModel`), for when the registry cannot be reached."""
+    return _scorer_of(model.resolve())
+
+
+def _scorer_of(stored: Any) -> ServedModel:
     import bentoml
 
-    stored = import_alias(registry, alias)
     scorer = bentoml.mlflow.load_model(stored.tag).unwrap_python_model().scorer
     return ServedModel(stored.info.labels["registry_version"], scorer.predict_proba)

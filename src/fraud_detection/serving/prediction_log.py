@@ -12,6 +12,7 @@ model saw), model_version, variant, role (served | shadow), score, decision, deg
 from __future__ import annotations
 
 import json
+import os
 import queue
 import threading
 from collections.abc import Iterable
@@ -19,10 +20,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+import orjson
 from kedro.io import AbstractDataset, DatasetError
 
 STOP = object()
 BATCH = 512
+ORJSON = orjson.OPT_SERIALIZE_NUMPY  # orjson: ~1 us a record where json takes ~30 us (on the log thread's GIL time)
 
 
 class Sink(Protocol):
@@ -38,7 +41,7 @@ class JsonLinesSink:
     def __init__(self, folder: str | Path) -> None:
         self._folder = Path(folder)
         self._folder.mkdir(parents=True, exist_ok=True)
-        self._start = datetime.now(UTC).strftime("%H%M%S%f")
+        self._start = f"{datetime.now(UTC).strftime('%H%M%S%f')}-{os.getpid()}"  # one file per worker process
         self._day, self._handle = None, None
 
     def write(self, records: list[dict[str, Any]]) -> None:
@@ -46,8 +49,8 @@ class JsonLinesSink:
         if day != self._day:
             self.close()
             self._day = day
-            self._handle = (self._folder / f"predictions-{day}-{self._start}.jsonl").open("a", encoding="utf-8")
-        self._handle.write("".join(json.dumps(r, separators=(",", ":"), default=str) + "\n" for r in records))
+            self._handle = (self._folder / f"predictions-{day}-{self._start}.jsonl").open("ab")
+        self._handle.write(b"".join(orjson.dumps(r, default=str, option=ORJSON) + b"\n" for r in records))
         self._handle.flush()
 
     def close(self) -> None:
@@ -68,8 +71,8 @@ class RedisStreamSink:
     def write(self, records: list[dict[str, Any]]) -> None:
         pipe = self._redis.pipeline(transaction=False)
         for record in records:
-            pipe.xadd(self._stream, {"record": json.dumps(record, default=str)}, maxlen=self._max_length,
-                      approximate=True)  # fmt: skip
+            pipe.xadd(self._stream, {"record": orjson.dumps(record, default=str, option=ORJSON)},
+                      maxlen=self._max_length, approximate=True)  # fmt: skip
         pipe.execute()
 
     def close(self) -> None:
