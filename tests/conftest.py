@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,6 +35,8 @@ SPARK_TEST_PARAMS = {
 }
 
 disable_telemetry()
+# BentoML's model store for this test session (bentoml resolves it on first use): never the user's ~/bentoml
+os.environ.setdefault("BENTOML_HOME", tempfile.mkdtemp(prefix="bentoml-tests-"))
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@
     fraud-detection registry rollback               champion goes back to the previous champion
     fraud-detection registry history                every alias move: time, actor, action, reason
     fraud-detection registry import-bento           the champion (or --alias challenger) into BentoML's store
+    fraud-detection serve build                     a Bento of the service with the serving aliases' models
 
 `--env production` uses conf/production (the MLflow tracking server). Bad input (an unknown version, another
 model's version, an unreachable registry) prints what was wrong and changes nothing (exit status 2).
@@ -15,8 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -78,6 +81,12 @@ def _parser() -> argparse.ArgumentParser:
     bento = commands.add_parser("import-bento", help="import an alias into BentoML's model store")
     bento.add_argument("--alias", default="champion", choices=["champion", "challenger"])
     bento.set_defaults(command=_import_bento)
+
+    serve = groups.add_parser("serve", help="the real-time service: package it")
+    serve.add_argument("--env", default=None, help="Kedro environment (default: base + local; `production`)")
+    serve_commands = serve.add_subparsers(required=True, metavar="COMMAND")
+    build = serve_commands.add_parser("build", help="`bentoml build` with the serving aliases' models baked in")
+    build.set_defaults(command=_build_bento)
     return parser
 
 
@@ -140,6 +149,23 @@ def _import_bento(args: argparse.Namespace) -> None:
 
     model = import_alias(_registry(args), args.alias)
     print(f"{model.tag} in BentoML's model store ({model.path}); labels: {json.dumps(model.info.labels)}")
+
+
+def _build_bento(args: argparse.Namespace) -> None:
+    """Import every alias the service serves (`serve.ab.variants`, `serve.shadow`) into BentoML's model store, then
+    build bentofile.yaml with their tags as Bento arguments (the service class makes them its models)."""
+    import bentoml
+
+    from fraud_detection.registry.bento import import_alias
+
+    registry, serve = _registry(args), args._context.params["serve"]
+    aliases = sorted({*serve["ab"]["variants"], *([serve["shadow"]] if serve.get("shadow") else [])})
+    tags = {alias: str(import_alias(registry, alias).tag) for alias in aliases}
+    tools = Path(".tools/bin")  # BentoML runs `uv` from PATH; the project's own uv lives here (Makefile)
+    if tools.is_dir():
+        os.environ["PATH"] = f"{tools.resolve()}{os.pathsep}{os.environ['PATH']}"
+    bento = bentoml.bentos.build_bentofile("bentofile.yaml", args=tags)
+    print(f"built {bento.tag} with {', '.join(f'{a} = {t}' for a, t in tags.items())} ({bento.path})")
 
 
 # -- the project's configuration, read the way `kedro run` reads it

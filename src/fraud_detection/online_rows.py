@@ -51,16 +51,27 @@ class SqliteReader:
         self._tables = {
             v.name: _table_id(config.project, v, config.registry.enable_online_feature_view_versioning) for v in views
         }
+        self._parsers = {v.name: _parser(v) for v in views}
         self._connection: sqlite3.Connection | None = None
 
     def read(self, wanted: dict[str, Sequence[int]]) -> Rows:
         keys = {view: [_entity_key(_join_key(self._views[view]), int(i), self._version) for i in ids]
                 for view, ids in wanted.items()}  # fmt: skip
-        found: dict[tuple[str, bytes], dict[str, Any]] = {}
+        found: dict[tuple[str, bytes], list[tuple[str, bytes]]] = {}
+        connection = self._connect()
         for statement, arguments in self._statements(keys):
-            for view, key, name, blob in self._connect().execute(statement, arguments):
-                found.setdefault((view, key), {})[name] = _python(blob)
-        return {view: [_row(self._views[view], found.get((view, key))) for key in keys[view]] for view in keys}
+            for view, key, name, blob in connection.execute(statement, arguments).fetchall():
+                entry = found.get((view, key))
+                if entry is None:
+                    entry = found[(view, key)] = []
+                entry.append((name, blob))
+        rows: Rows = {}
+        for view, view_keys in keys.items():
+            parse, parsed = self._parsers[view], {}
+            for key in set(view_keys):
+                parsed[key] = parse(found.get((view, key)))
+            rows[view] = [parsed[key] for key in view_keys]
+        return rows
 
     def _statements(self, keys: dict[str, list[bytes]]) -> list[tuple[str, list]]:
         parts, arguments = [], []
@@ -168,22 +179,29 @@ class RedisReader:
         }
 
     def read(self, wanted: dict[str, Sequence[int]]) -> Rows:
+        """One HMGET per distinct entity, for the fields of every view asked of it (views share its hash)."""
         client = self._online._get_client(self._config.online_store)
         version = self._config.entity_key_serialization_version
-        plan = []
+        asked: dict[tuple[str, int], list[str]] = {}  # (join key, entity) -> views
+        for view, ids in wanted.items():
+            join_key = _join_key(self._views[view])
+            for entity in dict.fromkeys(int(i) for i in ids):
+                asked.setdefault((join_key, entity), []).append(view)
         with client.pipeline(transaction=False) as pipe:
-            for view, ids in wanted.items():
-                join_key = _join_key(self._views[view])
-                names, fields = self._fields[view]
-                for entity in ids:
-                    pipe.hmget(_entity_key(join_key, int(entity), version) + self._project, fields)
-                    plan.append((view, names))
+            for (join_key, entity), views in asked.items():
+                fields = [field for view in views for field in self._fields[view][1]]
+                pipe.hmget(_entity_key(join_key, entity, version) + self._project, fields)
             answers = pipe.execute()
-        rows: Rows = {view: [] for view in wanted}
-        for (view, names), values in zip(plan, answers, strict=True):
-            stored = {n: _python(v) for n, v in zip(names, values, strict=False) if not n.startswith("_ts:") and v}
-            rows[view].append(_row(self._views[view], stored or None))
-        return rows
+        found: dict[tuple[str, int], dict[str, Any]] = {}
+        for ((_, entity), views), values in zip(asked.items(), answers, strict=True):
+            position = 0
+            for view in views:
+                names = self._fields[view][0]
+                chunk = values[position : position + len(names)]
+                position += len(names)
+                stored = {n: _python(v) for n, v in zip(names, chunk, strict=True) if not n.startswith("_ts:") and v}
+                found[(view, entity)] = _row(self._views[view], stored or None)
+        return {view: [found[(view, int(i))] for i in ids] for view, ids in wanted.items()}
 
 
 class ProviderReader:
@@ -205,6 +223,30 @@ class ProviderReader:
             rows[view_name] = [_row(view, None if values is None else {n: _value(values.get(n)) for n in names})
                                for _, values in answers]  # fmt: skip
         return rows
+
+
+def _parser(view: Any) -> Any:
+    """(feature name, Value proto bytes) pairs of one entity -> {feature: Python value}; every feature of the view
+    present, None where missing or null. A feature's proto field follows from the view's schema (empty bytes: a
+    null value; a set scalar in Feast's oneof always serializes)."""
+    from feast.types import Int64
+
+    Value = _value_class()
+    kinds = {f.name: "int64_val" if f.dtype == Int64 else "double_val" for f in view.features}
+    empty = dict.fromkeys(kinds)
+
+    def parse(pairs: list[tuple[str, bytes]] | None) -> dict[str, Any]:
+        if pairs is None:
+            return dict(empty)
+        row = dict(empty)
+        for name, blob in pairs:
+            kind = kinds.get(name)
+            if kind is not None and blob:
+                value = Value.FromString(blob)
+                row[name] = getattr(value, kind) if value.WhichOneof("val") == kind else _value(value)
+        return row
+
+    return parse
 
 
 def _join_key(view: Any) -> str:

@@ -13,7 +13,16 @@ class NotInProject(ValueError):
     pass
 
 
+HOME_ENV = "FRAUD_DETECTION_HOME"  # the project root, for processes that run elsewhere (a Bento runs in its own copy)
+
+
 def project_root() -> Path:
+    """`$FRAUD_DETECTION_HOME` if set, else the working directory or the nearest parent holding the project."""
+    if os.environ.get(HOME_ENV):
+        home = Path(os.environ[HOME_ENV])
+        if not ((home / "pyproject.toml").is_file() and (home / "conf" / "base").is_dir()):
+            raise NotInProject(f"{HOME_ENV}={home} holds no project; expected its pyproject.toml and conf/base")
+        return home.resolve()
     for folder in (Path.cwd(), *Path.cwd().parents):
         if (folder / "pyproject.toml").is_file() and (folder / "conf" / "base").is_dir():
             return folder

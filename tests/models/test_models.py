@@ -90,3 +90,24 @@ def test_the_network_can_overfit_one_batch() -> None:
         optimiser.step()
     assert loss.item() < 0.02
     assert ((system(x) > 0.5).float() == y).all()
+
+
+def test_numpy_inference_scores_as_the_torch_network(data) -> None:
+    """The scorer runs the trained layers in numpy; the torch network is the reference (float32 rounding only)."""
+    from fraud_detection.models.scorer import FraudScorer, NetworkSpec
+
+    matrix, _ = data
+    torch.manual_seed(0)
+    spec = NetworkSpec(len(FEATURES), (16, 8), 0.3)
+    scorer = FraudScorer(Standardizer.fit(matrix, FEATURES, ("tx_amount",)), spec, spec.build().state_dict())
+    numpy_scores, torch_scores = scorer.predict_proba(matrix), scorer.predict_proba_torch(matrix)
+    assert numpy_scores.dtype == np.float64 and numpy_scores.shape == (len(matrix),)
+    assert np.abs(numpy_scores - torch_scores).max() < 1e-6
+    assert scorer.predict_proba(matrix[:1])[0] == pytest.approx(torch_scores[0], abs=1e-6), "one row as a batch"
+
+
+def test_a_layer_without_numpy_inference_is_refused() -> None:
+    from fraud_detection.models.scorer import numpy_layers
+
+    with pytest.raises(TypeError, match="layer Tanh has no numpy inference"):
+        numpy_layers(torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Tanh()))

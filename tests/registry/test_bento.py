@@ -46,7 +46,8 @@ def test_the_champion_is_imported_into_bentoml_with_its_registry_version(store: 
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout.strip().splitlines()[-1])
-    assert result["tag"] == result["again"] == "bento:v2" and result["stored"] == ["bento:v2"], "imported once"
+    tag = f"bento:v2-{store.runs[1]['run_id'][:12]}"
+    assert result["tag"] == result["again"] == tag and result["stored"] == [tag], "imported once"
     labels = result["labels"]
     assert labels["registry_version"] == "2" and labels["registry_alias"] == "champion"
     assert labels["registry_model"] == "bento" and labels["git_commit"] == "abc123"

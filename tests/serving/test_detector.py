@@ -184,3 +184,73 @@ def test_a_swap_serves_the_new_model_from_the_next_request(store, model, tmp_pat
         detector.swap({"other": model}, None)
     assert detector.versions() == {"champion": "2"}, "a refused swap keeps the models"
     detector.close()
+
+
+def test_batches_score_as_one_at_a_time_and_equal_the_training_set(
+    store, model, transactions, offline_features, last_day, feature_root, tmp_path
+) -> None:
+    """The vectorised batch path (one read per view, in-batch order per customer, one model call) gives the very
+    features and scores of the one-at-a-time path, in the request's order."""
+    requests = _requests(transactions, last_day)
+    single = _detector(store, {"champion": model}, tmp_path / "single")
+    one_by_one = [single.predict(r) for r in requests]
+    single.close()
+    twin = open_store(feature_root, "sqlite")
+    feature_store.apply_and_materialize(twin, feature_store.day_start(last_day))
+    batched = _detector(twin, {"champion": model}, tmp_path / "batched")
+    answers, rng = [], np.random.default_rng(0)
+    for chunk in np.array_split(np.arange(len(requests)), 7):  # batches of ~40, each sent shuffled
+        shuffled = rng.permutation(chunk)
+        got = batched.predict_batch([requests[i] for i in shuffled])
+        assert [p.transaction_id for p in got] == [requests[i].transaction_id for i in shuffled], "request order"
+        answers += sorted(got, key=lambda p: p.transaction_id)
+    batched.close()
+    by_id = {p.transaction_id: p for p in one_by_one}
+    for answer in answers:
+        # the same features; float32 products of a batch and of one row may round apart in the 8th digit
+        assert answer.fraud_probability == pytest.approx(by_id[answer.transaction_id].fraud_probability, abs=1e-6)
+    logged = {r["transaction_id"]: r["features"] for r in read_json_lines(tmp_path / "batched" / "log")}
+    expected = offline_features.filter(pl.col("transaction_id").is_in(list(logged)))
+    for row in expected.iter_rows(named=True):
+        bad = [n for n in FEATURES if not np.isclose(float(logged[row["transaction_id"]][n]), float(row[n]), atol=1e-9)]
+        assert not bad, f"transaction {row['transaction_id']}: {bad} differ from the training set"
+
+
+def test_a_transactions_state_reaches_the_store_behind_the_response(store, model, tmp_path) -> None:
+    detector = _detector(store, {"champion": model}, tmp_path)
+    moment = datetime(2018, 5, 14, 9, tzinfo=UTC)
+    before = detector.features.state(3, 5)
+    detector.predict(Transaction(transaction_id=1, tx_datetime=moment, customer_id=3, terminal_id=5, tx_amount=70.0))
+    detector.close()  # writes what is pending
+    stored = feature_store.OnlineFeatures(store, "fraud_model_v1").state(3, 5)
+    assert stored["customer_today_last_tx_us"] == int(moment.timestamp() * 1_000_000) != before["customer_today_last_tx_us"]
+    assert stored["customer_today_nb_tx_at"] == 1 and stored["customer_today_amount_at"] == 70.0
+
+
+def test_an_unwritable_store_keeps_the_state_in_process_and_says_so(store, model, tmp_path, monkeypatch) -> None:
+    detector = _detector(store, {"champion": model}, tmp_path)
+    writer = detector.features.writer
+
+    def refuse(rows: dict) -> None:
+        raise feature_store.OnlineStoreUnavailable("disk full")
+
+    monkeypatch.setattr(writer._sink, "intraday", refuse)
+    first = Transaction(transaction_id=1, tx_datetime=datetime(2018, 5, 15, 9, tzinfo=UTC), customer_id=3,
+                        terminal_id=5, tx_amount=70.0)  # fmt: skip (the store holds nothing of that day yet)
+    detector.predict(first)
+    writer.flush()
+    assert not writer.healthy and writer.failures >= 1
+    later = datetime(2018, 5, 15, 10, tzinfo=UTC)
+    second = detector.predict(first.model_copy(update={"transaction_id": 2, "tx_datetime": later}))
+    assert second.degraded and any(r.startswith("online store unwritable") for r in second.reasons)
+    logged = {r["transaction_id"]: r["features"] for r in _flushed(detector, tmp_path)}
+    assert logged[2]["customer_nb_tx_1d"] == logged[1]["customer_nb_tx_1d"] + 1, "the first is still seen, from memory"
+    monkeypatch.undo()  # the store is back: the pending rows are written
+    writer.flush()
+    assert writer.healthy
+    assert feature_store.OnlineFeatures(store, "fraud_model_v1").state(3, 5)["customer_today_nb_tx_before"] == 1
+
+
+def _flushed(detector: FraudDetector, tmp_path) -> list[dict]:
+    detector.close()
+    return list(read_json_lines(tmp_path / "log"))

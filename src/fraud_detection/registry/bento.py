@@ -1,8 +1,10 @@
 """Packaging for serving: a registry alias imported into BentoML's model store.
 
 `bentoml.mlflow.import_model` copies the MLflow model behind `models:/fraud-detector@champion` into the store as
-`fraud-detector:v<version>`, labelled with the registry version, so a Bento built from it says exactly which version
-it carries. Importing the same version again returns the stored model.
+`fraud-detector:v<version>-<run id prefix>`, labelled with the registry version, so a Bento built from it says
+exactly which version it carries. The run id keeps tags apart when two registries (two checkouts, a test) share one
+BentoML store: version 1 of one is not version 1 of the other. Importing the same version again returns the stored
+model.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ if TYPE_CHECKING:
 LINEAGE_LABELS = ("git_commit", "training_set_md5", "params_hash", "feature_service", "feature_service_version")
 
 
-def bento_tag(name: str, version: int) -> str:
-    return f"{name}:v{version}"
+def bento_tag(name: str, version: int, run_id: str) -> str:
+    return f"{name}:v{version}-{run_id[:12]}"
 
 
 def import_alias(registry: ModelRegistry, alias: str) -> bentoml.Model:
@@ -32,7 +34,7 @@ def import_alias(registry: ModelRegistry, alias: str) -> bentoml.Model:
     if number is None:
         raise RegistryError(f"model {registry.name!r} has no {alias}; expected the register stage to have set it")
     version = registry.version(number)
-    tag = bento_tag(registry.name, number)
+    tag = bento_tag(registry.name, number, version.run_id or "norun")
     try:
         return bentoml.models.get(tag)
     except NotFound:

@@ -71,7 +71,7 @@ class FeatureSource(Protocol):
 
     def states(self, customer_ids: Sequence[int], terminal_ids: Sequence[int]) -> tuple[list, list, list]: ...
 
-    def record(self, customer_id: int, intraday_row: dict) -> None: ...
+    def record(self, intraday_rows: dict[int, dict]) -> None: ...  # customer -> its new intraday row
 
     @property
     def writable(self) -> bool: ...  # False while recorded state cannot be written to the store
@@ -143,7 +143,7 @@ class FraudDetector:
         if not _store_down(reasons):  # a defaulted state written back would erase the real one
             today = Intraday.from_row(tx_us // MICROS_PER_DAY, {n: state[n] for n in CUSTOMER_INTRADAY})
             today.add(tx_us, transaction.tx_amount)
-            self.features.record(transaction.customer_id, today.row())
+            self.features.record({transaction.customer_id: today.row()})
         prediction = self._prediction(transaction, probability, version, variant, reasons, start)
         self._count([prediction])
         self.log.record(_record(transaction, features, prediction, "served"))
@@ -178,8 +178,7 @@ class FraudDetector:
             for t, (p, version), variant, why in zip(batch, scored, variants, reasons, strict=True)
         ]
         self._count(predictions)
-        for t, f, p in zip(batch, features, predictions, strict=True):
-            self.log.record(_record(t, f, p, "served"))
+        self.log.record_many([_record(t, f, p, "served") for t, f, p in zip(batch, features, predictions, strict=True)])
         if shadow is not None:
             self._submit_shadow(shadow, matrix, batch, features, predictions)
         answers: list[Prediction] = [predictions[0]] * len(batch)
@@ -228,8 +227,7 @@ class FraudDetector:
             before.append(today.row())
             today.add(moment, transaction.tx_amount)
         if record:
-            for customer, today in running.items():
-                self.features.record(customer, today.row())
+            self.features.record({customer: today.row() for customer, today in running.items()})
         return before
 
     def _score(
@@ -298,6 +296,7 @@ class FraudDetector:
         try:
             probabilities = np.asarray(shadow.predict(matrix), dtype=np.float64).tolist()
             latency_ms = (time.perf_counter() - start) * 1000 / len(batch)
+            records = []
             for transaction, row, answer, probability in zip(batch, features, served, probabilities, strict=True):
                 decision = decide(probability, self.thresholds)
                 self.counters.shadow_scored += 1
@@ -305,7 +304,8 @@ class FraudDetector:
                 shadow_prediction = answer.model_copy(update={
                     "fraud_probability": probability, "decision": decision, "model_version": shadow.version,
                     "variant": "shadow", "latency_ms": latency_ms})  # fmt: skip
-                self.log.record(_record(transaction, row, shadow_prediction, "shadow"))
+                records.append(_record(transaction, row, shadow_prediction, "shadow"))
+            self.log.record_many(records)
         except Exception as error:  # the shadow's failures are counted and logged, never served
             self.counters.shadow_failures += len(batch)
             log.warning("shadow model %s failed: %s", shadow.version, error)

@@ -38,11 +38,13 @@ class IntradayWriter:
         self._thread = threading.Thread(target=self._run, name="intraday-writer", daemon=True)
         self._thread.start()
 
-    def put(self, customer_id: int, row: dict) -> None:
+    def put(self, rows: dict[int, dict]) -> None:
+        """Customers' new rows (one lock and one wake-up for all of them)."""
         with self._lock:
-            held = self._pending.get(customer_id)
-            if held is None or held[LAST_TX] <= row[LAST_TX]:
-                self._pending[customer_id] = row
+            for customer_id, row in rows.items():
+                held = self._pending.get(customer_id)
+                if held is None or held[LAST_TX] <= row[LAST_TX]:
+                    self._pending[customer_id] = row
         self._wake.set()
 
     def pending(self, customer_id: int) -> dict | None:
@@ -110,9 +112,9 @@ class StoreFeatures:
         intraday = [_newest(s, h) for s, h in zip(rows["customer_intraday"], held, strict=True)]
         return rows["customer_daily"], intraday, rows["terminal_daily"]
 
-    def record(self, customer_id: int, intraday_row: dict) -> None:
-        """A customer's intraday state after a scored transaction (written behind the response)."""
-        self.writer.put(customer_id, intraday_row)
+    def record(self, intraday_rows: dict[int, dict]) -> None:
+        """Customers' intraday states after scored transactions (written behind the response)."""
+        self.writer.put(intraday_rows)
 
     @property
     def writable(self) -> bool:

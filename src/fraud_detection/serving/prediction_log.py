@@ -82,7 +82,9 @@ class RedisStreamSink:
 class PredictionLog:
     def __init__(self, sink: Sink, capacity: int = 100_000) -> None:
         self._sink = sink
-        self._queue: queue.Queue = queue.Queue(maxsize=capacity)
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        # records waiting = enqueued - dequeued; each counter has one writer thread, so no lock is needed
+        self._capacity, self._enqueued, self._dequeued = capacity, 0, 0
         self.dropped = 0  # records the full queue refused
         self.failed = 0  # records the sink could not write
         self.written = 0
@@ -90,10 +92,15 @@ class PredictionLog:
         self._thread.start()
 
     def record(self, record: dict[str, Any]) -> None:
-        try:
-            self._queue.put_nowait(record)
-        except queue.Full:
-            self.dropped += 1
+        self.record_many([record])
+
+    def record_many(self, records: list[dict[str, Any]]) -> None:
+        """Queued as one item (a batch's records); refused whole, and counted, when the queue is full."""
+        if self._enqueued - self._dequeued + len(records) > self._capacity:
+            self.dropped += len(records)
+            return
+        self._enqueued += len(records)
+        self._queue.put_nowait(records)
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Write everything queued, then stop."""
@@ -103,14 +110,15 @@ class PredictionLog:
 
     def _drain(self) -> None:
         while True:
-            batch = [self._queue.get()]
-            while len(batch) < BATCH:
+            items = [self._queue.get()]
+            while len(items) < BATCH:
                 try:
-                    batch.append(self._queue.get_nowait())
+                    items.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            stop = any(item is STOP for item in batch)
-            records = [item for item in batch if item is not STOP]
+            stop = any(item is STOP for item in items)
+            records = [record for item in items if item is not STOP for record in item]
+            self._dequeued += len(records)
             if records:
                 self._write(records)
             if stop:

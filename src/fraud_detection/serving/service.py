@@ -64,7 +64,7 @@ def _detector() -> Any:
 
 
 @bentoml.service(
-    name="fraud_detection",
+    name="fraud-detection-service",  # not a module name: `bentoml serve <bento tag>` must not resolve to the package
     workers=SERVE["workers"],
     traffic={"timeout": float(SERVE["request_timeout_s"])},
     logging={"access": {"enabled": bool(SERVE["access_log"])}},
@@ -87,7 +87,7 @@ class FraudService:
 
         context = project_context(os.environ.get("FRAUD_DETECTION_ENV"))
         params, serve = context.params, context.params["serve"]
-        self.registry = context.catalog.load("model_registry").open(params["register"]["model_name"])
+        self._address, self._model_name = context.catalog.load("model_registry"), params["register"]["model_name"]
         router = ABRouter.from_params(serve["ab"])
         self.variants, self.shadow_alias = router.variants, serve.get("shadow")
         models, shadow = self._load_models()
@@ -139,6 +139,13 @@ class FraudService:
                 self.detector.swap(*self._load_models())
                 log.info("reloaded: now serving %s", self.detector.versions())
             return self.detector.versions()
+
+    @property
+    def registry(self) -> Any:
+        """The model registry, opened on first use (and again while it cannot be reached)."""
+        if getattr(self, "_registry", None) is None:
+            self._registry = self._address.open(self._model_name)
+        return self._registry
 
     def _alias_versions(self) -> dict[str, int | None]:
         aliases = {*self.variants, *([self.shadow_alias] if self.shadow_alias else [])}
