@@ -12,13 +12,13 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from tests.conftest import PROJECT_ROOT
+from tests.feature_store.conftest import LABEL_DELAY_DAYS, feature_root, offline_features, transactions
 
 from fraud_detection import feature_store
 from fraud_detection.feature_repo.definitions import SOURCE_PATHS
 from fraud_detection.features import polars_engine
 from fraud_detection.features.definitions import MICROS_PER_DAY
-from tests.conftest import PROJECT_ROOT
-from tests.feature_store.conftest import LABEL_DELAY_DAYS, feature_root, offline_features, transactions
 
 __all__ = ["feature_root", "offline_features", "serving_project", "transactions"]
 MODEL = "fraud-detector"
@@ -49,7 +49,9 @@ class ServingProject:
 
 
 @pytest.fixture(scope="session")
-def serving_project(tmp_path_factory, transactions: pl.DataFrame, small_training_set, small_train_params) -> ServingProject:
+def serving_project(
+    tmp_path_factory, transactions: pl.DataFrame, small_training_set, small_train_params
+) -> ServingProject:
     from fraud_detection.pipelines.train.nodes import train_candidate
     from fraud_detection.registry.promotion import force_promote
     from fraud_detection.registry.registry import RegistryAddress
@@ -67,7 +69,8 @@ def serving_project(tmp_path_factory, transactions: pl.DataFrame, small_training
     project = ServingProject(root, last_day, champion=1, challenger=2)
     with project.inside():
         store = feature_store.FeatureStoreDataset(
-            "data/05_feature_store/registry.db", {"type": "sqlite", "path": "data/05_feature_store/online.db"},
+            "data/05_feature_store/registry.db",
+            {"type": "sqlite", "path": "data/05_feature_store/online.db"},
             {"type": "duckdb"},
         ).load()  # fmt: skip (the catalog's entry)
         feature_store.apply_and_materialize(store, feature_store.day_start(last_day))

@@ -223,7 +223,11 @@ def test_a_transactions_state_reaches_the_store_behind_the_response(store, model
     detector.predict(Transaction(transaction_id=1, tx_datetime=moment, customer_id=3, terminal_id=5, tx_amount=70.0))
     detector.close()  # writes what is pending
     stored = feature_store.OnlineFeatures(store, "fraud_model_v1").state(3, 5)
-    assert stored["customer_today_last_tx_us"] == int(moment.timestamp() * 1_000_000) != before["customer_today_last_tx_us"]
+    assert (
+        stored["customer_today_last_tx_us"]
+        == int(moment.timestamp() * 1_000_000)
+        != before["customer_today_last_tx_us"]
+    )
     assert stored["customer_today_nb_tx_at"] == 1 and stored["customer_today_amount_at"] == 70.0
 
 
@@ -235,8 +239,9 @@ def test_an_unwritable_store_keeps_the_state_in_process_and_says_so(store, model
         raise feature_store.OnlineStoreUnavailable("disk full")
 
     monkeypatch.setattr(writer._sink, "intraday", refuse)
-    first = Transaction(transaction_id=1, tx_datetime=datetime(2018, 5, 15, 9, tzinfo=UTC), customer_id=3,
-                        terminal_id=5, tx_amount=70.0)  # fmt: skip (the store holds nothing of that day yet)
+    first = Transaction(
+        transaction_id=1, tx_datetime=datetime(2018, 5, 15, 9, tzinfo=UTC), customer_id=3, terminal_id=5, tx_amount=70.0
+    )  # fmt: skip (the store holds nothing of that day yet)
     detector.predict(first)
     writer.flush()
     assert not writer.healthy and writer.failures >= 1

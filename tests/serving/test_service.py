@@ -124,8 +124,11 @@ def test_malformed_missing_oversized_and_huge_requests_are_4xx(client, serving_p
     limit = json.loads((serving_project.root / "params.yaml").read_text().split("max_body_bytes:")[1].split()[0])
     oversized = client.post("/predict", content=b" " * (limit + 1), headers={"content-type": "application/json"})
     assert oversized.status_code == 413 and str(limit) in oversized.json()["error"]
-    chunked = client.post("/predict_batch", content=iter([b" " * 65536] * (limit // 65536 + 2)),
-                          headers={"content-type": "application/json"})  # fmt: skip (no content-length)
+    chunked = client.post(
+        "/predict_batch",
+        content=iter([b" " * 65536] * (limit // 65536 + 2)),
+        headers={"content-type": "application/json"},
+    )  # fmt: skip (no content-length)
     assert chunked.status_code == 413
     huge = client.post("/predict_batch", json={"transactions": [GOOD] * 10_001})
     assert huge.status_code == 400 and "at most 10000" in huge.text
