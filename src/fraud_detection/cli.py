@@ -16,10 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import signal
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
@@ -161,9 +159,6 @@ def _build_bento(args: argparse.Namespace) -> None:
     registry, serve = _registry(args), args._context.params["serve"]
     aliases = sorted({*serve["ab"]["variants"], *([serve["shadow"]] if serve.get("shadow") else [])})
     tags = {alias: str(import_alias(registry, alias).tag) for alias in aliases}
-    tools = Path(".tools/bin")  # BentoML runs `uv` from PATH; the project's own uv lives here (Makefile)
-    if tools.is_dir():
-        os.environ["PATH"] = f"{tools.resolve()}{os.pathsep}{os.environ['PATH']}"
     bento = bentoml.bentos.build_bentofile("bentofile.yaml", args=tags)
     print(f"built {bento.tag} with {', '.join(f'{a} = {t}' for a, t in tags.items())} ({bento.path})")
 

@@ -16,8 +16,9 @@ def served_model(registry: ModelRegistry, alias: str) -> ServedModel:
 
 
 def packaged_model(model: Any) -> ServedModel:
-    """A model baked into a Bento (`bentoml.models.BentoModel`), for when the registry cannot be reached."""
-    return _scorer_of(model.resolve())
+    """A model baked into a Bento, for when the registry cannot be reached (on the instance, BentoML hands the
+    class's `BentoModel` attribute over as the stored model)."""
+    return _scorer_of(model.resolve() if hasattr(model, "resolve") else model)
 
 
 def _scorer_of(stored: Any) -> ServedModel:
