@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 HOME_FILES = ["pyproject.toml", ".telemetry", "conf", "data/05_feature_store", "data/mlflow"]
 
-TRIVIAL_FASTAPI = textwrap.dedent('''
+TRIVIAL_FASTAPI = textwrap.dedent("""
     from fastapi import FastAPI
     from pydantic import AwareDatetime, BaseModel
 
@@ -61,8 +61,8 @@ TRIVIAL_FASTAPI = textwrap.dedent('''
     @app.post("/predict")
     async def predict(transaction: Transaction) -> dict:
         return {"transaction_id": transaction.transaction_id, "fraud_probability": 0.01, "decision": "approve"}
-''')
-TRIVIAL_BENTOML = textwrap.dedent('''
+""")
+TRIVIAL_BENTOML = textwrap.dedent("""
     import bentoml
     from pydantic import AwareDatetime, BaseModel
 
@@ -83,7 +83,7 @@ TRIVIAL_BENTOML = textwrap.dedent('''
         @bentoml.api(route="/predict", input_spec=Transaction, output_spec=Answer)
         async def predict(self, **fields) -> Answer:
             return Answer(transaction_id=fields["transaction_id"], fraud_probability=0.01, decision="approve")
-''')
+""")
 CYCLE_LUA = textwrap.dedent("""
     local bodies = {}
     for line in io.lines("%s") do bodies[#bodies + 1] = line end
