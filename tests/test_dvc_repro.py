@@ -213,9 +213,12 @@ def _registry(project: Path):
 
 
 def _materialize_before_the_last_day(project: Path) -> date:
-    """The online store as it was when the last simulated day began (that day is then replayed through /predict)."""
+    """The online store as it was when the last simulated day began (that day is then replayed through /predict):
+    a fresh store, so that no customer keeps an intraday row from later that day."""
     days = sorted(p.name.removeprefix("date=") for p in (project / "data/02_intermediate/transactions").iterdir())
     last_day = date.fromisoformat(days[-1])
+    for name in ("online.db", "online.db-wal", "online.db-shm"):
+        (project / "data/05_feature_store" / name).unlink(missing_ok=True)
     run = subprocess.run([str(Path(sys.executable).parent / "kedro"), "run", "--pipelines", "materialize",
                           "--params", f"materialize.end={last_day.isoformat()}"],
                          cwd=project, capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
