@@ -3,6 +3,13 @@
 from fraud_detection.datasets.csv import CSVFolderDataset
 from fraud_detection.datasets.file_hash import FileHashDataset
 from fraud_detection.datasets.json import JSONDataset
-from fraud_detection.datasets.parquet import ParquetDataset, PartitionedParquetDataset
+from fraud_detection.datasets.parquet import DatePartitionsDataset, ParquetDataset, PartitionedParquetDataset
 
-__all__ = ["CSVFolderDataset", "FileHashDataset", "JSONDataset", "ParquetDataset", "PartitionedParquetDataset"]
+__all__ = [
+    "CSVFolderDataset",
+    "DatePartitionsDataset",
+    "FileHashDataset",
+    "JSONDataset",
+    "ParquetDataset",
+    "PartitionedParquetDataset",
+]

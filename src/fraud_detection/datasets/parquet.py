@@ -76,3 +76,29 @@ class PartitionedParquetDataset(AbstractDataset[pl.DataFrame, pl.DataFrame | pl.
 
     def _describe(self) -> dict[str, Any]:
         return {"path": str(self._path), "partition_column": self._partition_column}
+
+
+class DatePartitionsDataset(AbstractDataset[dict[str, pl.DataFrame], pl.LazyFrame]):
+    """A folder `date=YYYY-MM-DD/part-0.parquet` written a day at a time: saving {day: frame} replaces those days'
+    files (each atomically) and leaves every other day as it is (backfills, re-scored days)."""
+
+    def __init__(self, path: str, metadata: dict[str, Any] | None = None) -> None:
+        self._path = Path(path)
+        self.metadata = metadata
+
+    def load(self) -> pl.LazyFrame:
+        files = sorted(self._path.glob("date=*/part-0.parquet"))
+        if not files:
+            raise FileNotFoundError(f"no partitions under {self._path}")
+        return pl.scan_parquet(files, hive_partitioning=False)
+
+    def save(self, data: dict[str, pl.DataFrame]) -> None:
+        for day, frame in sorted(data.items()):
+            with atomic_file(self._path / f"date={day}" / "part-0.parquet") as tmp:
+                frame.write_parquet(tmp, **WRITE_OPTIONS)
+
+    def _exists(self) -> bool:
+        return any(self._path.glob("date=*/part-0.parquet"))
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": str(self._path)}

@@ -63,6 +63,12 @@ class FraudScorer:
             hidden = layer(hidden)
         return 1.0 / (1.0 + np.exp(-hidden[:, 0].astype(np.float64)))
 
+    def neutral_row(self) -> np.ndarray:
+        """Raw feature values at the training mean (what preprocessing maps to 0): the baseline a feature is set
+        to when measuring how much it drives a score."""
+        mean = self._mean
+        return np.where(self._log_mask, np.expm1(mean), mean)
+
     def predict_proba_torch(self, matrix: np.ndarray) -> np.ndarray:
         """The same through the torch network (the reference `predict_proba` is tested against)."""
         with torch.inference_mode():

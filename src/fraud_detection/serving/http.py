@@ -27,15 +27,19 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
+RISK_PREFIX = "/risk/"
+
+
 class TooLarge(ValueError):
     pass
 
 
-def edge(transaction_type: type[Transaction], detector: Callable[[], Any], max_body_bytes: int) -> type:
-    """The ASGI middleware in front of BentoML's routes: it answers `POST /predict` on `detector()` (the service
-    instance's detector, resolved per request) and `GET /metrics` itself, and refuses any request body over
-    `max_body_bytes` with a 413 before it is read (a declared length from the header; a chunked body is read up to
-    the limit and handed on whole). Everything else goes on to BentoML (`/predict_batch`, `/admin/reload`, ...)."""
+def edge(transaction_type: type[Transaction], service: Callable[[], Any], max_body_bytes: int) -> type:
+    """The ASGI middleware in front of BentoML's routes: it answers `POST /predict` (on `service()`, the instance
+    BentoML created, resolved per request), `GET /risk/{customer_id}` (the batch stage's published risk table) and
+    `GET /metrics` itself, and refuses any request body over `max_body_bytes` with a 413 before it is read (a
+    declared length from the header; a chunked body is read up to the limit and handed on whole). Everything else
+    goes on to BentoML (`/predict_batch`, `/admin/reload`, `/readyz` ...)."""
 
     async def predict(scope: Scope, receive: Receive, send: Send) -> int:
         content_type = _header(scope, b"content-type").split(";")[0].strip()
@@ -48,8 +52,22 @@ def edge(transaction_type: type[Transaction], detector: Callable[[], Any], max_b
             return await _answer(send, 413, {"error": str(error)})
         except ValidationError as error:
             return await _answer(send, 400, validation_error(error))
-        prediction = detector().predict(transaction)
+        prediction = service().detector.predict(transaction)
         return await _send(send, 200, prediction.model_dump_json().encode())
+
+    async def risk(scope: Scope, receive: Receive, send: Send) -> int:
+        raw = scope["path"].removeprefix(RISK_PREFIX)
+        if not raw.isdigit():
+            return await _answer(send, 400, {"error": f"customer_id={raw!r}; expected a non-negative integer",
+                                             "detail": [{"loc": ["customer_id"], "input": raw}]})  # fmt: skip
+        try:
+            card = service().risk_store.lookup(int(raw))
+        except Exception as error:  # the store's own errors (a file being replaced, Redis down): a clear 503
+            return await _answer(send, 503, {"error": f"risk store unavailable: {error}"})
+        if card is None:
+            return await _answer(send, 404, {"error": f"customer {raw} is in no published batch; expected a card "
+                                                      "the batch_predict stage has scored"})  # fmt: skip
+        return await _send(send, 200, json.dumps(card).encode())
 
     async def prometheus(scope: Scope, receive: Receive, send: Send) -> int:
         return await _send(send, 200, exposition(), b"text/plain; version=0.0.4; charset=utf-8")
@@ -64,10 +82,13 @@ def edge(transaction_type: type[Transaction], detector: Callable[[], Any], max_b
             if scope["type"] != "http":
                 return await self.app(scope, receive, send)
             route = routes.get((scope["method"], scope["path"]))
+            if route is None and scope["method"] == "GET" and scope["path"].startswith(RISK_PREFIX):
+                route = risk
             if route is not None:
                 start = time.perf_counter()
                 status = await route(scope, receive, send)
-                observe(scope["path"], status, time.perf_counter() - start)
+                observe(RISK_PREFIX + "{customer_id}" if route is risk else scope["path"], status,
+                        time.perf_counter() - start)  # fmt: skip
                 return None
             if scope["method"] in ("GET", "HEAD"):
                 return await self.app(scope, receive, send)

@@ -15,6 +15,15 @@ def served_model(registry: ModelRegistry, alias: str) -> ServedModel:
     return _scorer_of(import_alias(registry, alias))
 
 
+def served_scorer(registry: ModelRegistry, alias: str) -> tuple[str, Any]:
+    """The same model as `served_model`, as (registry version, FraudScorer): batch scoring needs the scorer's
+    preprocessing too (the investigation queue's drivers)."""
+    import bentoml
+
+    stored = import_alias(registry, alias)
+    return stored.info.labels["registry_version"], bentoml.mlflow.load_model(stored.tag).unwrap_python_model().scorer
+
+
 def packaged_model(model: Any) -> ServedModel:
     """A model baked into a Bento, for when the registry cannot be reached (on the instance, BentoML hands the
     class's `BentoModel` attribute over as the stored model)."""

@@ -1,7 +1,8 @@
 """The real-time service: `bentoml serve fraud_detection.serving.service:FraudService` from the project root.
 
 Endpoints: `POST /predict` (one transaction), `POST /predict_batch` (a list, adaptively batched across requests),
-`POST /admin/reload` (token), `/readyz`, `/livez`, `/metrics`.
+`GET /risk/{customer_id}` (the per-card risk table the batch_predict stage publishes), `POST /admin/reload` (token),
+`/readyz`, `/livez`, `/metrics`.
 
 At start each worker loads the models of the A/B variants and of the shadow (registry aliases: `serve.ab.variants`,
 `serve.shadow`) through BentoML's model store (imported from `models:/fraud-detector@<alias>` when missing; in a
@@ -59,8 +60,8 @@ class PackagedModels(BaseModel):
 PACKAGED = bentoml.use_arguments(PackagedModels)
 
 
-def _detector() -> Any:
-    return bentoml.get_current_service().detector
+def _instance() -> Any:
+    return bentoml.get_current_service()
 
 
 @bentoml.service(
@@ -96,6 +97,7 @@ class FraudService:
             params["training_set"]["feature_service"], float(serve["state_write_interval_ms"]) / 1000,
         )  # fmt: skip
         self._admin_token = os.environ.get(serve["admin_token_env"], "")
+        self.risk_store = context.catalog.load("risk_store")  # the batch stage's per-card risk table
         self.detector = FraudDetector(
             models, features, router, Thresholds.from_params(serve["thresholds"]),
             FallbackRules.from_params(serve["fallback"]),
@@ -198,6 +200,7 @@ class FraudService:
     def close(self) -> None:
         self._stop.set()
         self.detector.close()
+        self.risk_store.close()
 
 
-FraudService.add_asgi_middleware(edge(CheckedTransaction, _detector, int(SERVE["max_body_bytes"])))
+FraudService.add_asgi_middleware(edge(CheckedTransaction, _instance, int(SERVE["max_body_bytes"])))

@@ -1,0 +1,1 @@
+"""Monitoring: drift statistics, Evidently reports, and the decisions they lead to."""
