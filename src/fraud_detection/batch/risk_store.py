@@ -106,7 +106,8 @@ class SqliteRiskStore:
         connection.executemany(
             "INSERT INTO cards VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(customer_id) DO UPDATE SET"
             " risk = excluded.risk, transactions = excluded.transactions,"
-            " riskiest_transaction = excluded.riskiest_transaction, day = excluded.day, model_version = excluded.model_version, published_at = excluded.published_at"
+            " riskiest_transaction = excluded.riskiest_transaction, day = excluded.day,"
+            " model_version = excluded.model_version, published_at = excluded.published_at"
             " WHERE excluded.day >= cards.day",
             rows,
         )
