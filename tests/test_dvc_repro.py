@@ -174,6 +174,7 @@ def test_the_service_over_http_serves_what_training_saw_routes_shadows_reloads_a
         served += _check_ab_routing(http, url, project, champion, challenger)
         served += _check_bad_input_is_refused_by_name(http, url)
         served += _check_batches_and_admin(http, url)
+        _check_the_published_risk_table(http, url, project)
         rolled = _registry_cli(project, "rollback", "--reason", "http test", "--actor", "tester")
         assert rolled.returncode == 0, rolled.stderr
         previous = json.loads(_registry_cli(project, "status", "--json").stdout)["aliases"]["champion"]
@@ -269,6 +270,18 @@ def _check_batches_and_admin(http: requests.Session, url: str) -> int:
     reloaded = http.post(f"{url}/admin/reload", json={}, headers={"authorization": "Bearer s3cret"}, timeout=10)
     assert reloaded.status_code == 200 and "champion" in reloaded.json(), reloaded.text
     return len(batch)
+
+
+def _check_the_published_risk_table(http: requests.Session, url: str, project: Path) -> None:
+    """The batch_predict stage of `dvc repro` published the last day's cards; the service serves them."""
+    report = json.loads((project / "reports/batch_predict.json").read_text())
+    [day] = report["published"]
+    predictions = pl.read_parquet(project / f"data/07_model_output/predictions/date={day}/part-0.parquet")
+    customer = int(predictions.sort("fraud_probability", descending=True)["customer_id"][0])
+    card = http.get(f"{url}/risk/{customer}", timeout=10)
+    assert card.status_code == 200 and card.json()["batch_date"] == day, card.text
+    assert card.json()["risk"] == predictions["fraud_probability"].max()
+    assert http.get(f"{url}/risk/{10**12}", timeout=10).status_code == 404
 
 
 def _served_until(http: requests.Session, url: str, version: int, timeout_s: float = 30) -> int:

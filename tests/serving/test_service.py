@@ -153,3 +153,44 @@ def test_admin_needs_the_token_and_metrics_are_exported(client) -> None:
         assert name in metrics, name
     assert client.get("/readyz").status_code == 200
     assert client.get("/nowhere").status_code == 404
+
+
+def test_the_risk_table_is_served_and_keeps_answering_while_a_batch_is_published(client, serving_project) -> None:
+    import threading
+
+    import numpy as np
+
+    from fraud_detection.batch import risk_store as store_module
+    from fraud_detection.batch.risk_store import SqliteRiskStore
+
+    store = SqliteRiskStore(serving_project.root / "data/07_model_output/risk_store.db")
+    cards = pl.DataFrame({"customer_id": list(range(5000)), "risk": [0.3] * 5000, "transactions": [2] * 5000,
+                          "riskiest_transaction": list(range(5000))})  # fmt: skip
+    store.publish("2018-05-14", "1", cards, np.full(5000, 0.3))
+    card = client.get("/risk/42")
+    assert card.status_code == 200, card.text
+    assert card.json() | {"published_at": None} == {"customer_id": 42, "risk": 0.3, "transactions": 2,
+                                                   "riskiest_transaction": 42, "batch_date": "2018-05-14",
+                                                   "model_version": "1", "published_at": None}  # fmt: skip
+    assert client.get("/risk/999999").status_code == 404
+    assert client.get("/risk/abc").status_code == 400
+    answers, stop = [], threading.Event()
+
+    def look() -> None:
+        while not stop.is_set():
+            answer = client.get("/risk/42")
+            answers.append((answer.status_code, answer.json().get("batch_date")))
+
+    reader = threading.Thread(target=look)
+    reader.start()
+    mp = pytest.MonkeyPatch()
+    mp.setattr(store_module, "WRITE_CHUNK", 200)
+    try:
+        store.publish("2018-05-15", "1", cards.with_columns(pl.lit(0.9).alias("risk")), np.full(5000, 0.9))
+    finally:
+        mp.undo()
+        stop.set()
+        reader.join()
+    assert answers and {status for status, _ in answers} == {200}, "it kept answering"
+    assert {day for _, day in answers} <= {"2018-05-14", "2018-05-15"}
+    assert client.get("/risk/42").json()["batch_date"] == "2018-05-15"
