@@ -38,6 +38,7 @@ bench: setup  ## benchmarks; figures go to reports/bench/
 	$(UV) run --frozen --no-sync python -m bench.bench_features --spark
 	$(UV) run --frozen --no-sync python -m bench.bench_train --stage-runs 3
 	$(UV) run --frozen --no-sync python -m bench.bench_register
+	$(UV) run --frozen --no-sync python -m bench.bench_batch_predict
 	$(UV) run --frozen --no-sync python -m bench.bench_serve   # needs wrk (apt-get install wrk)
 
 lint: setup

@@ -93,6 +93,7 @@ class DatePartitionsDataset(AbstractDataset[dict[str, pl.DataFrame], pl.LazyFram
         return pl.scan_parquet(files, hive_partitioning=False)
 
     def save(self, data: dict[str, pl.DataFrame]) -> None:
+        self._path.mkdir(parents=True, exist_ok=True)  # also when there is no day to write: DVC wants the folder
         for day, frame in sorted(data.items()):
             with atomic_file(self._path / f"date={day}" / "part-0.parquet") as tmp:
                 frame.write_parquet(tmp, **WRITE_OPTIONS)
