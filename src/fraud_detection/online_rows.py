@@ -22,6 +22,7 @@ from typing import Any, Protocol
 Rows = dict[str, list[dict[str, Any]]]  # view name -> one row per requested entity (None values where unknown)
 MAX_SQL_VARIABLES = 30_000  # SQLite allows 32,766 bound parameters a statement
 MMAP_BYTES = 1 << 30  # address space, not memory: the OS pages in what is read
+READ_TIMEOUT_S = 0.25  # Redis: a read that takes longer is a store that is down (the request degrades)
 
 
 class StateReader(Protocol):
@@ -162,13 +163,26 @@ def _text(value: Any) -> str | None:
 
 
 class RedisReader:
-    """One hash per entity (its key: Feast's serialized entity key + the project), one field per view's feature."""
+    """One hash per entity (its key: Feast's serialized entity key + the project), one field per view's feature.
+
+    Its own client on Feast's connection string, with short timeouts and no retries (`READ_TIMEOUT_S`): redis-py's
+    default retries with backoff would hold a request for seconds on a dead server; the caller degrades instead.
+    """
 
     def __init__(self, store: Any, views: Sequence[Any]) -> None:
-        from feast.infra.online_stores.redis import _versioned_fv_name
+        import redis
+        from feast.infra.online_stores.redis import RedisOnlineStore, _versioned_fv_name
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
         config = store.config
         self._config, self._online = config, store._get_provider().online_store  # Feast's own key/field helpers
+        if config.online_store.redis_type != "redis":
+            raise ValueError(f"online store redis_type {config.online_store.redis_type}; expected plain redis")
+        [node], options = RedisOnlineStore._parse_connection_string(config.online_store.connection_string)
+        timeouts = {"socket_timeout": READ_TIMEOUT_S, "socket_connect_timeout": READ_TIMEOUT_S}
+        self._client = redis.Redis(host=node["host"], port=int(node["port"]), retry=Retry(NoBackoff(), 0),
+                                   **{**timeouts, **options})  # fmt: skip
         self._project = config.project.encode("utf-8")
         self._views = {v.name: v for v in views}
         self._fields = {
@@ -180,7 +194,7 @@ class RedisReader:
 
     def read(self, wanted: dict[str, Sequence[int]]) -> Rows:
         """One HMGET per distinct entity, for the fields of every view asked of it (views share its hash)."""
-        client = self._online._get_client(self._config.online_store)
+        client = self._client
         version = self._config.entity_key_serialization_version
         asked: dict[tuple[str, int], list[str]] = {}  # (join key, entity) -> views
         for view, ids in wanted.items():
