@@ -47,6 +47,7 @@ class FraudScorer:
         self._layers = numpy_layers(self.network)
         log_features = set(standardizer.log_features)
         self._log_mask = np.array([name in log_features for name in standardizer.features])
+        self._log_columns = np.flatnonzero(self._log_mask)
         self._mean, self._scale = np.asarray(standardizer.mean), np.asarray(standardizer.scale)
 
     @property
@@ -55,12 +56,19 @@ class FraudScorer:
 
     def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
         """One probability per row (columns in `features` order), float64."""
-        x = np.asarray(matrix, dtype=np.float64)
+        x = np.array(matrix, dtype=np.float64)  # a copy: transformed in place
         # the Standardizer's transform (log1p of the clipped heavy-tailed columns, centre, scale), fused
-        x = np.where(self._log_mask, np.log1p(np.maximum(x, 0.0)), x)
-        hidden = ((x - self._mean) / self._scale).astype(np.float32)
-        for layer in self._layers:
-            hidden = layer(hidden)
+        logged = np.log1p(np.maximum(x[:, self._log_columns], 0.0))
+        x[:, self._log_columns] = logged
+        x -= self._mean
+        x /= self._scale
+        hidden = x.astype(np.float32)
+        for kind, weight, bias in self._layers:
+            if kind == "linear":
+                hidden = hidden @ weight
+                hidden += bias
+            else:
+                np.maximum(hidden, np.float32(0), out=hidden)
         return 1.0 / (1.0 + np.exp(-hidden[:, 0].astype(np.float64)))
 
     def neutral_row(self) -> np.ndarray:
@@ -89,16 +97,18 @@ class FraudScorer:
         return cls(standardizer, NetworkSpec(spec["n_inputs"], tuple(spec["hidden_sizes"]), spec["dropout"]), state)
 
 
-def numpy_layers(network: torch.nn.Module) -> list:
-    """The network's layers in inference mode as numpy functions (Linear, ReLU; Dropout is the identity)."""
-    layers = []
+def numpy_layers(network: torch.nn.Module) -> list[tuple[str, np.ndarray | None, np.ndarray | None]]:
+    """The network's layers in inference mode, as numpy steps: ("linear", W^T, b) and ("relu", None, None);
+    Dropout is the identity."""
+    layers: list[tuple[str, np.ndarray | None, np.ndarray | None]] = []
     for module in network.modules():
         if isinstance(module, torch.nn.Linear):
             weight = module.weight.detach().cpu().numpy().T.copy()
-            bias = module.bias.detach().cpu().numpy().copy() if module.bias is not None else np.float32(0)
-            layers.append(lambda h, w=weight, b=bias: h @ w + b)
+            bias = module.bias.detach().cpu().numpy().copy() if module.bias is not None else np.zeros(
+                weight.shape[1], dtype=np.float32)  # fmt: skip
+            layers.append(("linear", weight, bias))
         elif isinstance(module, torch.nn.ReLU):
-            layers.append(lambda h: np.maximum(h, np.float32(0)))
+            layers.append(("relu", None, None))
         elif not isinstance(module, (torch.nn.Dropout, torch.nn.Sequential, FeedForward)):
             raise TypeError(f"layer {type(module).__name__} has no numpy inference; expected Linear, ReLU, Dropout")
     return layers
