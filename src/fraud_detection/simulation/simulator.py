@@ -10,6 +10,10 @@ The generative rules (handbook, section 3.2):
 - scenario 3: every day, 3 customers are compromised; a third of their transactions in the next 14 days are
   multiplied by 5 and are fraud.
 Later scenarios overwrite earlier ones, as in the handbook. The whole run is driven by one seeded numpy Generator.
+
+Optional drift (`simulate.drift`, see drift.py): amount inflation from a day (applied before the labels), card
+testing (scenario 4) and a compromised terminal cluster (scenario 5). Drift draws from its own child generators, so
+with no drift configured the output is the handbook process's, bit for bit.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from datetime import UTC, date, datetime
 
 import numpy as np
 import polars as pl
+
+from fraud_detection.simulation.drift import DriftScenario, add_drift_frauds, drift_from_params, inflate_amounts
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +66,7 @@ class SimulationConfig:
     radius: float = 5.0
     seed: int = 0
     fraud: FraudScenarios = field(default_factory=FraudScenarios)
+    drift: tuple[DriftScenario, ...] = ()
 
     @classmethod
     def from_params(cls, params: dict) -> SimulationConfig:
@@ -69,14 +76,16 @@ class SimulationConfig:
             raise ValueError(f"simulate.profile is {profile_name!r}; expected one of {sorted(params['profiles'])}")
         profile = params["profiles"][profile_name]
         start = params["start_date"]
+        n_days = int(profile["n_days"])
         return cls(
             n_customers=int(profile["n_customers"]),
             n_terminals=int(profile["n_terminals"]),
-            n_days=int(profile["n_days"]),
+            n_days=n_days,
             start_date=start if isinstance(start, date) else date.fromisoformat(str(start)),
             radius=float(params["radius"]),
             seed=int(params["seed"]),
             fraud=FraudScenarios(**params.get("fraud", {})),
+            drift=drift_from_params(params.get("drift"), n_days),
         )
 
 
@@ -87,7 +96,10 @@ def simulate_transactions(config: SimulationConfig) -> pl.DataFrame:
     terminal_xy = rng.uniform(0, GRID_SIZE, size=(config.n_terminals, 2))
     reachable, offsets = _reachable_terminals(customers["xy"], terminal_xy, config.radius)
     tx = _draw_transactions(rng, customers, reachable, offsets, config.n_days)
-    fraud, scenario = _add_frauds(rng, tx, config)
+    inflate_amounts(tx, config.drift)
+    scenario = _add_frauds(rng, tx, config)
+    tx, scenario = add_drift_frauds(tx, scenario, config.drift, terminal_xy, config.seed, config.n_days)
+    fraud = (scenario > 0).astype(np.int8)
     log.info("simulated %d transactions, %.3f %% fraud", len(fraud), 100 * fraud.mean() if len(fraud) else 0)
     return _to_frame(tx, fraud, scenario, config.start_date)
 
@@ -156,10 +168,8 @@ def _draw_transactions(
     }
 
 
-def _add_frauds(
-    rng: np.random.Generator, tx: dict[str, np.ndarray], config: SimulationConfig
-) -> tuple[np.ndarray, np.ndarray]:
-    """Label the three scenarios in the handbook's order; scenario 3 also inflates amounts in place."""
+def _add_frauds(rng: np.random.Generator, tx: dict[str, np.ndarray], config: SimulationConfig) -> np.ndarray:
+    """Each transaction's scenario (0: genuine), labelled in the handbook's order; scenario 3 also inflates amounts."""
     rules = config.fraud
     scenario = np.where(tx["amount"] > rules.amount_threshold, 1, 0).astype(np.int8)
 
@@ -178,7 +188,7 @@ def _add_frauds(
         chosen = rng.choice(rows, size=int(len(rows) * rules.customer_fraud_fraction), replace=False)
         tx["amount"][chosen] = np.round(tx["amount"][chosen] * rules.customer_amount_multiplier, 2)
         scenario[chosen] = 3
-    return (scenario > 0).astype(np.int8), scenario
+    return scenario
 
 
 def _to_frame(tx: dict[str, np.ndarray], fraud: np.ndarray, scenario: np.ndarray, start_date: date) -> pl.DataFrame:
