@@ -1,4 +1,5 @@
-"""A folder of CSV files (one per key), replaced as a whole: plot data that DVC renders."""
+"""CSV files written atomically: a folder of them (one per key, replaced as a whole: plot data that DVC renders),
+or one."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 import polars as pl
 from kedro.io import AbstractDataset
 
-from fraud_detection.datasets.atomic import atomic_folder
+from fraud_detection.datasets.atomic import atomic_file, atomic_folder
 
 
 class CSVFolderDataset(AbstractDataset[dict[str, pl.DataFrame], dict[str, pl.DataFrame]]):
@@ -29,3 +30,24 @@ class CSVFolderDataset(AbstractDataset[dict[str, pl.DataFrame], dict[str, pl.Dat
 
     def _describe(self) -> dict[str, Any]:
         return {"path": str(self._path)}
+
+
+class CSVDataset(AbstractDataset[pl.DataFrame, pl.DataFrame]):
+    """One CSV file, replaced atomically (a small table meant for reading in git diffs)."""
+
+    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
+        self._filepath = Path(filepath)
+        self.metadata = metadata
+
+    def load(self) -> pl.DataFrame:
+        return pl.read_csv(self._filepath)
+
+    def save(self, data: pl.DataFrame) -> None:
+        with atomic_file(self._filepath) as tmp:
+            data.write_csv(tmp, float_precision=6)
+
+    def _exists(self) -> bool:
+        return self._filepath.is_file()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath)}

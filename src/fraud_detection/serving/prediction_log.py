@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
+import polars as pl
 from kedro.io import AbstractDataset, DatasetError
 
 STOP = object()
@@ -152,6 +153,52 @@ class PredictionLogDataset(AbstractDataset[None, Sink]):
 
     def load(self) -> Sink:
         return JsonLinesSink(self._folder) if self._folder else RedisStreamSink(self._redis_url, self._stream)
+
+    def save(self, data: None) -> None:
+        raise DatasetError("the prediction log is written by the serving process, not saved")
+
+    def _describe(self) -> dict[str, Any]:
+        return {"folder": self._folder, "redis_url": self._redis_url, "stream": self._stream}
+
+
+def read_redis_stream(url: str, stream: str, count: int = 10_000) -> Iterable[dict[str, Any]]:
+    """Every record of a Redis stream prediction log, oldest first, read in pages of `count`."""
+    import redis
+
+    client, start = redis.Redis.from_url(url), "-"
+    try:
+        while entries := client.xrange(stream, min=start, count=count):
+            yield from (orjson.loads(fields[b"record"]) for _, fields in entries)
+            start = "(" + entries[-1][0].decode()
+    finally:
+        client.close()
+
+
+def records_frame(records: Iterable[dict[str, Any]]) -> pl.DataFrame:
+    """Log records as a table: one column per record field, the feature vector spread into one column per feature,
+    `tx_datetime` a UTC datetime. Empty (no columns) when there is no record."""
+    rows = [{**{k: v for k, v in r.items() if k not in ("features", "reasons")}, **r["features"]} for r in records]
+    if not rows:
+        return pl.DataFrame()
+    frame = pl.DataFrame(rows, infer_schema_length=None)
+    return frame.with_columns(pl.col("tx_datetime").str.to_datetime(time_zone="UTC", time_unit="us"))
+
+
+class PredictionRecordsDataset(AbstractDataset[None, pl.DataFrame]):
+    """The catalog entry `prediction_records`: what the service logged (`prediction_log`'s folder or stream),
+    read back as a table (load-only), for monitoring and A/B analysis."""
+
+    def __init__(self, folder: str | None = None, redis_url: str | None = None, stream: str | None = None,
+                 metadata: dict | None = None) -> None:  # fmt: skip
+        if (folder is None) == (redis_url is None):
+            raise ValueError("prediction_records needs either `folder` or `redis_url` (+ `stream`)")
+        self._folder, self._redis_url, self._stream = folder, redis_url, stream or "predictions"
+        self.metadata = metadata
+
+    def load(self) -> pl.DataFrame:
+        if self._folder:
+            return records_frame(read_json_lines(self._folder))
+        return records_frame(read_redis_stream(self._redis_url, self._stream))
 
     def save(self, data: None) -> None:
         raise DatasetError("the prediction log is written by the serving process, not saved")

@@ -1,0 +1,173 @@
+"""Nodes of the `monitor` stage: the champion's training window against the latest window (features and score),
+the champion's live quality on the labels known by now, an Evidently report of both, our drift table, and the
+decision (none / investigate / retrain / rollback). The stage recommends; `fraud-detection monitor act` acts."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from fraud_detection.evaluation.metrics import auc_roc, average_precision, card_precision_at_k
+from fraud_detection.features.definitions import FEATURES
+from fraud_detection.features.matrix import feature_matrix
+from fraud_detection.monitoring import evidently_report
+from fraud_detection.monitoring.decision import DecisionParams, Quality, decide, with_levels
+from fraud_detection.monitoring.drift import drift_table
+from fraud_detection.monitoring.windows import (
+    SCORE,
+    Span,
+    choose_current,
+    days,
+    labelled_span,
+    last_day,
+    logged_rows,
+)
+
+log = logging.getLogger(__name__)
+DRIFT_COLUMNS = [*FEATURES, SCORE]
+ACT_COMMAND = "fraud-detection monitor act"
+
+
+@dataclass(frozen=True)
+class MonitoredModel:
+    version: str
+    training_window: Span
+    predict: Any  # (rows, features) float64 matrix -> fraud probabilities
+
+
+@dataclass(frozen=True)
+class Windows:
+    reference: pl.DataFrame  # the champion's training window, features + score + tx_fraud
+    current: pl.DataFrame  # the latest window, features + score
+    labelled: pl.DataFrame  # the window whose labels are known: features, tx_fraud, score, previous_score
+    spans: dict[str, Span]
+    source: str  # where `current` came from: prediction_log | features
+    champion: str
+    previous: str | None
+
+
+def monitored_models(
+    model_registry: Any, register: dict[str, Any], promotion: dict[str, Any]
+) -> dict[str, MonitoredModel | None]:
+    """The champion and the previous champion (None if there is none), loaded from the registry (`promotion`, the
+    register stage's decision, only orders this node after it)."""
+    from fraud_detection.registry.registry import champion_stack
+
+    registry = model_registry.open(register["model_name"])
+    champion = registry.alias_version("champion")
+    if champion is None:
+        raise ValueError(f"model {register['model_name']!r} has no champion; expected the register stage to set one")
+    stack = [v for v in champion_stack(registry.history()) if v != champion]
+    previous = stack[-1] if stack else None
+    return {"champion": _load(registry, champion), "previous": None if previous is None else _load(registry, previous)}
+
+
+def build_windows(
+    transaction_features: pl.LazyFrame,
+    prediction_records: pl.DataFrame,
+    models: dict[str, MonitoredModel | None],
+    params: dict[str, Any],
+    features: dict[str, Any],
+) -> Windows:
+    """The reference, current and labelled samples, each scored (see monitoring.windows)."""
+    champion, previous = models["champion"], models["previous"]
+    source, logged, current_span = choose_current(
+        transaction_features, logged_rows(prediction_records), params["source"], int(params["window_days"])
+    )
+    current = logged if logged is not None else _scored(days(transaction_features, current_span), champion)
+    end = last_day(transaction_features)
+    labelled_days = labelled_span(end, int(params["quality_window_days"]), int(features["label_delay_days"]))
+    labelled = _scored(days(transaction_features, labelled_days), champion)
+    if previous is not None:
+        labelled = labelled.with_columns(pl.Series("previous_score", previous.predict(feature_matrix(labelled))))
+    reference = _scored(days(transaction_features, champion.training_window), champion)
+    for name, frame in (("reference", reference), ("current", current), ("labelled", labelled)):
+        if frame.is_empty():
+            raise ValueError(f"the {name} window holds no transaction; expected data on those days")
+    spans = {"reference": champion.training_window, "current": current_span, "labelled": labelled_days}
+    log.info("monitor: reference %s, current %s (%s), labelled %s", *(s.as_dict() for s in spans.values()), source)
+    return Windows(reference, current, labelled, spans, source, champion.version,
+                   None if previous is None else previous.version)  # fmt: skip
+
+
+def compute_drift(windows: Windows, params: dict[str, Any]) -> pl.DataFrame:
+    """PSI, KS and Jensen-Shannon of every feature and the score, on every row of both windows."""
+    return drift_table(_columns(windows.reference), _columns(windows.current), params["binning"], int(params["bins"]))
+
+
+def evidently_reports(windows: Windows, params: dict[str, Any]) -> dict[str, str]:
+    """Evidently's drift report (features + score) and quality report (labelled window against the training
+    window), as HTML and JSON files named after the current window's last day."""
+    report_params = params["evidently"]
+    rows, seed, method = int(report_params["max_rows"]), int(report_params["seed"]), report_params["method"]
+    bins = int(params["bins"])
+    sampled = {name: evidently_report.sample(getattr(windows, name), rows, seed)
+               for name in ("reference", "current", "labelled")}  # fmt: skip
+    drift = evidently_report.drift_report(sampled["reference"], sampled["current"], DRIFT_COLUMNS, method, bins)
+    quality = evidently_report.quality_report(sampled["reference"], sampled["labelled"], SCORE)
+    name = windows.spans["current"].last.isoformat()
+    return {f"{name}.html": evidently_report.as_html(drift), f"{name}.json": evidently_report.as_json(drift),
+            f"{name}-quality.html": evidently_report.as_html(quality),
+            f"{name}-quality.json": evidently_report.as_json(quality)}  # fmt: skip
+
+
+def decide_action(drift: pl.DataFrame, windows: Windows, params: dict[str, Any], evaluate: dict[str, Any]) -> dict:
+    """The decision (reports/monitoring.json): per column its statistics and level, the quality of the champion and
+    of the previous champion on the labelled window, and one action with its reasons."""
+    decision_params = DecisionParams.from_params(params)
+    levelled = with_levels(drift, decision_params)
+    top_k = int(evaluate["top_k"])
+    champion = _quality(windows.champion, windows.labelled, SCORE, top_k)
+    previous = None if windows.previous is None else _quality(windows.previous, windows.labelled, "previous_score",
+                                                              top_k)  # fmt: skip
+    decision = decide(levelled, champion, previous, decision_params)
+    log.info("monitor: action %s (%s)", decision["action"], "; ".join(decision["reasons"]))
+    return {
+        **decision,
+        "act": f"{ACT_COMMAND}  (acts automatically when monitor.act is true)",
+        "source": windows.source,
+        "windows": {
+            name: {**span.as_dict(), "rows": len(getattr(windows, name))} for name, span in windows.spans.items()
+        },
+        "columns": {row.pop("column"): row for row in levelled.iter_rows(named=True)},
+    }
+
+
+def drift_levels(drift: pl.DataFrame, params: dict[str, Any]) -> pl.DataFrame:
+    """The drift table with each column's level (reports/drift_table.csv)."""
+    return with_levels(drift, DecisionParams.from_params(params))
+
+
+def _load(registry: Any, version: int) -> MonitoredModel:
+    import mlflow
+
+    tags = registry.version(version).tags
+    try:
+        window = Span(date.fromisoformat(tags["window_start"]), date.fromisoformat(tags["window_end"]))
+    except KeyError as error:
+        raise ValueError(f"version {version} has no tag {error}; expected the train stage's lineage tags") from error
+    model = mlflow.pyfunc.load_model(f"models:/{registry.name}/{version}")
+    return MonitoredModel(str(version), window, model.unwrap_python_model().scorer.predict_proba)
+
+
+def _scored(rows: pl.DataFrame, model: MonitoredModel) -> pl.DataFrame:
+    scores = model.predict(feature_matrix(rows)) if len(rows) else np.zeros(0)
+    return rows.with_columns(pl.Series(SCORE, scores, dtype=pl.Float64))
+
+
+def _columns(frame: pl.DataFrame) -> dict[str, np.ndarray]:
+    return {name: frame[name].to_numpy() for name in DRIFT_COLUMNS}
+
+
+def _quality(version: str, labelled: pl.DataFrame, score: str, top_k: int) -> Quality:
+    labels, scores = labelled["tx_fraud"].to_numpy(), labelled[score].to_numpy()
+    both = 0 < labels.sum() < len(labels)
+    scored = labelled.select("tx_datetime", "customer_id", "tx_fraud", pl.col(score).alias("score"))
+    return Quality(version, len(labels), int(labels.sum()),
+                   auc_roc(labels, scores) if both else None, average_precision(labels, scores) if both else None,
+                   card_precision_at_k(scored, top_k) if both else None)  # fmt: skip

@@ -1,0 +1,37 @@
+from kedro.pipeline import Pipeline, node
+
+from fraud_detection.pipelines.monitor.nodes import (
+    build_windows,
+    compute_drift,
+    decide_action,
+    drift_levels,
+    evidently_reports,
+    monitored_models,
+)
+
+WINDOW_INPUTS = ["transaction_features", "prediction_records", "monitored_models", "params:monitor",
+                 "params:features"]  # fmt: skip
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            # promotion (the register stage's decision) is read so that DVC runs this stage after a registration
+            node(
+                monitored_models,
+                ["model_registry", "params:register", "promotion"],
+                "monitored_models",
+                name="load_models",
+            ),
+            node(build_windows, WINDOW_INPUTS, "monitor_windows", name="build_windows"),
+            node(compute_drift, ["monitor_windows", "params:monitor"], "drift_statistics", name="compute_drift"),
+            node(drift_levels, ["drift_statistics", "params:monitor"], "drift_table", name="drift_levels"),
+            node(evidently_reports, ["monitor_windows", "params:monitor"], "drift_reports", name="evidently_reports"),
+            node(
+                decide_action,
+                ["drift_statistics", "monitor_windows", "params:monitor", "params:evaluate"],
+                "monitoring_decision",
+                name="decide",
+            ),
+        ]
+    )

@@ -1,0 +1,125 @@
+"""The monitor stage's nodes on simulated data with and without injected drift, real models in a real MLflow
+registry: no drift gives `none`; amounts inflated from a day give `retrain` with the amount features flagged; a
+new fraud pattern that a stale champion misses, with a previous champion that learned it, gives `rollback`."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+
+from fraud_detection.features import polars_engine
+from fraud_detection.pipelines.monitor.nodes import (
+    build_windows,
+    compute_drift,
+    decide_action,
+    drift_levels,
+    evidently_reports,
+    monitored_models,
+)
+from fraud_detection.pipelines.train.nodes import train_candidate
+from fraud_detection.registry.promotion import force_promote
+from fraud_detection.registry.registry import RegistryAddress
+from fraud_detection.simulation import SimulationConfig, simulate_transactions
+from fraud_detection.tracking.candidate import CandidateDataset
+
+MODEL = "fraud-detector"
+DAYS = 90  # the reference window (28 days before a 7-day holdout and the label delay) starts past the 37-day
+# warm-up of the terminal windows (30 days + the delay), which otherwise reads as drift
+LABEL_DELAY = {"label_delay_days": 7}
+AMOUNT_FEATURES = {"tx_amount", "customer_avg_amount_1d", "customer_avg_amount_7d"}
+
+
+def features_of(params: dict, drift: list[dict]) -> pl.DataFrame:
+    config = SimulationConfig.from_params({**params["simulate"], "profile": "test", "drift": drift,
+                                           "profiles": {"test": {"n_customers": 300, "n_terminals": 600,
+                                                                 "n_days": DAYS}}})  # fmt: skip
+    transactions = simulate_transactions(config)
+    return polars_engine.transaction_features(transactions, polars_engine.state_tables(transactions, 7))
+
+
+class Registry:
+    """A temporary MLflow registry; `add` trains a candidate on `features` (its window ends `holdout_days` before
+    the labels' horizon) and registers it as the new champion."""
+
+    def __init__(self, root, train_params: dict) -> None:
+        self.root, self.uri, self.train = root, f"sqlite:///{root / 'mlflow.db'}", train_params
+        self.address = RegistryAddress(self.uri, str(root / "registry.lock"))
+        self.registry = self.address.open(MODEL, create=True)
+
+    def add(self, features: pl.DataFrame, holdout_days: int, seed: int = 0) -> int:
+        params = {**self.train, "holdout_days": holdout_days, "seed": seed}
+        candidate = train_candidate(features, params, LABEL_DELAY, {"feature_service": "v1"})
+        folder = self.root / f"candidate-{seed}-{holdout_days}"
+        CandidateDataset(str(folder), self.uri, "monitor-tests", str(self.root / "artifacts")).save(candidate)
+        version = int(self.registry.register(candidate.run, candidate.tags).version)
+        force_promote(self.registry, version, "tests", "monitor scenario")
+        return version
+
+
+def monitor(features: pl.DataFrame, registry: Registry, params: dict, tmp_path) -> tuple[dict, pl.DataFrame]:
+    models = monitored_models(registry.address, {"model_name": MODEL}, {})
+    windows = build_windows(features.lazy(), pl.DataFrame(), models, params["monitor"], LABEL_DELAY)
+    drift = compute_drift(windows, params["monitor"])
+    return decide_action(drift, windows, params["monitor"], params["evaluate"]), drift_levels(drift, params["monitor"])
+
+
+@pytest.fixture(scope="module")
+def train_params(params: dict) -> dict:
+    return {**params["train"], "window_days": 28, "hidden_sizes": [32], "max_epochs": 6, "patience": 3}
+
+
+def test_no_drift_gives_none(params, train_params, tmp_path):
+    features = features_of(params, [])
+    registry = Registry(tmp_path, train_params)
+    registry.add(features, holdout_days=7)
+    decision, table = monitor(features, registry, params, tmp_path)
+    assert decision["action"] == "none", decision["reasons"]
+    assert decision["flagged"] == {} and set(table["level"]) == {"none"}
+    assert decision["previous_champion"] is None and decision["champion"]["average_precision"] > 0.4
+    assert decision["windows"]["current"]["rows"] > 0 and decision["source"] == "features"
+    json.dumps(decision)  # what reports/monitoring.json holds
+
+
+def test_inflated_amounts_give_retrain_with_the_amount_features_flagged(params, train_params, tmp_path):
+    drift = [{"kind": "amount_inflation", "start_day": DAYS - 10, "factor": 2.0}]
+    features = features_of(params, drift)
+    registry = Registry(tmp_path, train_params)
+    registry.add(features, holdout_days=7)  # trained on days before the inflation
+    decision, table = monitor(features, registry, params, tmp_path)
+    assert decision["action"] == "retrain", decision["reasons"]
+    levels = dict(zip(table["column"], table["level"], strict=True))
+    assert all(levels[name] in ("moderate", "severe") for name in AMOUNT_FEATURES), levels
+    counts = {name for name in levels if name.startswith(("customer_nb_tx", "terminal_nb_tx", "tx_during"))}
+    assert all(levels[name] == "none" for name in counts), levels  # how often cards are used did not change
+
+
+def test_a_new_fraud_pattern_that_the_champion_misses_gives_rollback(params, train_params, tmp_path):
+    drift = [{"kind": "new_fraud_pattern", "start_day": DAYS - 20, "days": 14}]  # card testing, in the labelled window
+    features = features_of(params, drift)
+    registry = Registry(tmp_path, train_params)
+    learned = registry.add(features, holdout_days=0)  # trained on days with the pattern: the previous champion
+    stale = features.filter(pl.col("tx_datetime") < features["tx_datetime"].min() + pl.duration(days=DAYS - 13))
+    champion = registry.add(stale, holdout_days=0, seed=1)  # trained before the pattern appeared
+    decision, _ = monitor(features, registry, params, tmp_path)
+    assert decision["action"] == "rollback", decision["reasons"]
+    assert decision["champion"]["version"] == str(champion)
+    assert decision["previous_champion"]["version"] == str(learned)
+    guardrail, champion_quality, previous = params["monitor"]["guardrail"], decision["champion"], decision[
+        "previous_champion"]  # fmt: skip
+    assert champion_quality["auc_roc"] < guardrail["min_auc_roc"] <= previous["auc_roc"]
+    assert previous["average_precision"] >= champion_quality["average_precision"] + guardrail["rollback_margin"]
+
+
+def test_evidently_reports_are_written_for_the_current_day(params, train_params, tmp_path):
+    features = features_of(params, [])
+    registry = Registry(tmp_path, train_params)
+    registry.add(features, holdout_days=7)
+    models = monitored_models(registry.address, {"model_name": MODEL}, {})
+    windows = build_windows(features.lazy(), pl.DataFrame(), models, params["monitor"], LABEL_DELAY)
+    files = evidently_reports(windows, {**params["monitor"], "evidently": {**params["monitor"]["evidently"],
+                                                                           "max_rows": 3000}})  # fmt: skip
+    day = features["tx_datetime"].max().date().isoformat()
+    assert set(files) == {f"{day}.html", f"{day}.json", f"{day}-quality.html", f"{day}-quality.json"}
+    assert "<html" in files[f"{day}.html"].lower() and "ValueDrift(column=score" in files[f"{day}.json"]
