@@ -4,7 +4,9 @@ PSI (population stability index): sum over bins of (c - r) * ln(c / r), where r 
 samples in each bin (Siddiqi, "Credit Risk Scorecards", 2006; rules of thumb: below 0.1 stable, 0.1-0.25 some
 shift, above 0.25 a major shift). The Jensen-Shannon distance (SciPy's: natural log) uses the same bins; the
 Kolmogorov-Smirnov statistic is the largest gap between the two empirical CDFs, and its p-value SciPy's asymptotic
-one (`kstwo.sf(D, round(n m / (n + m)))`, what `ks_2samp` uses when a sample has more than 10,000 values).
+one (`kstwo.sf(D, en)`, en = round(n m / (n + m)): what `ks_2samp` uses when a sample has more than 10,000
+values) up to en = 20,000, and beyond, Kolmogorov's limit `kstwobign.sf(D sqrt(en))`: SciPy's finite-n tail takes
+up to half a second a call there, and the limit is within 5 % of it (relative; within 0.5 % where p > 1e-10).
 
 Two binnings:
 - `quantile` (the default): bins at the reference's quantiles (ties merge bins), empty shares floored at 1e-4.
@@ -31,6 +33,7 @@ import polars as pl
 EPSILON = 1e-4
 CATEGORICAL_MAX_VALUES = 20  # Evidently: a numerical column with at most this many distinct values is binned by value
 BINNINGS = ("quantile", "sturges")
+KS_FINITE_MAX_N = 20_000  # beyond this effective sample size, the p-value from the limiting distribution
 DRIFT_COLUMNS = ("column", "psi", "ks_statistic", "ks_pvalue", "js_distance", "reference_mean", "current_mean")
 
 
@@ -71,7 +74,8 @@ def column_drift(name: str, reference: np.ndarray, current: np.ndarray, binning:
 
 
 def _sorted_finite(name: str, sample: str, values: np.ndarray) -> np.ndarray:
-    values = np.sort(np.asarray(values, dtype=np.float64))
+    # polars sorts on every core, in about half numpy's time on one; NaN sorts last, -inf first
+    values = pl.Series(np.asarray(values, dtype=np.float64)).sort().to_numpy()
     if len(values) and not (np.isfinite(values[0]) and np.isfinite(values[-1])):  # sorted: NaN and inf at the ends
         bad = int((~np.isfinite(values)).sum())
         raise ValueError(f"column {name} of the {sample} sample has {bad} non-finite values; expected finite numbers")
@@ -80,9 +84,19 @@ def _sorted_finite(name: str, sample: str, values: np.ndarray) -> np.ndarray:
 
 def _quantile_shares(r: np.ndarray, c: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
     """Shares of each sample below the first inner quantile of the reference, between each two, above the last."""
-    edges = np.unique(np.quantile(r, np.linspace(0, 1, bins + 1)[1:-1]))
+    edges = np.unique(_quantiles_of_sorted(r, np.linspace(0, 1, bins + 1)[1:-1]))
     counts = [np.diff(np.searchsorted(x, edges, side="left"), prepend=0, append=len(x)) for x in (r, c)]
     return counts[0] / len(r), counts[1] / len(c)
+
+
+def _quantiles_of_sorted(values: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """`numpy.quantile(values, q)` (linear interpolation, numpy's rounding) for an already sorted array, without
+    numpy's partial sort of a copy."""
+    position = q * (len(values) - 1)
+    below = np.floor(position).astype(np.int64)
+    above = np.minimum(below + 1, len(values) - 1)
+    a, b, t = values[below], values[above], position - below
+    return np.where(t >= 0.5, b - (b - a) * (1 - t), a + (b - a) * t)
 
 
 def _evidently_shares(r: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -125,18 +139,35 @@ def _js_distance(r: np.ndarray, c: np.ndarray) -> float:
 
 
 def _ks_statistic(r: np.ndarray, c: np.ndarray) -> float:
-    """max |F_r - F_c|: both CDFs only step at sample values, so checking every value of both samples is enough."""
-    at_c = np.searchsorted(r, c, side="right") / len(r) - np.arange(1, len(c) + 1) / len(c)
-    at_r = np.arange(1, len(r) + 1) / len(r) - np.searchsorted(c, r, side="right") / len(c)
-    # with ties, only the last position of a run of equal values is the CDF's value there
-    last_c, last_r = np.append(np.diff(c) != 0, True), np.append(np.diff(r) != 0, True)
-    return float(max(np.abs(at_c[last_c]).max(), np.abs(at_r[last_r]).max()))
+    """max |F_r - F_c|: both CDFs only step at sample values, so checking each distinct value of both samples is
+    enough (features repeat values a lot: counts, rates, amounts in cents)."""
+    r_values, r_cdf = _distinct_cdf(r)
+    c_values, c_cdf = _distinct_cdf(c)
+    at_c = _cdf_at(r_values, r_cdf, c_values) - c_cdf
+    at_r = r_cdf - _cdf_at(c_values, c_cdf, r_values)
+    return float(max(np.abs(at_c).max(), np.abs(at_r).max()))
+
+
+def _distinct_cdf(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of a sorted array and the empirical CDF at each."""
+    last = np.flatnonzero(np.diff(values))  # the last position of each run of equal values but the final one
+    ends = np.append(last, len(values) - 1)
+    return values[ends], (ends + 1) / len(values)
+
+
+def _cdf_at(values: np.ndarray, cdf: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """The step CDF given by (`values`, `cdf`) at `points`."""
+    index = np.searchsorted(values, points, side="right")
+    return np.where(index > 0, cdf[np.maximum(index - 1, 0)], 0.0)
 
 
 def _ks_pvalue(statistic: float, n: int, m: int) -> float:
-    from scipy.stats import kstwo
+    from scipy.stats import kstwo, kstwobign
 
-    return float(np.clip(kstwo.sf(statistic, np.round(n * m / (n + m))), 0.0, 1.0))
+    effective = np.round(n * m / (n + m))
+    if effective > KS_FINITE_MAX_N:  # SciPy's finite-n tail takes up to 0.5 s a call there
+        return float(np.clip(kstwobign.sf(statistic * np.sqrt(effective)), 0.0, 1.0))
+    return float(np.clip(kstwo.sf(statistic, effective), 0.0, 1.0))
 
 
 def _require_values(what: str, n: int, m: int) -> None:
