@@ -84,8 +84,8 @@ def _plain_table(reference: dict, current: dict) -> list[tuple]:
     from scipy.stats import ks_2samp
 
     rows = []
-    for name in reference:
-        r, c = reference[name], current[name]
+    for name, r in reference.items():
+        c = current[name]
         edges = np.unique(np.quantile(r, np.linspace(0, 1, 11)))
         edges[0], edges[-1] = -np.inf, np.inf
         rs = np.maximum(np.histogram(r, edges)[0] / len(r), 1e-4)
@@ -106,9 +106,9 @@ def _nodes(features: pl.LazyFrame, models: dict, windows: nodes.Windows, params:
     }  # fmt: skip
     result = {"reference_rows": len(windows.reference), "current_rows": len(windows.current),
               "labelled_rows": len(windows.labelled)}  # fmt: skip
+    address = RegistryAddress(f"sqlite:///{ROOT / 'data/mlflow/mlflow.db'}", str(ROOT / "data/mlflow/registry.lock"))
     start = time.perf_counter()
-    nodes.monitored_models(RegistryAddress(f"sqlite:///{ROOT / 'data/mlflow/mlflow.db'}",
-                                           str(ROOT / "data/mlflow/registry.lock")), params["register"], {})  # fmt: skip
+    nodes.monitored_models(address, params["register"], {})
     result["load_models_seconds"] = round(time.perf_counter() - start, 3)
     for name, work in timings.items():
         seconds, _ = median_seconds(work, runs if "evidently" not in name else max(1, runs // 2))

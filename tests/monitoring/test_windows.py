@@ -43,7 +43,7 @@ def test_without_a_log_the_features_are_the_source(tmp_path, offline_features):
     source, rows, span = choose_current(offline_features.lazy(), logged_rows(empty), "auto", window_days=7)
     assert source == "features" and rows is None
     assert span.last == offline_features["tx_datetime"].max().date()
-    with pytest.raises(ValueError, match="monitor.source is prediction_log but the log holds no served prediction"):
+    with pytest.raises(ValueError, match=r"monitor.source is prediction_log but the log holds no served prediction"):
         choose_current(offline_features.lazy(), logged_rows(empty), "prediction_log", window_days=7)
     with pytest.raises(ValueError, match=r"monitor.source is 'log'; expected one of \['auto', 'prediction_log'"):
         choose_current(offline_features.lazy(), logged_rows(empty), "log", window_days=7)
