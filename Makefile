@@ -14,7 +14,7 @@ export UV_NO_PROGRESS := 1
 # mlflow, feast, torch ... from source again (`fraud-detection registry status`: 14 s instead of 3 s).
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: setup repro test test-services bench lint mlflow-server
+.PHONY: setup repro test test-services bench lint mlflow-server screenshot
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -39,6 +39,7 @@ bench: setup  ## benchmarks; figures go to reports/bench/
 	$(UV) run --frozen --no-sync python -m bench.bench_train --stage-runs 3
 	$(UV) run --frozen --no-sync python -m bench.bench_register
 	$(UV) run --frozen --no-sync python -m bench.bench_batch_predict
+	$(UV) run --frozen --no-sync python -m bench.bench_monitor
 	$(UV) run --frozen --no-sync python -m bench.bench_serve   # needs wrk (apt-get install wrk)
 
 lint: setup
@@ -54,3 +55,9 @@ mlflow-server: setup
 	$(UV) run --frozen --no-sync mlflow server --host 127.0.0.1 --port 5000 --workers 1 \
 		--backend-store-uri postgresql+psycopg2://postgres@127.0.0.1:5432/mlflow \
 		--artifacts-destination data/mlflow-server/artifacts
+
+screenshot:  ## the README's picture of the latest drift report, by headless Chromium (`apt install chromium`)
+	chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --virtual-time-budget=15000 \
+	  --window-size=1400,1600 --screenshot=reports/screenshots/drift_report.png \
+	  "file://$(CURDIR)/$$(ls reports/drift/*[0-9].html | tail -n 1)"
+

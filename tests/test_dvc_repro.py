@@ -111,6 +111,24 @@ def test_repro_runs_every_stage(project: Path) -> None:
     assert plots.returncode == 0 and "roc_candidate.csv" in plots.stdout, plots.stderr
 
 
+def test_monitor_reports_drift_decides_and_monitor_run_runs_it_again(project: Path) -> None:
+    decision = json.loads((project / "reports" / "monitoring.json").read_text())
+    assert decision["action"] in ("none", "investigate", "retrain", "rollback") and decision["reasons"]
+    assert set(decision["columns"]) == {*FEATURES, "score"} and decision["source"] == "features"
+    day = decision["windows"]["current"]["last"]
+    assert (project / "reports" / "drift" / f"{day}.html").stat().st_size > 100_000
+    assert "quantile_psi" in (project / "reports" / "drift" / f"{day}.json").read_text()
+    table = pl.read_csv(project / "reports" / "drift_table.csv")
+    assert table["column"].to_list() == [*FEATURES, "score"] and table["psi"].is_not_null().all()
+    before = (project / "reports" / "monitoring.json").stat().st_mtime_ns
+    env = {**os.environ, "PATH": "/usr/bin:/bin"}  # an unactivated environment: dvc and kedro found by the CLI
+    run = subprocess.run([sys.executable, "-m", "fraud_detection.cli", "monitor", "run"], check=False, cwd=project,
+                         env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert run.returncode == 0 and "monitor.act is false" in run.stdout, run.stdout + run.stderr
+    assert (project / "reports" / "monitoring.json").stat().st_mtime_ns != before, "forced: DVC saw no change"
+    assert _dvc(project, "status").stdout.strip().endswith("up to date.")
+
+
 def test_register_is_idempotent_gates_new_candidates_and_the_cli_operates_the_registry(project: Path) -> None:
     first = json.loads((project / "reports" / "promotion.json").read_text())
     assert first["version"] == 1 and first["decision"]["alias"] == "champion" and first["aliases"] == {"champion": 1}

@@ -14,8 +14,11 @@ make `dvc repro` depend on when it ran.
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
+import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from fraud_detection.registry.registry import ModelRegistry, RegistryError, default_actor
@@ -35,8 +38,12 @@ class ActionFailed(RuntimeError):
 
 
 def run_command(command: Sequence[str]) -> int:
+    """Run `dvc ...` with this environment's DVC, and its stages' `kedro` on the PATH (an unactivated venv)."""
     log.info("running %s", " ".join(command))
-    return subprocess.run(list(command), check=False).returncode
+    tools = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": f"{tools}{os.pathsep}{os.environ.get('PATH', '')}"}
+    line = [sys.executable, "-m", "dvc", *command[1:]] if command[0] == "dvc" else list(command)
+    return subprocess.run(line, check=False, env=env).returncode
 
 
 def act(decision: dict[str, Any], registry: ModelRegistry, run: Run = run_command) -> dict[str, Any]:
