@@ -1,9 +1,12 @@
 """The one-name rule: every DVC stage runs the Kedro pipeline of its name, with the catalog's paths as its
-deps/outs and the params.yaml keys its nodes read. Holds for every stage, present and future."""
+deps/outs and the params.yaml keys its nodes read. Holds for every stage, present and future. The report notebooks
+have their own rule: stage `notebook_<name>` runs notebooks/<name>.ipynb with params.yaml `notebooks.<name>`, and
+depends on the catalog paths the notebook loads."""
 
 from __future__ import annotations
 
 import functools
+import json
 import re
 
 import pytest
@@ -16,10 +19,24 @@ from tests.conftest import PROJECT_ROOT
 
 CODE_PREFIX = "src/"
 FEATURE_STORE = "fraud_detection.feature_store.FeatureStoreDataset"
+NOTEBOOK_PREFIX = "notebook_"
 
 
 @functools.cache
 def _stages() -> dict[str, dict]:
+    """The Kedro pipelines' stages (every stage but the notebooks')."""
+    return {name: s for name, s in _all_stages().items() if not name.startswith(NOTEBOOK_PREFIX)}
+
+
+@functools.cache
+def _notebook_stages() -> dict[str, dict]:
+    """Notebook name -> its stage."""
+    stages = _all_stages()
+    return {name.removeprefix(NOTEBOOK_PREFIX): stages[name] for name in stages if name.startswith(NOTEBOOK_PREFIX)}
+
+
+@functools.cache
+def _all_stages() -> dict[str, dict]:
     return yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text())["stages"]
 
 
@@ -80,7 +97,7 @@ def test_stage_params_cover_what_its_nodes_read(name: str, params: dict) -> None
 
 def test_every_file_dataset_belongs_to_a_stage(config_loader) -> None:
     """No path in the catalog is written outside DVC's view."""
-    catalog, stages = config_loader["catalog"], _stages()
+    catalog, stages = config_loader["catalog"], _all_stages()
     produced = set().union(*(_paths(s.get("outs")) | _paths(s.get("metrics")) for s in stages.values()))
     assert _file_paths(catalog, set(catalog)) <= produced
 
@@ -88,3 +105,41 @@ def test_every_file_dataset_belongs_to_a_stage(config_loader) -> None:
 def test_feast_sources_are_the_catalog_datasets_of_the_same_name(config_loader) -> None:
     catalog = config_loader["catalog"]
     assert {name: catalog[name]["filepath"] for name in SOURCE_PATHS} == SOURCE_PATHS
+
+
+# -- the report notebooks
+def _notebook_code(name: str) -> str:
+    notebook = json.loads((PROJECT_ROOT / "notebooks" / f"{name}.ipynb").read_text())
+    return "\n".join("".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "code")
+
+
+def test_every_notebook_has_its_stage() -> None:
+    notebooks = {path.stem for path in (PROJECT_ROOT / "notebooks").glob("*.ipynb")}
+    assert set(_notebook_stages()) == notebooks, "each notebooks/<name>.ipynb needs a stage notebook_<name>"
+
+
+@pytest.mark.parametrize("name", sorted(_notebook_stages()))
+def test_notebook_stage_runs_its_notebook_with_its_params(name: str, params: dict) -> None:
+    stage = _notebook_stages()[name]
+    assert stage["cmd"] == f"fraud-detection notebook {name}"
+    assert {f"notebooks/{name}.ipynb", "src/fraud_detection/notebooks.py"} <= _paths(stage["deps"])
+    assert _paths(stage.get("outs")) == {f"reports/notebooks/{name}.ipynb", f"reports/notebooks/{name}.html"}
+    assert name in params.get("notebooks", {}), f"params.yaml needs notebooks.{name}"
+    assert {f"notebooks.{name}", "notebooks.cell_timeout_s"} <= set(stage.get("params") or [])
+
+
+@pytest.mark.parametrize("name", sorted(_notebook_stages()))
+def test_notebook_stage_depends_on_what_the_notebook_reads(name: str, config_loader) -> None:
+    """Its data deps are exactly the catalog paths of the datasets it loads, each made by another stage (so DVC runs
+    the notebook after them); its code deps exist; every params.yaml block it reads is (partly) a stage param."""
+    stage, code, catalog = _notebook_stages()[name], _notebook_code(name), config_loader["catalog"]
+    deps = _paths(stage["deps"])
+    data_deps = {p for p in deps if not p.startswith((CODE_PREFIX, "notebooks/"))}
+    loaded = set(re.findall(r"catalog\.load\(\"([^\"]+)\"\)", code))
+    assert data_deps == _file_paths(catalog, loaded, as_input=True)
+    produced = set().union(*(_paths(s.get("outs")) | _paths(s.get("metrics")) for s in _stages().values()))
+    assert data_deps <= produced
+    assert all((PROJECT_ROOT / p).exists() for p in deps if p.startswith(CODE_PREFIX))
+    stage_params = set(stage.get("params") or [])
+    for block in set(re.findall(r"params\[\"(\w+)\"\]", code)):
+        assert any(p == block or p.startswith(f"{block}.") for p in stage_params), f"reads params {block}"

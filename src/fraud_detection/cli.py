@@ -6,9 +6,11 @@
     fraud-detection registry history                every alias move: time, actor, action, reason
     fraud-detection registry import-bento           the champion (or --alias challenger) into BentoML's store
     fraud-detection serve build                     a Bento of the service with the serving aliases' models
+    fraud-detection notebook NAME                   notebooks/NAME.ipynb executed into reports/notebooks/ (+ HTML)
 
 `--env production` uses conf/production (the MLflow tracking server). Bad input (an unknown version, another
-model's version, an unreachable registry) prints what was wrong and changes nothing (exit status 2).
+model's version, an unreachable registry) prints what was wrong and changes nothing (exit status 2); a notebook
+whose cell fails prints the cell's error and leaves the previous reports in place (exit status 1).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import click
 from fraud_detection.offline import disable_telemetry
 
 EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
 
 # Kedro imports `<package>.cli` and merges its `cli` group into `kedro`'s commands. We add none there: Kedro's own
 # `kedro registry` (its pipeline registry) would be shadowed. Our commands are `fraud-detection ...` (`main`).
@@ -37,15 +40,19 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     logging.getLogger("kedro").setLevel(logging.WARNING)  # stdout is the command's output (`--json | jq`)
     args = _parser().parse_args(argv)
+    from fraud_detection.notebooks import NotebookError, NotebookFailed
     from fraud_detection.project import NotInProject
     from fraud_detection.registry.locks import LockTimeout
     from fraud_detection.registry.registry import RegistryError, RegistryUnreachable
 
     try:
         args.command(args)
-    except (RegistryError, RegistryUnreachable, LockTimeout, NotInProject) as error:
+    except (RegistryError, RegistryUnreachable, LockTimeout, NotInProject, NotebookError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except NotebookFailed as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
     return 0
 
 
@@ -85,6 +92,10 @@ def _parser() -> argparse.ArgumentParser:
     serve_commands = serve.add_subparsers(required=True, metavar="COMMAND")
     build = serve_commands.add_parser("build", help="`bentoml build` with the serving aliases' models baked in")
     build.set_defaults(command=_build_bento)
+
+    notebook = groups.add_parser("notebook", help="execute a report notebook into reports/notebooks/ (+ HTML)")
+    notebook.add_argument("name", help="a notebook of notebooks/, without .ipynb (e.g. data_overview)")
+    notebook.set_defaults(command=_notebook)
     return parser
 
 
@@ -161,6 +172,18 @@ def _build_bento(args: argparse.Namespace) -> None:
     tags = {alias: str(import_alias(registry, alias).tag) for alias in aliases}
     bento = bentoml.bentos.build_bentofile("bentofile.yaml", args=tags)
     print(f"built {bento.tag} with {', '.join(f'{a} = {t}' for a, t in tags.items())} ({bento.path})")
+
+
+def _notebook(args: argparse.Namespace) -> None:
+    """Execute notebooks/NAME.ipynb with params.yaml `notebooks.NAME` (the DVC stage `notebook_NAME`)."""
+    from fraud_detection.notebooks import run_notebook, stage_settings
+    from fraud_detection.project import project_params, project_root
+
+    root = project_root()
+    parameters, timeout = stage_settings(args.name, project_params())
+    run = run_notebook(args.name, root, parameters, timeout)
+    print(f"notebooks/{args.name}.ipynb executed in {run.seconds:.1f} s: "
+          f"{run.executed.relative_to(root)}, {run.html.relative_to(root)}")  # fmt: skip
 
 
 # -- the project's configuration, read the way `kedro run` reads it
