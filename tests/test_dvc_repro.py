@@ -17,6 +17,7 @@ from datetime import date
 from pathlib import Path
 
 import mlflow
+import nbformat
 import polars as pl
 import pytest
 import requests
@@ -28,7 +29,7 @@ from tests.http_helpers import free_port, wait_ready
 from tests.ingestion.messy_source import COLUMN_MAP, messy_source
 
 pytestmark = pytest.mark.slow
-PROJECT_FILES = ["pyproject.toml", "params.yaml", "dvc.yaml", ".telemetry", ".dvcignore", "conf", "src"]
+PROJECT_FILES = ["pyproject.toml", "params.yaml", "dvc.yaml", ".telemetry", ".dvcignore", "conf", "src", "notebooks"]
 # The small model (2 epochs) on the small set (11 % fraud) is not what the gate is tuned for: this tests the mechanics
 LENIENT_GATE = {
     "min_auc_roc": 0.6,
@@ -109,6 +110,13 @@ def test_repro_runs_every_stage(project: Path) -> None:
     assert metrics.returncode == 0 and "card_precision_at_100" in metrics.stdout
     plots = _dvc(project, "plots", "show", "--json")
     assert plots.returncode == 0 and "roc_candidate.csv" in plots.stdout, plots.stderr
+    for notebook in (PROJECT_ROOT / "notebooks").glob("*.ipynb"):  # executed by papermill, rendered to HTML
+        executed = nbformat.read(project / "reports" / "notebooks" / notebook.name, as_version=4)
+        outputs = [o for cell in executed.cells for o in cell.get("outputs", [])]
+        assert not [o for o in outputs if o.output_type == "error"], notebook.name
+        assert [o for o in outputs if "image/png" in o.get("data", {})], f"{notebook.name} has figures"
+        html = project / "reports" / "notebooks" / f"{notebook.stem}.html"
+        assert html.stat().st_size > 100_000, f"{html.name}: figures embedded"
 
 
 def test_monitor_reports_drift_decides_and_monitor_run_runs_it_again(project: Path) -> None:

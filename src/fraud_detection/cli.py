@@ -7,6 +7,8 @@
     fraud-detection registry import-bento           the champion (or --alias challenger) into BentoML's store
     fraud-detection serve build                     a Bento of the service with the serving aliases' models
     fraud-detection notebook NAME                   notebooks/NAME.ipynb executed into reports/notebooks/ (+ HTML)
+    fraud-detection monitor act                     do what reports/monitoring.json recommends (retrain, rollback)
+    fraud-detection monitor run                     the monitor stage (forced), then act if `monitor.act` is true
 
 `--env production` uses conf/production (the MLflow tracking server). Bad input (an unknown version, another
 model's version, an unreachable registry) prints what was wrong and changes nothing (exit status 2); a notebook
@@ -40,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     logging.getLogger("kedro").setLevel(logging.WARNING)  # stdout is the command's output (`--json | jq`)
     args = _parser().parse_args(argv)
+    from fraud_detection.monitoring.actions import ActionFailed
     from fraud_detection.notebooks import NotebookError, NotebookFailed
     from fraud_detection.project import NotInProject
     from fraud_detection.registry.locks import LockTimeout
@@ -50,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     except (RegistryError, RegistryUnreachable, LockTimeout, NotInProject, NotebookError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except NotebookFailed as error:
+    except (NotebookFailed, ActionFailed) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_FAILED
     return 0
@@ -96,6 +99,14 @@ def _parser() -> argparse.ArgumentParser:
     notebook = groups.add_parser("notebook", help="execute a report notebook into reports/notebooks/ (+ HTML)")
     notebook.add_argument("name", help="a notebook of notebooks/, without .ipynb (e.g. data_overview)")
     notebook.set_defaults(command=_notebook)
+
+    monitor = groups.add_parser("monitor", help="act on the monitor stage's decision (retrain, rollback)")
+    monitor.add_argument("--env", default=None, help="Kedro environment (default: base + local; `production`)")
+    monitor_commands = monitor.add_subparsers(required=True, metavar="COMMAND")
+    act = monitor_commands.add_parser("act", help="do what reports/monitoring.json recommends")
+    act.set_defaults(command=_monitor_act)
+    run = monitor_commands.add_parser("run", help="the monitor stage (forced), then act if monitor.act is true")
+    run.set_defaults(command=_monitor_run)
     return parser
 
 
@@ -184,6 +195,34 @@ def _notebook(args: argparse.Namespace) -> None:
     run = run_notebook(args.name, root, parameters, timeout)
     print(f"notebooks/{args.name}.ipynb executed in {run.seconds:.1f} s: "
           f"{run.executed.relative_to(root)}, {run.html.relative_to(root)}")  # fmt: skip
+
+
+def _monitor_act(args: argparse.Namespace) -> None:
+    from fraud_detection.monitoring.actions import act
+
+    registry = _registry(args)  # opens the project's context too
+    decision = args._context.catalog.load("monitoring_decision")
+    print(f"monitor: {decision['action']} ({'; '.join(decision['reasons'])})")
+    done = act(decision, registry)
+    if decision["action"] == "rollback":
+        print(f"champion rolled back from version {done['was']} to version {done['champion']}")
+    for line in done["ran"]:
+        print(f"ran: {line}")
+
+
+def _monitor_run(args: argparse.Namespace) -> None:
+    from fraud_detection.monitoring.actions import monitor_again
+    from fraud_detection.project import project_root
+
+    report = project_root() / "reports" / "monitoring.json"
+    before = report.stat().st_mtime_ns if report.exists() else None
+    monitor_again(stage_ran=lambda: report.exists() and report.stat().st_mtime_ns != before)
+    if _context(args.env).params["monitor"]["act"]:
+        _monitor_act(args)
+    else:
+        decision = json.loads(report.read_text())
+        print(f"monitor: {decision['action']} ({'; '.join(decision['reasons'])}); monitor.act is false: "
+              "`fraud-detection monitor act` acts on it")  # fmt: skip
 
 
 # -- the project's configuration, read the way `kedro run` reads it

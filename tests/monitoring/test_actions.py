@@ -73,4 +73,6 @@ def test_monitor_again_forces_the_stage_only_when_dvc_skipped_it():
     skipped, ran = Commands(), Commands()
     monitor_again(skipped, stage_ran=lambda: False)
     monitor_again(ran, stage_ran=lambda: True)
-    assert len(skipped.ran) == 2 and skipped.ran[1][-1] == "monitor" and ran.ran == [("dvc", "repro", "monitor")]
+    assert skipped.ran == [("dvc", "repro", "monitor"), ("dvc", "repro", "--force", "--single-item", "monitor"),
+                           ("dvc", "repro")]  # fmt: skip
+    assert ran.ran == [("dvc", "repro", "monitor"), ("dvc", "repro")]

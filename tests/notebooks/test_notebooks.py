@@ -1,13 +1,9 @@
 """The report notebooks and their runner: the sources in git are stripped and parameterised by params.yaml; the
-runner writes the executed notebook and its HTML only when every cell ran; each real notebook runs on the default
-data (slow)."""
+runner writes the executed notebook and its HTML only when every cell ran. The real notebooks run on real data in
+tests/test_dvc_repro.py (their DVC stages, after every other stage)."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
@@ -156,35 +152,3 @@ def test_a_bad_timeout_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     root = _tiny_project(tmp_path, cell_timeout_s=0)
     assert _run(root, monkeypatch) == 2
     assert "notebooks.cell_timeout_s is 0; expected seconds" in capsys.readouterr().err
-
-
-# -- the real notebooks on the default run's data
-@pytest.mark.slow
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_the_notebook_runs_on_the_default_data(path: Path, tmp_path: Path) -> None:
-    """`fraud-detection notebook NAME` in a copy of the project whose data/ and reports/ are this checkout's (the
-    outputs of `make repro`); the reports land in the copy."""
-    needed = ("data/02_intermediate/transactions", "data/07_model_output/backtest_scores.parquet", "reports/drift")
-    missing = [p for p in needed if not (PROJECT_ROOT / p).exists()]
-    assert not missing, f"the notebooks read the default run's outputs; run `make repro` first (missing: {missing})"
-    for name in ("pyproject.toml", "params.yaml", ".telemetry", "notebooks", "conf", "src"):
-        source = PROJECT_ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__", "local"))
-        else:
-            shutil.copy2(source, tmp_path / name)
-    (tmp_path / "conf" / "local").mkdir()
-    (tmp_path / "data").symlink_to(PROJECT_ROOT / "data")
-    (tmp_path / "reports").mkdir()
-    for entry in (PROJECT_ROOT / "reports").iterdir():
-        if entry.name != "notebooks":
-            (tmp_path / "reports" / entry.name).symlink_to(entry)
-    command = [str(Path(sys.executable).parent / "fraud-detection"), "notebook", path.stem]
-    run = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False,
-                         env={**os.environ, "PYTHONDONTWRITEBYTECODE": ""})  # fmt: skip
-    assert run.returncode == 0, run.stdout + run.stderr
-    executed = nbformat.read(tmp_path / OUTPUT_DIR / f"{path.stem}.ipynb", as_version=4)
-    errors = [o for cell in executed.cells for o in cell.get("outputs", []) if o.output_type == "error"]
-    figures = [o for cell in executed.cells for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
-    assert not errors and figures, "every cell ran, and the report has figures"
-    assert (tmp_path / OUTPUT_DIR / f"{path.stem}.html").stat().st_size > 100_000, "figures embedded in the HTML"

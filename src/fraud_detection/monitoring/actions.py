@@ -28,9 +28,10 @@ Run = Callable[[Sequence[str]], int]  # a command line -> its exit status
 
 RETRAIN = (("dvc", "repro", "--force", "--single-item", "train"), ("dvc", "repro"))
 AFTER_ROLLBACK = (("dvc", "repro", "--force", "--single-item", "batch_predict"),
-                  ("dvc", "repro", "--force", "--single-item", "monitor"))  # fmt: skip
+                  ("dvc", "repro", "--force", "--single-item", "monitor"), ("dvc", "repro"))  # fmt: skip
 MONITOR = ("dvc", "repro", "monitor")
 MONITOR_AGAIN = ("dvc", "repro", "--force", "--single-item", "monitor")
+DOWNSTREAM = ("dvc", "repro")  # what reads the monitor stage's outputs (the monitoring review notebook)
 
 
 class ActionFailed(RuntimeError):
@@ -65,11 +66,13 @@ def act(decision: dict[str, Any], registry: ModelRegistry, run: Run = run_comman
 
 
 def monitor_again(run: Run = run_command, stage_ran: Callable[[], bool] = lambda: False) -> None:
-    """`dvc repro monitor` (the upstream stages too, where their inputs changed), then the monitor stage forced
-    if it did not run: the prediction log is not a DVC dependency (the service appends to it all the time)."""
+    """`dvc repro monitor` (the upstream stages too, where their inputs changed), the monitor stage forced if it
+    did not run (the prediction log is not a DVC dependency: the service appends to it all the time), then
+    `dvc repro` for what reads its outputs (the monitoring review notebook)."""
     _run_all((MONITOR,), run)
     if not stage_ran():
         _run_all((MONITOR_AGAIN,), run)
+    _run_all((DOWNSTREAM,), run)
 
 
 def _run_all(commands: Sequence[Sequence[str]], run: Run) -> None:
