@@ -98,11 +98,15 @@ def _plain_table(reference: dict, current: dict) -> list[tuple]:
 
 def _nodes(features: pl.LazyFrame, models: dict, windows: nodes.Windows, params: dict, runs: int) -> dict:
     monitor = params["monitor"]
+    drift = nodes.compute_drift(windows, monitor)
+    levelled, decision = nodes.drift_levels(drift, monitor), nodes.decide_action(drift, windows, monitor,
+                                                                                params["evaluate"])  # fmt: skip
     timings = {
         "build_windows (read + score 3 windows)": lambda: nodes.build_windows(
             features, pl.DataFrame(), models, monitor, params["features"]),
         "compute_drift (our table, every row)": lambda: nodes.compute_drift(windows, monitor),
-        "evidently_reports (drift + quality, sampled)": lambda: nodes.evidently_reports(windows, monitor),
+        "evidently_reports (drift + quality, sampled; the run's page)": lambda: nodes.evidently_reports(
+            windows, levelled, decision, monitor),
     }  # fmt: skip
     result = {"reference_rows": len(windows.reference), "current_rows": len(windows.current),
               "labelled_rows": len(windows.labelled)}  # fmt: skip

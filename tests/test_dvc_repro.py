@@ -125,7 +125,7 @@ def test_monitor_reports_drift_decides_and_monitor_run_runs_it_again(project: Pa
     assert set(decision["columns"]) == {*FEATURES, "score"} and decision["source"] == "features"
     day = decision["windows"]["current"]["last"]
     assert (project / "reports" / "drift" / f"{day}.html").stat().st_size > 100_000
-    assert "quantile_psi" in (project / "reports" / "drift" / f"{day}.json").read_text()
+    assert "quantile_psi" in (project / "reports" / "drift" / f"{day}-drift.json").read_text()
     table = pl.read_csv(project / "reports" / "drift_table.csv")
     assert table["column"].to_list() == [*FEATURES, "score"] and table["psi"].is_not_null().all()
     before = (project / "reports" / "monitoring.json").stat().st_mtime_ns

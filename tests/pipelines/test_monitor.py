@@ -112,14 +112,19 @@ def test_a_new_fraud_pattern_that_the_champion_misses_gives_rollback(params, tra
     assert previous["average_precision"] >= champion_quality["average_precision"] + guardrail["rollback_margin"]
 
 
-def test_evidently_reports_are_written_for_the_current_day(params, train_params, tmp_path):
+def test_the_run_page_holds_the_decision_our_table_and_both_evidently_reports(params, train_params, tmp_path):
     features = features_of(params, [])
     registry = Registry(tmp_path, train_params)
     registry.add(features, holdout_days=7)
     models = monitored_models(registry.address, {"model_name": MODEL}, {})
     windows = build_windows(features.lazy(), pl.DataFrame(), models, params["monitor"], LABEL_DELAY)
-    files = evidently_reports(windows, {**params["monitor"], "evidently": {**params["monitor"]["evidently"],
-                                                                           "max_rows": 3000}})  # fmt: skip
+    monitor_params = {**params["monitor"], "evidently": {**params["monitor"]["evidently"], "max_rows": 3000}}
+    drift = drift_levels(compute_drift(windows, monitor_params), monitor_params)
+    decision = decide_action(compute_drift(windows, monitor_params), windows, monitor_params, params["evaluate"])
+    files = evidently_reports(windows, drift, decision, monitor_params)
     day = features["tx_datetime"].max().date().isoformat()
-    assert set(files) == {f"{day}.html", f"{day}.json", f"{day}-quality.html", f"{day}-quality.json"}
-    assert "<html" in files[f"{day}.html"].lower() and "ValueDrift(column=score" in files[f"{day}.json"]
+    assert set(files) == {f"{day}.html", f"{day}-drift.json", f"{day}-quality.json"}
+    page = files[f"{day}.html"]
+    assert "action: none" in page and "<td>customer_nb_tx_30d</td>" in page and page.count("<iframe srcdoc=") == 2
+    assert "ValueDrift(column=score,method=quantile_psi" in files[f"{day}-drift.json"]
+    assert "RocAuc" in files[f"{day}-quality.json"]

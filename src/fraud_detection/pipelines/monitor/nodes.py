@@ -18,6 +18,7 @@ from fraud_detection.features.matrix import feature_matrix
 from fraud_detection.monitoring import evidently_report
 from fraud_detection.monitoring.decision import DecisionParams, Quality, decide, with_levels
 from fraud_detection.monitoring.drift import drift_table
+from fraud_detection.monitoring.report_page import report_page
 from fraud_detection.monitoring.windows import (
     SCORE,
     Span,
@@ -100,20 +101,24 @@ def compute_drift(windows: Windows, params: dict[str, Any]) -> pl.DataFrame:
     return drift_table(_columns(windows.reference), _columns(windows.current), params["binning"], int(params["bins"]))
 
 
-def evidently_reports(windows: Windows, params: dict[str, Any]) -> dict[str, str]:
-    """Evidently's drift report (features + score) and quality report (labelled window against the training
-    window), as HTML and JSON files named after the current window's last day."""
+def evidently_reports(
+    windows: Windows, drift: pl.DataFrame, decision: dict[str, Any], params: dict[str, Any]
+) -> dict[str, str]:
+    """The run's page (`<day>.html`: the decision, our drift table, the live quality, and Evidently's drift report
+    over the features and the score and its quality report of the labelled window against the training window)
+    and Evidently's two snapshots as JSON, named after the current window's last day."""
     report_params = params["evidently"]
     rows, seed, method = int(report_params["max_rows"]), int(report_params["seed"]), report_params["method"]
-    bins = int(params["bins"])
     sampled = {name: evidently_report.sample(getattr(windows, name), rows, seed)
                for name in ("reference", "current", "labelled")}  # fmt: skip
-    drift = evidently_report.drift_report(sampled["reference"], sampled["current"], DRIFT_COLUMNS, method, bins)
-    quality = evidently_report.quality_report(sampled["reference"], sampled["labelled"], SCORE)
+    drift_snapshot = evidently_report.drift_report(sampled["reference"], sampled["current"], DRIFT_COLUMNS, method,
+                                                   int(params["bins"]))  # fmt: skip
+    quality_snapshot = evidently_report.quality_report(sampled["reference"], sampled["labelled"], SCORE)
+    page = report_page(decision, drift, evidently_report.as_html(drift_snapshot),
+                       evidently_report.as_html(quality_snapshot))  # fmt: skip
     name = windows.spans["current"].last.isoformat()
-    return {f"{name}.html": evidently_report.as_html(drift), f"{name}.json": evidently_report.as_json(drift),
-            f"{name}-quality.html": evidently_report.as_html(quality),
-            f"{name}-quality.json": evidently_report.as_json(quality)}  # fmt: skip
+    return {f"{name}.html": page, f"{name}-drift.json": evidently_report.as_json(drift_snapshot),
+            f"{name}-quality.json": evidently_report.as_json(quality_snapshot)}  # fmt: skip
 
 
 def decide_action(drift: pl.DataFrame, windows: Windows, params: dict[str, Any], evaluate: dict[str, Any]) -> dict:

@@ -26,7 +26,12 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(build_windows, WINDOW_INPUTS, "monitor_windows", name="build_windows"),
             node(compute_drift, ["monitor_windows", "params:monitor"], "drift_statistics", name="compute_drift"),
             node(drift_levels, ["drift_statistics", "params:monitor"], "drift_table", name="drift_levels"),
-            node(evidently_reports, ["monitor_windows", "params:monitor"], "drift_reports", name="evidently_reports"),
+            node(
+                evidently_reports,
+                ["monitor_windows", "drift_table", "monitoring_decision", "params:monitor"],
+                "drift_reports",
+                name="evidently_reports",
+            ),
             node(
                 decide_action,
                 ["drift_statistics", "monitor_windows", "params:monitor", "params:evaluate"],
