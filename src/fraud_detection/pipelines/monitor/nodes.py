@@ -80,18 +80,17 @@ def build_windows(
     source, logged, current_span = choose_current(
         transaction_features, logged_rows(prediction_records), params["source"], int(params["window_days"])
     )
-    current = logged if logged is not None else _scored(days(transaction_features, current_span), champion)
     end = last_day(transaction_features)
     labelled_days = labelled_span(end, int(params["quality_window_days"]), int(features["label_delay_days"]))
-    labelled = _scored(days(transaction_features, labelled_days), champion)
+    spans = {"reference": champion.training_window, "current": current_span, "labelled": labelled_days}
+    rows = {name: _rows(transaction_features, span, name) for name, span in spans.items() if name != "current"}
+    current = logged if logged is not None else _scored(_rows(transaction_features, current_span, "current"), champion)
+    labelled = _scored(rows["labelled"], champion)
     if previous is not None:
         labelled = labelled.with_columns(pl.Series("previous_score", previous.predict(feature_matrix(labelled))))
-    reference = _scored(days(transaction_features, champion.training_window), champion)
-    for name, frame in (("reference", reference), ("current", current), ("labelled", labelled)):
-        if frame.is_empty():
-            raise ValueError(f"the {name} window holds no transaction; expected data on those days")
-    spans = {"reference": champion.training_window, "current": current_span, "labelled": labelled_days}
-    log.info("monitor: reference %s, current %s (%s), labelled %s", *(s.as_dict() for s in spans.values()), source)
+    reference = _scored(rows["reference"], champion)
+    log.info("monitor: reference %s, current %s (from %s), labelled %s", spans["reference"].as_dict(),
+             current_span.as_dict(), source, labelled_days.as_dict())  # fmt: skip
     return Windows(reference, current, labelled, spans, source, champion.version,
                    None if previous is None else previous.version)  # fmt: skip
 
@@ -158,6 +157,14 @@ def _load(registry: Any, version: int) -> MonitoredModel:
         raise ValueError(f"version {version} has no tag {error}; expected the train stage's lineage tags") from error
     model = mlflow.pyfunc.load_model(f"models:/{registry.name}/{version}")
     return MonitoredModel(str(version), window, model.unwrap_python_model().scorer.predict_proba)
+
+
+def _rows(features: pl.LazyFrame, span: Span, name: str) -> pl.DataFrame:
+    found = days(features, span)
+    if found.is_empty():
+        raise ValueError(f"the {name} window {span.first}..{span.last} holds no transaction; expected data on those "
+                         "days")  # fmt: skip
+    return found
 
 
 def _scored(rows: pl.DataFrame, model: MonitoredModel) -> pl.DataFrame:
