@@ -17,8 +17,6 @@ Run: uv run python -m bench.bench_batch_predict [--runs 5]
 from __future__ import annotations
 
 import argparse
-import logging
-import os
 import subprocess
 import sys
 import tempfile
@@ -28,16 +26,13 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-import yaml
 
-from bench.timing import median_seconds, save
+from bench.timing import default_project, median_seconds, save
 from fraud_detection.batch.risk_store import SqliteRiskStore
 from fraud_detection.batch.scoring import day_rows, score_polars
 from fraud_detection.datasets import DatePartitionsDataset
 from fraud_detection.features.definitions import FEATURES
-from fraud_detection.offline import disable_telemetry
 from fraud_detection.pipelines.batch_predict.nodes import publish_batches, score_days
-from fraud_detection.registry.registry import RegistryAddress
 
 ROOT = Path(__file__).resolve().parents[1]
 FEATURES_TABLE = ROOT / "data/04_feature/transaction_features.parquet"
@@ -47,11 +42,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    disable_telemetry()
-    logging.basicConfig(level=logging.WARNING)
-    os.chdir(ROOT)
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    address = RegistryAddress(f"sqlite:///{ROOT / 'data/mlflow/mlflow.db'}", str(ROOT / "data/mlflow/registry.lock"))
+    params, address = default_project()
     from fraud_detection.serving.models import served_scorer
 
     version, scorer = served_scorer(address.open(params["register"]["model_name"]), "champion")

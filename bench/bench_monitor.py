@@ -17,8 +17,6 @@ Run: uv run python -m bench.bench_monitor [--runs 5]
 from __future__ import annotations
 
 import argparse
-import logging
-import os
 import subprocess
 import sys
 import time
@@ -26,15 +24,12 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-import yaml
 
-from bench.timing import median_seconds, save
+from bench.timing import default_project, median_seconds, save
 from fraud_detection.features.definitions import FEATURES
 from fraud_detection.monitoring import evidently_report
 from fraud_detection.monitoring.drift import drift_table
-from fraud_detection.offline import disable_telemetry
 from fraud_detection.pipelines.monitor import nodes
-from fraud_detection.registry.registry import RegistryAddress
 
 ROOT = Path(__file__).resolve().parents[1]
 FEATURES_TABLE = ROOT / "data/04_feature/transaction_features.parquet"
@@ -45,16 +40,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    disable_telemetry()
-    logging.basicConfig(level=logging.WARNING)
-    os.chdir(ROOT)
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    address = RegistryAddress(f"sqlite:///{ROOT / 'data/mlflow/mlflow.db'}", str(ROOT / "data/mlflow/registry.lock"))
+    params, address = default_project()
     features = pl.scan_parquet(FEATURES_TABLE)
     models = nodes.monitored_models(address, params["register"], {})
     figures = {"drift_table_full_data": _full_data(features, models["champion"], args.runs)}
     windows = nodes.build_windows(features, pl.DataFrame(), models, params["monitor"], params["features"])
-    figures["stage_nodes"] = _nodes(features, models, windows, params, args.runs)
+    figures["stage_nodes"] = _nodes(features, address, models, windows, params, args.runs)
     figures["kedro_run_seconds"] = _kedro_run(max(1, args.runs // 2))
     figures["evidently_by_sample_size"] = _evidently(windows, params["monitor"])
     save("monitor", figures)
@@ -96,7 +87,7 @@ def _plain_table(reference: dict, current: dict) -> list[tuple]:
     return rows
 
 
-def _nodes(features: pl.LazyFrame, models: dict, windows: nodes.Windows, params: dict, runs: int) -> dict:
+def _nodes(features: pl.LazyFrame, address, models: dict, windows: nodes.Windows, params: dict, runs: int) -> dict:
     monitor = params["monitor"]
     drift = nodes.compute_drift(windows, monitor)
     levelled, decision = nodes.drift_levels(drift, monitor), nodes.decide_action(drift, windows, monitor,
@@ -110,7 +101,6 @@ def _nodes(features: pl.LazyFrame, models: dict, windows: nodes.Windows, params:
     }  # fmt: skip
     result = {"reference_rows": len(windows.reference), "current_rows": len(windows.current),
               "labelled_rows": len(windows.labelled)}  # fmt: skip
-    address = RegistryAddress(f"sqlite:///{ROOT / 'data/mlflow/mlflow.db'}", str(ROOT / "data/mlflow/registry.lock"))
     start = time.perf_counter()
     nodes.monitored_models(address, params["register"], {})
     result["load_models_seconds"] = round(time.perf_counter() - start, 3)

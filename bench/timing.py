@@ -38,3 +38,23 @@ def save(name: str, figures: dict) -> Path:
     path.write_text(json.dumps(record, indent=2) + "\n")
     print(json.dumps(record, indent=2))
     return path
+
+
+def default_project() -> tuple[dict, object]:
+    """For a benchmark of the default run (`make repro` first): telemetry off, quiet logs, the project root as the
+    working directory; returns params.yaml and the address of the project's MLflow registry."""
+    import logging
+
+    import yaml
+
+    from fraud_detection.offline import disable_telemetry
+    from fraud_detection.registry.registry import RegistryAddress
+
+    root = RESULTS.parents[1]
+    disable_telemetry()
+    logging.basicConfig(level=logging.WARNING)
+    os.chdir(root)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    return params, RegistryAddress(
+        f"sqlite:///{root / 'data/mlflow/mlflow.db'}", str(root / "data/mlflow/registry.lock")
+    )
