@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from kedro.io import AbstractDataset
 
 from fraud_detection.features.definitions import CUSTOMER_INTRADAY, FEATURES, REQUEST_FIELDS, features_of_one
-from fraud_detection.online_rows import SqliteWriter, state_reader
+from fraud_detection.online_rows import SqliteWriter, prepare_sqlite, state_reader, value_kinds
 
 if TYPE_CHECKING:
     from feast import FeatureService, FeatureStore
@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 PROJECT = "fraud_detection"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_DAY = timedelta(days=1)
+# Written only by materialization and the online updater's day rollover: serving keeps them in process
+# (`online_rows.SqliteReader`, checked against the store's change counters on every read).
+DAILY_VIEWS = ("customer_daily", "terminal_daily")
 
 
 class OnlineStoreUnavailable(RuntimeError):
@@ -75,6 +78,7 @@ def apply_and_materialize(store: FeatureStore, end: datetime) -> None:
     from fraud_detection.feature_repo import FEAST_OBJECTS
 
     store.apply(FEAST_OBJECTS)
+    prepare_sqlite(store, DAILY_VIEWS)  # before the writes: the change counters see them
     views = [v for v in store.list_feature_views() if v.online]
     ends = [interval[1] for v in views for interval in v.materialization_intervals]
     latest = max(ends) if ends else None
@@ -103,10 +107,14 @@ class OnlineFeatures:
     round trip (`online_rows`) and applies the function, as `store.get_online_features(service, ...)` does,
     without its ~1 ms of generic Python per call; `vector_via_feast` is the generic call, kept as the reference
     that tests/feature_store/test_skew.py compares against. As in Feast, the latest value is returned whatever its
-    age: the online updater's day rollover (or a daily materialization) keeps the daily views current.
+    age: the online updater's day rollover (or a daily materialization) keeps the daily views current. Views named
+    in `cached` are kept in this process while the store says they are unchanged (SQLite; up to `cache_entries`
+    entities a view).
     """
 
-    def __init__(self, store: FeatureStore, feature_service: str) -> None:
+    def __init__(
+        self, store: FeatureStore, feature_service: str, cached: Sequence[str] = (), cache_entries: int = 0
+    ) -> None:
         self._store = store
         self._service: FeatureService = store.get_feature_service(feature_service)  # once: a lookup costs ms
         self._file = _sqlite_file(store)
@@ -114,7 +122,7 @@ class OnlineFeatures:
         on_demand = [store.get_on_demand_feature_view(p.name) for p in self._service.feature_view_projections]
         names = {view for odfv in on_demand for view in odfv.source_feature_view_projections}
         self._views = [store.get_feature_view(name) for name in sorted(names)]
-        self._reader = state_reader(store, self._views)
+        self._reader = state_reader(store, self._views, cached, cache_entries)
 
     def vector(self, customer_id: int, terminal_id: int, tx_datetime: datetime, tx_amount: float) -> dict[str, Any]:
         """The model's features for one transaction (unknown entities get the documented defaults)."""
@@ -157,9 +165,9 @@ class OnlineUpdaterSink:
     """Writes what the online updater produces into the online store.
 
     Equivalent to `store.push(<view>_push, rows)`, whose registry lookups and DataFrame conversions cost about
-    10 ms a call here: the feature views are looked up once and rows go as Feast's value protos, built directly,
-    to `online_rows.SqliteWriter` (Feast's SQLite row format, one statement a view) or to the provider's writer
-    (the online store's own write path, which push also ends in).
+    10 ms a call here: the feature views are looked up once and rows go to `online_rows.SqliteWriter` (Feast's
+    SQLite row format, one statement a view) or, as Feast's value protos, to the provider's writer (the online
+    store's own write path, which push also ends in).
     """
 
     def __init__(self, store: FeatureStore) -> None:
@@ -169,12 +177,7 @@ class OnlineUpdaterSink:
         self._views = {
             name: store.get_feature_view(name) for name in ("customer_daily", "customer_intraday", "terminal_daily")
         }
-        from feast.types import Int64
-
-        self._kinds = {
-            name: {f.name: "int64_val" if f.dtype == Int64 else "double_val" for f in view.features}
-            for name, view in self._views.items()
-        }
+        self._kinds = {name: value_kinds(view) for name, view in self._views.items()}
         self._sqlite = SqliteWriter(store, list(self._views.values())) if SqliteWriter.supports(store) else None
 
     def new_day(self, day: int, customer_rows: dict[int, dict], terminal_rows: dict[int, dict]) -> None:
@@ -197,13 +200,13 @@ class OnlineUpdaterSink:
         """(entity id, event time, values) rows of one view."""
         _check_file(self._file)
         table, kinds = self._views[view], self._kinds[view]
-        EntityKey, Value = _protos()
-        protos = [(entity, stamp, {name: _value(Value, kinds[name], row[name]) for name in kinds})
-                  for entity, stamp, row in rows]  # fmt: skip
         try:
             if self._sqlite is not None:
-                self._sqlite.write(view, protos)
+                self._sqlite.write(view, rows)
                 return
+            EntityKey, Value = _protos()
+            protos = [(entity, stamp, {name: _value(Value, kinds[name], row[name]) for name in kinds})
+                      for entity, stamp, row in rows]  # fmt: skip
             key = table.entity_columns[0].name
             data = [(EntityKey(join_keys=[key], entity_values=[Value(int64_val=int(entity))]), values, stamp, None)
                     for entity, stamp, values in protos]  # fmt: skip

@@ -15,7 +15,11 @@ from __future__ import annotations
 
 import functools
 import sqlite3
+import struct
+import threading
+import uuid
 from collections.abc import Sequence
+from contextlib import closing
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -31,54 +35,110 @@ class StateReader(Protocol):
         ...
 
 
-def state_reader(store: Any, views: Sequence[Any]) -> StateReader:
-    """The fastest reader for the store's online backend."""
+def state_reader(store: Any, views: Sequence[Any], cached: Sequence[str] = (), cache_entries: int = 0) -> StateReader:
+    """The fastest reader for the store's online backend (`cached`: views kept in process, SQLite only)."""
     kind = store.config.online_store.type
     if kind == "sqlite":
-        return SqliteReader(store, views)
+        return SqliteReader(store, views, cached, cache_entries)
     if kind == "redis":
         return RedisReader(store, views)
     return ProviderReader(store, views)
 
 
-class SqliteReader:
-    def __init__(self, store: Any, views: Sequence[Any]) -> None:
-        from feast.infra.online_stores.sqlite import _table_id
+def prepare_sqlite(store: Any, cached: Sequence[str]) -> None:
+    """An SQLite online store made ready for serving: WAL journal (the write-behind never blocks readers) and the
+    change counters of the views readers keep in process (`ViewVersions`). A no-op on any other store, or on a
+    missing file (the reads report it)."""
+    online = store.config.online_store
+    if online.type != "sqlite" or not Path(online.path).is_file():
+        return
+    tables = table_names(store, [store.get_feature_view(name) for name in cached])
+    with closing(sqlite3.connect(online.path, timeout=READ_TIMEOUT_S * 20)) as connection:
+        connection.execute("PRAGMA journal_mode=WAL")
+        ViewVersions(tables).install(connection)
 
+
+class SqliteReader:
+    """Reads Feast's SQLite tables; the views named in `cached` are also kept in this process.
+
+    A cached view's rows are served from memory for as long as its table is unchanged. Change is seen through
+    `ViewVersions`: triggers on the table bump a counter on every insert, update or delete, whoever the writer
+    (Feast's materialize and push, the online updater), and each read checks the counters in the same read
+    transaction as its rows (one snapshot), so a cached row is never older than what the store holds for that read.
+    Without the triggers (a store not prepared with `ViewVersions.install`), every read goes to the store.
+    """
+
+    def __init__(self, store: Any, views: Sequence[Any], cached: Sequence[str] = (), cache_entries: int = 0) -> None:
         config = store.config
         self._path = Path(config.online_store.path)
         self._version = config.entity_key_serialization_version
         self._views = {v.name: v for v in views}
-        self._tables = {
-            v.name: _table_id(config.project, v, config.registry.enable_online_feature_view_versioning) for v in views
-        }
+        self._tables = table_names(store, views)
         self._parsers = {v.name: _parser(v) for v in views}
+        unknown = sorted(set(cached) - set(self._views))
+        if unknown:
+            raise ValueError(f"cached views {unknown}; expected some of {sorted(self._views)}")
+        self._versions = ViewVersions({view: self._tables[view] for view in cached})
+        self._cache: dict[str, dict[int, dict[str, Any]]] = {view: {} for view in cached}
+        self._cache_entries, self._seen = cache_entries, None
         self._connection: sqlite3.Connection | None = None
+        self._lock = threading.Lock()  # one read transaction at a time on the connection
 
     def read(self, wanted: dict[str, Sequence[int]]) -> Rows:
-        keys = {view: [_entity_key(_join_key(self._views[view]), int(i), self._version) for i in ids]
+        with self._lock:
+            connection = self._connect()
+            connection.execute("BEGIN")  # one snapshot for the versions and the rows
+            try:
+                held = self._usable_cache(connection) if self._cache else {}
+                missing = {view: [i for i in dict.fromkeys(map(int, ids)) if i not in held.get(view, ())]
+                           for view, ids in wanted.items()}  # fmt: skip
+                fetched = self._fetch(connection, {view: ids for view, ids in missing.items() if ids})
+            finally:
+                connection.execute("COMMIT")
+            rows: Rows = {}
+            for view, ids in wanted.items():
+                new, old = fetched.get(view, {}), held.get(view, {})
+                rows[view] = [new[i] if i in new else old[i] for i in map(int, ids)]
+            for view, cache in held.items():
+                new = fetched.get(view, {})
+                if len(cache) + len(new) > self._cache_entries:
+                    cache.clear()  # bounded: start again rather than track recency on every read
+                if len(new) <= self._cache_entries:
+                    cache.update(new)
+        return rows
+
+    def _usable_cache(self, connection: sqlite3.Connection) -> dict[str, dict[int, dict[str, Any]]]:
+        """The cached views whose tables are unchanged since their rows were read (all of them, or none: the
+        versions are read as one token)."""
+        seen = self._versions.read(connection)
+        if seen is None or seen != self._seen:
+            for rows in self._cache.values():
+                rows.clear()
+            self._seen = seen
+        return self._cache if seen is not None else {}
+
+    def _fetch(self, connection: sqlite3.Connection, wanted: dict[str, list[int]]) -> dict[str, dict[int, dict]]:
+        """Each view's rows of the distinct entity ids asked for."""
+        keys = {view: {_entity_key(_join_key(self._views[view]), i, self._version): i for i in ids}
                 for view, ids in wanted.items()}  # fmt: skip
         found: dict[tuple[str, bytes], list[tuple[str, bytes]]] = {}
-        connection = self._connect()
-        for statement, arguments in self._statements(keys):
+        for statement, arguments in self._statements({view: list(k) for view, k in keys.items()}):
             for view, key, name, blob in connection.execute(statement, arguments).fetchall():
                 entry = found.get((view, key))
                 if entry is None:
                     entry = found[(view, key)] = []
                 entry.append((name, blob))
-        rows: Rows = {}
+        parsed: dict[str, dict[int, dict]] = {}
         for view, view_keys in keys.items():
-            parse, parsed = self._parsers[view], {}
-            for key in set(view_keys):
-                parsed[key] = parse(found.get((view, key)))
-            rows[view] = [parsed[key] for key in view_keys]
-        return rows
+            parse = self._parsers[view]
+            parsed[view] = {entity: parse(found.get((view, key))) for key, entity in view_keys.items()}
+        return parsed
 
     def _statements(self, keys: dict[str, list[bytes]]) -> list[tuple[str, list]]:
         parts, arguments = [], []
         for view, view_keys in keys.items():
             for start in range(0, len(view_keys), MAX_SQL_VARIABLES):
-                chunk = sorted(set(view_keys[start : start + MAX_SQL_VARIABLES]))
+                chunk = sorted(view_keys[start : start + MAX_SQL_VARIABLES])
                 marks = ",".join("?" * len(chunk))
                 parts.append((f"SELECT '{view}', entity_key, feature_name, value FROM \"{self._tables[view]}\" "
                               f"WHERE entity_key IN ({marks})", chunk))  # fmt: skip
@@ -95,30 +155,96 @@ class SqliteReader:
         return statements
 
     def _connect(self) -> sqlite3.Connection:
-        """Opened on first use; never creates the file (`mode=rw`: an existing database only). Memory-mapped: a
-        page another connection changed is read from the OS cache, not with a system call."""
+        """Opened on first use; never creates the file (`mode=rw`: an existing database only); transactions are
+        explicit. Memory-mapped: a page another connection changed is read from the OS cache, not with a system
+        call."""
         if self._connection is None:
-            self._connection = sqlite3.connect(f"file:{self._path}?mode=rw", uri=True, check_same_thread=False)
+            self._connection = sqlite3.connect(f"file:{self._path}?mode=rw", uri=True, check_same_thread=False,
+                                               isolation_level=None)  # fmt: skip
             self._connection.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
         return self._connection
+
+
+class ViewVersions:
+    """A change counter per view table, kept by SQLite triggers (so every writer counts, Feast's own included), in
+    the table `VERSIONS_TABLE` (view, generation, version). `generation` is random per install: a store file
+    rebuilt from scratch never repeats an old token. Dropping a table (Feast's teardown or a changed definition)
+    drops its triggers, which `read` sees: then nothing is cached until `install` runs again."""
+
+    def __init__(self, tables: dict[str, str]) -> None:
+        self.tables = dict(tables)  # view name -> Feast table name
+        triggers = [_trigger(table, event) for table in self.tables.values() for event in TRIGGER_EVENTS]
+        self._query = (
+            f'SELECT view, generation, version FROM "{VERSIONS_TABLE}" WHERE view IN ({_marks(self.tables)}) '
+            "UNION ALL SELECT name, NULL, NULL FROM sqlite_master "
+            f"WHERE type = 'trigger' AND name IN ({_marks(triggers)})"
+        )
+        self._arguments, self._expected = [*self.tables, *triggers], len(self.tables) + len(triggers)
+
+    def install(self, connection: sqlite3.Connection) -> None:
+        """Create the counters and triggers (idempotent; needs the write lock for a moment)."""
+        if not self.tables:
+            return
+        with connection:
+            connection.execute(f'CREATE TABLE IF NOT EXISTS "{VERSIONS_TABLE}" (view TEXT PRIMARY KEY, '
+                               "generation TEXT NOT NULL, version INTEGER NOT NULL)")  # fmt: skip
+            for view, table in self.tables.items():
+                connection.execute(
+                    f'INSERT OR IGNORE INTO "{VERSIONS_TABLE}" VALUES (?, ?, 0)', (view, uuid.uuid4().hex)
+                )
+                for event in TRIGGER_EVENTS:
+                    connection.execute(
+                        f'CREATE TRIGGER IF NOT EXISTS "{_trigger(table, event)}" AFTER {event} ON "{table}" BEGIN '
+                        f"UPDATE \"{VERSIONS_TABLE}\" SET version = version + 1 WHERE view = '{view}'; END"
+                    )
+
+    def read(self, connection: sqlite3.Connection) -> tuple | None:
+        """A token that changes whenever a table changes; None if a counter or a trigger is missing."""
+        try:
+            rows = connection.execute(self._query, self._arguments).fetchall()
+        except sqlite3.OperationalError:  # no counters table
+            return None
+        return tuple(sorted(rows, key=str)) if len(rows) == self._expected else None
+
+
+VERSIONS_TABLE = "fraud_detection_view_versions"
+TRIGGER_EVENTS = ("INSERT", "UPDATE", "DELETE")
+
+
+def _marks(items: Sequence) -> str:
+    return ",".join("?" * len(items))
+
+
+def _trigger(table: str, event: str) -> str:
+    return f"{table}_version_{event.lower()}"
+
+
+def table_names(store: Any, views: Sequence[Any]) -> dict[str, str]:
+    """Feast's SQLite table of each view."""
+    from feast.infra.online_stores.sqlite import _table_id
+
+    config = store.config
+    versioning = config.registry.enable_online_feature_view_versioning
+    return {v.name: _table_id(config.project, v, versioning) for v in views}
 
 
 class SqliteWriter:
     """Feast's row format (entity_key, feature_name, value proto, value_text, event_ts, created_ts), upserted with
     one statement per view; its own connection, WAL journal, `synchronous=NORMAL` (no fsync per commit: the online
-    store is a cache of the offline tables and the updater's stream)."""
+    store is a cache of the offline tables and the updater's stream).
+
+    Values go straight to their serialized `Value` protos (`encoded_value`: the bytes `Value(...).SerializeToString()`
+    gives, without a message object per value), the event time to the integer Feast's datetime adapter stores (once
+    per entity)."""
 
     COLUMNS = ("entity_key", "feature_name", "value", "value_text", "event_ts", "created_ts")
 
     def __init__(self, store: Any, views: Sequence[Any]) -> None:
-        from feast.infra.online_stores.sqlite import _table_id
-
         config = store.config
         self._path, self._version = Path(config.online_store.path), config.entity_key_serialization_version
         self._views = {v.name: v for v in views}
-        self._tables = {
-            v.name: _table_id(config.project, v, config.registry.enable_online_feature_view_versioning) for v in views
-        }
+        self._kinds = {v.name: value_kinds(v) for v in views}
+        self._tables = table_names(store, views)
         self._connection: sqlite3.Connection | None = None
 
     @staticmethod
@@ -129,24 +255,31 @@ class SqliteWriter:
             online, "enable_openai_compatible_store", False)  # fmt: skip
 
     def write(self, view: str, rows: Sequence[tuple[int, Any, dict[str, Any]]]) -> None:
-        """(entity id, event time (aware, UTC), {feature: Value proto}) rows of one view."""
+        """(entity id, event time (aware, UTC), {feature: int, float or None}) rows of one view."""
+        from feast.infra.online_stores.sqlite import adapt_datetime_epoch
         from feast.utils import to_naive_utc
 
-        join_key = _join_key(self._views[view])
-        records = [
-            (_entity_key(join_key, int(entity), self._version), name, value.SerializeToString(), _text(value),
-             to_naive_utc(stamp), None)
-            for entity, stamp, values in rows
-            for name, value in values.items()
-        ]  # fmt: skip
-        update = ", ".join(f"{c} = excluded.{c}" for c in self.COLUMNS[2:])
+        join_key, kinds = _join_key(self._views[view]), self._kinds[view]
+        values: list[Any] = []  # the statement's parameters, row after row
+        for entity, stamp, row in rows:
+            key, event_ts = _entity_key(join_key, int(entity), self._version), adapt_datetime_epoch(to_naive_utc(stamp))
+            for name, kind in kinds.items():
+                values.extend((key, name, *encoded_value(kind, row[name]), event_ts, None))
+        width, per_statement = len(self.COLUMNS), MAX_SQL_VARIABLES // len(self.COLUMNS)
         connection = self._connect()
         with connection:
-            connection.executemany(
-                f'INSERT INTO "{self._tables[view]}" ({", ".join(self.COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?) '
-                f"ON CONFLICT(entity_key, feature_name) DO UPDATE SET {update}",
-                records,
-            )
+            for start in range(0, len(values), per_statement * width):
+                chunk = values[start : start + per_statement * width]
+                connection.execute(self._upsert(view, len(chunk) // width), chunk)
+
+    @functools.lru_cache(maxsize=64)  # noqa: B019 (one writer per store: a handful of statements)
+    def _upsert(self, view: str, rows: int) -> str:
+        """One statement for many rows: SQLite runs it in one step (executemany steps, and takes the GIL, per
+        row)."""
+        marks = "(" + ", ".join("?" * len(self.COLUMNS)) + ")"
+        update = ", ".join(f"{c} = excluded.{c}" for c in self.COLUMNS[2:])
+        return (f'INSERT INTO "{self._tables[view]}" ({", ".join(self.COLUMNS)}) VALUES {", ".join([marks] * rows)} '
+                f"ON CONFLICT(entity_key, feature_name) DO UPDATE SET {update}")  # fmt: skip
 
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
@@ -156,10 +289,40 @@ class SqliteWriter:
         return self._connection
 
 
-def _text(value: Any) -> str | None:
-    """Feast's value_text column: the number as text (helpers.extract_text_and_num)."""
-    kind = value.WhichOneof("val")
-    return str(getattr(value, kind)) if kind in ("int64_val", "int32_val", "double_val", "float_val") else None
+def value_kinds(view: Any) -> dict[str, str]:
+    """Each feature of a view and the `Value` field it is stored in (our views hold Int64 and Float64 only)."""
+    from feast.types import Float64, Int64
+
+    kinds = {Int64: "int64_val", Float64: "double_val"}
+    unknown = [f"{f.name}: {f.dtype}" for f in view.features if f.dtype not in kinds]
+    if unknown:
+        raise TypeError(f"view {view.name} has features {unknown}; expected Int64 or Float64")
+    return {f.name: kinds[f.dtype] for f in view.features}
+
+
+INT64_TAG, DOUBLE_TAG = b"\x20", b"\x29"  # Value's field 4 (int64_val, a varint), field 5 (double_val, fixed64)
+DOUBLE = struct.Struct("<d")
+
+
+def encoded_value(kind: str, value: Any) -> tuple[bytes, str | None]:
+    """(serialized `Value` proto, Feast's value_text: the number as text) of an int64 or double feature value;
+    None is an unset Value (empty bytes, no text). Protobuf's wire format: a oneof field is written even at 0."""
+    if value is None:
+        return b"", None
+    if kind == "int64_val":
+        number = int(value)
+        return INT64_TAG + _varint(number & 0xFFFF_FFFF_FFFF_FFFF), str(number)  # negatives: two's complement
+    number = float(value)
+    return DOUBLE_TAG + DOUBLE.pack(number), str(number)
+
+
+def _varint(number: int) -> bytes:
+    out = bytearray()
+    while number > 0x7F:
+        out.append(number & 0x7F | 0x80)
+        number >>= 7
+    out.append(number)
+    return bytes(out)
 
 
 class RedisReader:
@@ -243,10 +406,8 @@ def _parser(view: Any) -> Any:
     """(feature name, Value proto bytes) pairs of one entity -> {feature: Python value}; every feature of the view
     present, None where missing or null. A feature's proto field follows from the view's schema (empty bytes: a
     null value; a set scalar in Feast's oneof always serializes)."""
-    from feast.types import Int64
-
     Value = _value_class()
-    kinds = {f.name: "int64_val" if f.dtype == Int64 else "double_val" for f in view.features}
+    kinds = value_kinds(view)
     empty = dict.fromkeys(kinds)
 
     def parse(pairs: list[tuple[str, bytes]] | None) -> dict[str, Any]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import math
 import threading
 import time
 import uuid
@@ -28,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import numpy as np
+from pydantic import TypeAdapter
 
 from fraud_detection.feature_store import OnlineStoreUnavailable
 from fraud_detection.features.definitions import (
@@ -135,21 +135,22 @@ class FraudDetector:
     def predict(self, transaction: Transaction) -> Prediction:
         start = time.perf_counter()
         variant, models, shadow = self.router.variant(transaction.customer_id), self.models, self.shadow
-        tx_us = (transaction.tx_datetime - EPOCH) // timedelta(microseconds=1)
+        tx_us = _micros(transaction.tx_datetime)
         state, reasons = self._state(transaction)
         features = features_of_one(state, tx_us, transaction.tx_amount)
         vector = np.array([[features[name] for name in FEATURES]])
-        [(probability, version)] = self._score(models[variant], vector, [features], [reasons], [transaction])
+        scores, versions = self._score(models[variant], vector, [features], [reasons])
         if not _store_down(reasons):  # a defaulted state written back would erase the real one
             today = Intraday.from_row(tx_us // MICROS_PER_DAY, {n: state[n] for n in CUSTOMER_INTRADAY})
             today.add(tx_us, transaction.tx_amount)
             self.features.record({transaction.customer_id: today.row()})
-        prediction = self._prediction(transaction, probability, version, variant, reasons, start)
-        self._count([prediction])
-        self.log.record(_record(transaction, features, prediction, "served"))
+        answers = self._answers([transaction], scores, versions, [variant], [reasons], start)
+        self._count([variant], [reasons])
+        records = _records([transaction], [features], answers, "served")
+        self.log.record_many(records)
         if shadow is not None:
-            self._submit_shadow(shadow, vector, [transaction], [features], [prediction])
-        return prediction
+            self._submit_shadow(shadow, vector, records)
+        return Prediction.model_validate(answers[0])
 
     def predict_batch(self, transactions: Sequence[Transaction]) -> list[Prediction]:
         """In time order per customer (stable): a customer's later transaction sees the earlier ones."""
@@ -159,32 +160,29 @@ class FraudDetector:
         models, shadow = self.models, self.shadow
         order = sorted(range(len(transactions)), key=lambda i: transactions[i].tx_datetime)
         batch = [transactions[i] for i in order]
-        tx_us = [(t.tx_datetime - EPOCH) // timedelta(microseconds=1) for t in batch]
-        days = [t // MICROS_PER_DAY for t in tx_us]
+        tx_us = [_micros(t.tx_datetime) for t in batch]
         customer, intraday, terminal, reasons = self._states(batch)
-        before = self._intraday_before(batch, tx_us, days, intraday, record=not _store_down(reasons[0]))
+        before = self._intraday_before(batch, tx_us, intraday, record=not _store_down(reasons[0]))
         columns = _state_columns(customer, before, terminal)
         matrix = _matrix(transaction_features(columns, tx_us, [t.tx_amount for t in batch]))
         features = [dict(zip(FEATURES, row, strict=True)) for row in matrix.tolist()]
         variants = [self.router.variant(t.customer_id) for t in batch]
-        scored: list[tuple[float, str]] = [(0.0, "")] * len(batch)
+        scores, versions = [0.0] * len(batch), [""] * len(batch)
         for variant in set(variants):
             rows = [i for i, v in enumerate(variants) if v == variant]
-            picked = [[x[i] for i in rows] for x in (features, reasons, batch)]
-            for i, result in zip(rows, self._score(models[variant], matrix[rows], *picked), strict=True):
-                scored[i] = result
-        predictions = [
-            self._prediction(t, p, version, variant, why, start)
-            for t, (p, version), variant, why in zip(batch, scored, variants, reasons, strict=True)
-        ]
-        self._count(predictions)
-        self.log.record_many([_record(t, f, p, "served") for t, f, p in zip(batch, features, predictions, strict=True)])
+            picked = [features[i] for i in rows], [reasons[i] for i in rows]
+            for i, score, version in zip(rows, *self._score(models[variant], matrix[rows], *picked), strict=True):
+                scores[i], versions[i] = score, version
+        answers = self._answers(batch, scores, versions, variants, reasons, start)
+        self._count(variants, reasons)
+        records = _records(batch, features, answers, "served")
+        self.log.record_many(records)
         if shadow is not None:
-            self._submit_shadow(shadow, matrix, batch, features, predictions)
-        answers: list[Prediction] = [predictions[0]] * len(batch)
+            self._submit_shadow(shadow, matrix, records)
+        in_request_order: list[dict] = [answers[0]] * len(batch)
         for position, original in enumerate(order):
-            answers[original] = predictions[position]
-        return answers
+            in_request_order[original] = answers[position]
+        return PREDICTIONS.validate_python(in_request_order)
 
     def _state(self, transaction: Transaction) -> tuple[dict[str, Any], list[str]]:
         try:
@@ -215,12 +213,13 @@ class FraudDetector:
         return reasons
 
     def _intraday_before(
-        self, batch: list[Transaction], tx_us: list[int], days: list[int], stored: list[dict], record: bool
+        self, batch: list[Transaction], tx_us: list[int], stored: list[dict], record: bool
     ) -> list[dict]:
         """Each transaction's intraday row as it was just before it (earlier ones of the batch included)."""
         running: dict[int, Intraday] = {}
         before = []
-        for transaction, moment, day, row in zip(batch, tx_us, days, stored, strict=True):
+        for transaction, moment, row in zip(batch, tx_us, stored, strict=True):
+            day = moment // MICROS_PER_DAY
             today = running.get(transaction.customer_id)
             if today is None or today.day != day:
                 today = running[transaction.customer_id] = Intraday.from_row(day, row)
@@ -231,14 +230,9 @@ class FraudDetector:
         return before
 
     def _score(
-        self,
-        model: ServedModel,
-        matrix: np.ndarray,
-        features: list[dict],
-        reasons: list[list[str]],
-        transactions: list[Transaction],
-    ) -> list[tuple[float, str]]:
-        """(probability, version) per row; rows the model cannot score get the rule fallback."""
+        self, model: ServedModel, matrix: np.ndarray, features: list[dict], reasons: list[list[str]]
+    ) -> tuple[list[float], list[str]]:
+        """(probabilities, versions) of the rows; rows the model cannot score get the rule fallback."""
         try:
             probabilities = np.asarray(model.predict(matrix), dtype=np.float64)
             if probabilities.shape != (len(matrix),):
@@ -246,72 +240,66 @@ class FraudDetector:
         except Exception as error:  # any model failure: the rules answer instead
             log.warning("model %s failed to score %d transactions: %s", model.version, len(matrix), error)
             probabilities = np.full(len(matrix), np.nan)
-        results = []
-        for probability, row, why, transaction in zip(probabilities.tolist(), features, reasons, transactions,
-                                                      strict=True):  # fmt: skip
-            if math.isfinite(probability):
-                results.append((probability, model.version))
-                continue
-            why.append(f"model {model.version} failed to score; rule fallback")
+        scores, versions = probabilities.tolist(), [model.version] * len(matrix)
+        for i in np.flatnonzero(~np.isfinite(probabilities)).tolist():
+            reasons[i].append(f"model {model.version} failed to score; rule fallback")
+            scores[i], versions[i] = rule_score(features[i], self.rules), RULES_VERSION
             self.counters.fallbacks += 1
-            log.debug("rule fallback for transaction %s", transaction.transaction_id)
-            results.append((rule_score(row, self.rules), RULES_VERSION))
-        return results
+        return scores, versions
 
-    def _prediction(
-        self, transaction: Transaction, probability: float, version: str, variant: str, reasons: list[str],
-        start: float,
-    ) -> Prediction:  # fmt: skip
-        return Prediction.model_construct(
-            transaction_id=transaction.transaction_id,
-            fraud_probability=probability,
-            decision=decide(probability, self.thresholds),
-            model_version=version,
-            variant=variant,
-            degraded=bool(reasons),
-            reasons=reasons,
-            latency_ms=(time.perf_counter() - start) * 1000,
-        )
+    def _answers(
+        self, batch: list[Transaction], scores: list[float], versions: list[str], variants: list[str],
+        reasons: list[list[str]], start: float,
+    ) -> list[dict[str, Any]]:  # fmt: skip
+        """The response fields of each transaction (a `Prediction` each); the latency is the batch's."""
+        latency_ms, thresholds = (time.perf_counter() - start) * 1000, self.thresholds
+        return [
+            {"transaction_id": t.transaction_id, "fraud_probability": score, "decision": decide(score, thresholds),
+             "model_version": version, "variant": variant, "degraded": bool(why), "reasons": why,
+             "latency_ms": latency_ms}
+            for t, score, version, variant, why in zip(batch, scores, versions, variants, reasons, strict=True)
+        ]  # fmt: skip
 
-    def _count(self, predictions: list[Prediction]) -> None:
-        for prediction in predictions:
-            self.counters.requests[prediction.variant] += 1
-            for reason in prediction.reasons:
+    def _count(self, variants: list[str], reasons: list[list[str]]) -> None:
+        self.counters.requests.update(variants)
+        for why in reasons:
+            for reason in why:
                 self.counters.degraded[reason.split(";")[0]] += 1
 
-    def _submit_shadow(
-        self, shadow: ServedModel, matrix: np.ndarray, batch: list, features: list, served: list[Prediction]
-    ) -> None:
+    def _submit_shadow(self, shadow: ServedModel, matrix: np.ndarray, served: list[dict]) -> None:
         with self._shadow_lock:
-            if self._shadow_pending + len(batch) > self._shadow_backlog:
-                self.counters.shadow_dropped += len(batch)
+            if self._shadow_pending + len(served) > self._shadow_backlog:
+                self.counters.shadow_dropped += len(served)
                 return
-            self._shadow_pending += len(batch)
-        self._shadow_pool.submit(self._score_shadow, shadow, matrix, batch, features, served)
+            self._shadow_pending += len(served)
+        self._shadow_pool.submit(self._score_shadow, shadow, matrix, served)
 
-    def _score_shadow(
-        self, shadow: ServedModel, matrix: np.ndarray, batch: list, features: list, served: list[Prediction]
-    ) -> None:
+    def _score_shadow(self, shadow: ServedModel, matrix: np.ndarray, served: list[dict]) -> None:
+        """Score the served transactions' vectors again and log them as the shadow's (the served records with the
+        shadow's score, decision, version and latency)."""
         start = time.perf_counter()
         try:
             probabilities = np.asarray(shadow.predict(matrix), dtype=np.float64).tolist()
-            latency_ms = (time.perf_counter() - start) * 1000 / len(batch)
-            records = []
-            for transaction, row, answer, probability in zip(batch, features, served, probabilities, strict=True):
-                decision = decide(probability, self.thresholds)
-                self.counters.shadow_scored += 1
-                self.counters.shadow_disagreements += decision != answer.decision
-                shadow_prediction = answer.model_copy(update={
-                    "fraud_probability": probability, "decision": decision, "model_version": shadow.version,
-                    "variant": "shadow", "latency_ms": latency_ms})  # fmt: skip
-                records.append(_record(transaction, row, shadow_prediction, "shadow"))
+            if len(probabilities) != len(served):
+                raise ValueError(f"the shadow returned {len(probabilities)} scores; expected {len(served)}")
+            latency_ms, now, thresholds = (time.perf_counter() - start) * 1000 / len(served), _now(), self.thresholds
+            records, disagreements = [], 0
+            for record, probability in zip(served, probabilities, strict=True):
+                decision = decide(probability, thresholds)
+                disagreements += decision != record["decision"]
+                records.append(record | {"request_id": _request_id(), "time": now, "role": "shadow",
+                                         "fraud_probability": probability, "decision": decision,
+                                         "model_version": shadow.version, "variant": "shadow",
+                                         "latency_ms": latency_ms})  # fmt: skip
+            self.counters.shadow_scored += len(records)
+            self.counters.shadow_disagreements += disagreements
             self.log.record_many(records)
         except Exception as error:  # the shadow's failures are counted and logged, never served
-            self.counters.shadow_failures += len(batch)
+            self.counters.shadow_failures += len(served)
             log.warning("shadow model %s failed: %s", shadow.version, error)
         finally:
             with self._shadow_lock:
-                self._shadow_pending -= len(batch)
+                self._shadow_pending -= len(served)
 
 
 def _store_down(reasons: list[str]) -> bool:
@@ -330,25 +318,32 @@ def _matrix(columns: dict[str, np.ndarray]) -> np.ndarray:
 
 _REQUEST_IDS = itertools.count()
 _PROCESS = uuid.uuid4().hex[:12]
+PREDICTIONS = TypeAdapter(list[Prediction])  # a list of answer dicts validated at once: ~1 us a prediction
 
 
-def _record(transaction: Transaction, features: dict[str, Any], prediction: Prediction, role: str) -> dict[str, Any]:
-    """One prediction log record (see prediction_log); request ids are unique per process start and counter."""
-    return {
-        "request_id": f"{_PROCESS}-{next(_REQUEST_IDS)}",
-        "time": datetime.now(UTC).isoformat(),
-        "role": role,
-        "transaction_id": transaction.transaction_id,
-        "tx_datetime": transaction.tx_datetime.isoformat(),
-        "customer_id": transaction.customer_id,
-        "terminal_id": transaction.terminal_id,
-        "tx_amount": transaction.tx_amount,
-        "features": features,
-        "fraud_probability": prediction.fraud_probability,
-        "decision": prediction.decision,
-        "model_version": prediction.model_version,
-        "variant": prediction.variant,
-        "degraded": prediction.degraded,
-        "reasons": prediction.reasons,
-        "latency_ms": prediction.latency_ms,
-    }
+def _micros(moment: datetime) -> int:
+    return (moment - EPOCH) // timedelta(microseconds=1)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _request_id() -> str:
+    """Unique per process start and counter."""
+    return f"{_PROCESS}-{next(_REQUEST_IDS)}"
+
+
+def _records(
+    batch: list[Transaction], features: list[dict[str, Any]], answers: list[dict[str, Any]], role: str
+) -> list[dict[str, Any]]:
+    """The prediction log records of answered transactions (see prediction_log), logged at one time."""
+    now = _now()
+    return [
+        {"request_id": _request_id(), "time": now, "role": role, "transaction_id": t.transaction_id,
+         "tx_datetime": t.tx_datetime.isoformat(), "customer_id": t.customer_id, "terminal_id": t.terminal_id,
+         "tx_amount": t.tx_amount, "features": vector, "fraud_probability": a["fraud_probability"],
+         "decision": a["decision"], "model_version": a["model_version"], "variant": a["variant"],
+         "degraded": a["degraded"], "reasons": a["reasons"], "latency_ms": a["latency_ms"]}
+        for t, vector, a in zip(batch, features, answers, strict=True)
+    ]  # fmt: skip

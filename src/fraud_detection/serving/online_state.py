@@ -6,20 +6,21 @@ once, so this process's next read of the customer sees it, and a background thre
 store call every `serve.state_write_interval_ms`. Another worker sees it once written (about a millisecond). If the
 store cannot be written, the rows stay pending, are retried, and `writable` turns false (answers say so).
 Reads and writes use separate store connections (SQLite: a WAL journal, so that readers never wait for the writer).
+The daily views (`DAILY_VIEWS`) change only at materialization and the day rollover: each worker keeps the rows it
+has read, for as long as the store's change counters say they are current (`serve.daily_cache_entries` entities a
+view); the intraday view is read fresh every time.
 """
 
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 from collections.abc import Sequence
-from contextlib import closing
-from pathlib import Path
 from typing import Any
 
-from fraud_detection.feature_store import OnlineFeatures, OnlineStoreUnavailable, OnlineUpdaterSink
+from fraud_detection.feature_store import DAILY_VIEWS, OnlineFeatures, OnlineStoreUnavailable, OnlineUpdaterSink
 from fraud_detection.features.definitions import CUSTOMER_INTRADAY
+from fraud_detection.online_rows import prepare_sqlite
 
 log = logging.getLogger(__name__)
 LAST_TX = CUSTOMER_INTRADAY[-1]
@@ -91,11 +92,14 @@ class StoreFeatures:
     """The detector's feature source on a Feast store (reads through `reader`, writes through `writer_store`, a
     second store object over the same configuration)."""
 
-    def __init__(self, reader: Any, writer_store: Any, feature_service: str, write_interval_s: float = 0.002) -> None:
-        self._online = OnlineFeatures(reader, feature_service)
+    def __init__(
+        self, reader: Any, writer_store: Any, feature_service: str, write_interval_s: float = 0.002,
+        cache_entries: int = 200_000,
+    ) -> None:  # fmt: skip
+        prepare_sqlite(writer_store, DAILY_VIEWS)
+        self._online = OnlineFeatures(reader, feature_service, DAILY_VIEWS, cache_entries)
         if sorted(self._online.view_names) != sorted(VIEWS):
             raise ValueError(f"feature service {feature_service} reads {self._online.view_names}; expected {VIEWS}")
-        _prefer_wal(writer_store)
         self.writer = IntradayWriter(OnlineUpdaterSink(writer_store), write_interval_s)
 
     def state(self, customer_id: int, terminal_id: int) -> dict[str, Any]:
@@ -133,12 +137,3 @@ def _newest(stored: dict, held: dict | None) -> dict:
     if held is None or (stored[LAST_TX] is not None and stored[LAST_TX] > held[LAST_TX]):
         return stored
     return held
-
-
-def _prefer_wal(store: Any) -> None:
-    """SQLite online store: WAL journal, so that the write-behind thread never blocks readers (a no-op on Redis)."""
-    online = store.config.online_store
-    if online.type != "sqlite" or not Path(online.path).is_file():  # a missing file is reported by the reads
-        return
-    with closing(sqlite3.connect(online.path)) as connection:
-        connection.execute("PRAGMA journal_mode=WAL")

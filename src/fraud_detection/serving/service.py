@@ -95,6 +95,7 @@ class FraudService:
         features = StoreFeatures(
             context.catalog.load("feature_store"), context.catalog.load("feature_store"),
             params["training_set"]["feature_service"], float(serve["state_write_interval_ms"]) / 1000,
+            int(serve["daily_cache_entries"]),
         )  # fmt: skip
         self._admin_token = os.environ.get(serve["admin_token_env"], "")
         self.risk_store = context.catalog.load("risk_store")  # the batch stage's per-card risk table

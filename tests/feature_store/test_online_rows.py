@@ -1,0 +1,147 @@
+"""The serving path's own SQLite reads and writes in Feast's format: the bytes written are Feast's, and the daily
+views a reader keeps in process follow every write to the store, whoever writes."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+from feast.protos.feast.types.Value_pb2 import Value
+
+from fraud_detection import feature_store
+from fraud_detection.feature_repo import PUSH_SOURCES
+from fraud_detection.features.definitions import CUSTOMER_DAILY, TERMINAL_DAILY
+from fraud_detection.online_rows import TRIGGER_EVENTS, encoded_value, table_names
+from tests.feature_store.conftest import open_store
+
+END = datetime(2018, 5, 10, tzinfo=UTC)
+CUSTOMERS, TERMINALS = list(range(0, 300, 7)), list(range(0, 600, 11))
+
+
+def test_encoded_values_are_the_bytes_protobuf_writes() -> None:
+    rng = random.Random(0)
+    integers = [0, 1, -1, 127, 128, 300, 2**31, -(2**63), 2**63 - 1, 1_525_910_400_000_000]
+    integers += [rng.randint(-(2**63), 2**63 - 1) for _ in range(2_000)]
+    for number in integers:
+        assert encoded_value("int64_val", number) == (Value(int64_val=number).SerializeToString(), str(number))
+    doubles = [0.0, -0.0, 1.5, 1e-310, 1.7976931348623157e308, float("inf"), float("-inf")]
+    doubles += [rng.uniform(-1e6, 1e6) for _ in range(2_000)]
+    for number in doubles:
+        assert encoded_value("double_val", number) == (Value(double_val=number).SerializeToString(), str(number))
+    assert encoded_value("double_val", float("nan"))[0] == Value(double_val=float("nan")).SerializeToString()
+    assert encoded_value("int64_val", None) == (Value().SerializeToString(), None)
+
+
+def _rows(store, view: str) -> list[tuple]:
+    [table] = table_names(store, [store.get_feature_view(view)]).values()
+    with sqlite3.connect(store.config.online_store.path) as connection:
+        return connection.execute(f'SELECT * FROM "{table}" ORDER BY entity_key, feature_name').fetchall()
+
+
+def test_the_writer_leaves_the_rows_feasts_own_writer_leaves(feature_root, monkeypatch) -> None:
+    """Row for row, column for column (value proto, value_text, event_ts, created_ts)."""
+    monkeypatch.chdir(feature_root)
+    stamp = END + timedelta(hours=9, microseconds=17)
+    rows = {c: {"customer_today_nb_tx_before": c % 3, "customer_today_amount_before": c * 1.25 + 0.1,
+                "customer_today_nb_tx_at": 1, "customer_today_amount_at": None if c == 14 else 3.3,
+                "customer_today_last_tx_us": (stamp - feature_store.EPOCH) // timedelta(microseconds=1)}
+            for c in CUSTOMERS}  # fmt: skip
+    ours, feasts = open_store(feature_root, "sqlite"), open_store(feature_root, "sqlite")
+    for store in (ours, feasts):
+        feature_store.apply_and_materialize(store, END)
+    feature_store.OnlineUpdaterSink(ours).intraday(rows)
+    feasts.write_to_online_store("customer_intraday", pd.DataFrame(
+        [{"customer_id": c, "event_timestamp": stamp, **row} for c, row in rows.items()]))  # fmt: skip
+    assert _rows(ours, "customer_intraday") == _rows(feasts, "customer_intraday")
+
+
+def _reader(store, cache_entries: int = 10_000):
+    online = feature_store.OnlineFeatures(store, "fraud_model_v1", feature_store.DAILY_VIEWS, cache_entries)
+    queries: list[str] = []
+    online._reader._connect().set_trace_callback(queries.append)
+    return online, queries
+
+
+def _read(online) -> dict:
+    return online.read({"customer_daily": CUSTOMERS, "customer_intraday": CUSTOMERS, "terminal_daily": TERMINALS})
+
+
+def _daily_queries(queries: list[str]) -> list[str]:
+    """The reads of the daily views' tables (the change counters' query names them too, as trigger names)."""
+    return [q for q in queries if '_customer_daily" WHERE' in q or '_terminal_daily" WHERE' in q]
+
+
+def _push_daily(store, view: str, entities: list[int], moment: datetime, value: float) -> None:
+    """New daily rows through Feast's own push path (not ours): `value` in every feature."""
+    key, names = ("customer_id", CUSTOMER_DAILY) if view == "customer_daily" else ("terminal_id", TERMINAL_DAILY)
+    frame = pd.DataFrame([{key: e, "event_timestamp": moment, **dict.fromkeys(names, value)} for e in entities])
+    for name in names:
+        if "nb_" in name:
+            frame[name] = frame[name].astype("int64")
+    store.push(PUSH_SOURCES[view], frame)
+
+
+def test_cached_daily_rows_are_read_once_and_follow_every_write(sqlite_store) -> None:
+    store = sqlite_store
+    feature_store.apply_and_materialize(store, END)
+    online, queries = _reader(store)
+    first = _read(online)
+    assert _daily_queries(queries), "the first read goes to the store"
+    queries.clear()
+    assert _read(online) == first
+    assert not _daily_queries(queries), "unchanged daily views are served from the process"
+    assert any('_customer_intraday" WHERE' in q for q in queries), "the intraday view is read every time"
+
+    _push_daily(store, "terminal_daily", TERMINALS[:3], END + timedelta(days=1), 7.0)  # Feast's writer, not ours
+    after_push = _read(online)
+    assert [after_push["terminal_daily"][i]["terminal_nb_tx_lagged_7d"] for i in range(3)] == [7, 7, 7]
+    assert after_push["customer_daily"] == first["customer_daily"]
+
+    queries.clear()
+    feature_store.apply_and_materialize(store, END + timedelta(days=2))  # a later day materialized
+    fresh = feature_store.OnlineFeatures(store, "fraud_model_v1")  # no cache: the reference
+    assert _read(online) == _read(fresh)
+    assert _read(online)["customer_daily"] != first["customer_daily"], "the materialization changed the values"
+
+
+def test_without_its_triggers_a_view_is_read_from_the_store_every_time(sqlite_store) -> None:
+    """Feast drops a table (and its triggers) when a view's definition changes: nothing stale is served then."""
+    store = sqlite_store
+    feature_store.apply_and_materialize(store, END)
+    online, queries = _reader(store)
+    _read(online)
+    [table] = table_names(store, [store.get_feature_view("customer_daily")]).values()
+    with sqlite3.connect(store.config.online_store.path) as connection:
+        for event in TRIGGER_EVENTS:
+            connection.execute(f'DROP TRIGGER "{table}_version_{event.lower()}"')
+        connection.execute(f'UPDATE "{table}" SET value = ? WHERE feature_name = ?',
+                           (Value(int64_val=99).SerializeToString(), "customer_nb_tx_prev_7d"))  # fmt: skip
+    queries.clear()
+    rows = _read(online)
+    assert {row["customer_nb_tx_prev_7d"] for row in rows["customer_daily"]} - {None} == {99}
+    assert _daily_queries(queries)
+    queries.clear()
+    _read(online)
+    assert _daily_queries(queries), "still uncached"
+
+
+def test_a_full_cache_starts_again_and_stays_right(sqlite_store) -> None:
+    store = sqlite_store
+    feature_store.apply_and_materialize(store, END)
+    online, _ = _reader(store, cache_entries=10)
+    reference = feature_store.OnlineFeatures(store, "fraud_model_v1")
+    for _ in range(3):
+        assert _read(online) == _read(reference)
+    assert len(online._reader._cache["terminal_daily"]) <= 10
+
+
+def test_unknown_entities_are_cached_as_unknown_until_written(sqlite_store) -> None:
+    store, missing = sqlite_store, 10**9
+    feature_store.apply_and_materialize(store, END)
+    online, _ = _reader(store)
+    unknown = online.read({"terminal_daily": [missing]})["terminal_daily"][0]
+    assert set(unknown.values()) == {None}
+    _push_daily(store, "terminal_daily", [missing], END + timedelta(days=1), 2.0)
+    assert online.read({"terminal_daily": [missing]})["terminal_daily"][0]["terminal_nb_tx_lagged_7d"] == 2
