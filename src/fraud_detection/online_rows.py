@@ -26,6 +26,7 @@ from typing import Any, Protocol
 Rows = dict[str, list[dict[str, Any]]]  # view name -> one row per requested entity (None values where unknown)
 MAX_SQL_VARIABLES = 30_000  # SQLite allows 32,766 bound parameters a statement
 MMAP_BYTES = 1 << 30  # address space, not memory: the OS pages in what is read
+UPSERT_ROWS = 512  # rows per write statement (3,072 parameters)
 READ_TIMEOUT_S = 0.25  # Redis: a read that takes longer is a store that is down (the request degrades)
 
 
@@ -74,7 +75,7 @@ class SqliteReader:
         self._version = config.entity_key_serialization_version
         self._views = {v.name: v for v in views}
         self._tables = table_names(store, views)
-        self._parsers = {v.name: _parser(v) for v in views}
+        self._kinds = {v.name: value_kinds(v) for v in views}
         unknown = sorted(set(cached) - set(self._views))
         if unknown:
             raise ValueError(f"cached views {unknown}; expected some of {sorted(self._views)}")
@@ -118,21 +119,17 @@ class SqliteReader:
         return self._cache if seen is not None else {}
 
     def _fetch(self, connection: sqlite3.Connection, wanted: dict[str, list[int]]) -> dict[str, dict[int, dict]]:
-        """Each view's rows of the distinct entity ids asked for."""
+        """Each view's rows of the distinct entity ids asked for: every feature of the view, None where missing or
+        null (a feature's `Value` field follows from the view's schema)."""
         keys = {view: {_entity_key(_join_key(self._views[view]), i, self._version): i for i in ids}
                 for view, ids in wanted.items()}  # fmt: skip
-        found: dict[tuple[str, bytes], list[tuple[str, bytes]]] = {}
+        rows = {view: {key: dict.fromkeys(self._kinds[view]) for key in view_keys} for view, view_keys in keys.items()}
         for statement, arguments in self._statements({view: list(k) for view, k in keys.items()}):
             for view, key, name, blob in connection.execute(statement, arguments).fetchall():
-                entry = found.get((view, key))
-                if entry is None:
-                    entry = found[(view, key)] = []
-                entry.append((name, blob))
-        parsed: dict[str, dict[int, dict]] = {}
-        for view, view_keys in keys.items():
-            parse = self._parsers[view]
-            parsed[view] = {entity: parse(found.get((view, key))) for key, entity in view_keys.items()}
-        return parsed
+                kind = self._kinds[view].get(name)
+                if kind is not None:
+                    rows[view][key][name] = decoded_value(kind, blob)
+        return {view: {keys[view][key]: row for key, row in by_key.items()} for view, by_key in rows.items()}
 
     def _statements(self, keys: dict[str, list[bytes]]) -> list[tuple[str, list]]:
         parts, arguments = [], []
@@ -265,17 +262,18 @@ class SqliteWriter:
             key, event_ts = _entity_key(join_key, int(entity), self._version), adapt_datetime_epoch(to_naive_utc(stamp))
             for name, kind in kinds.items():
                 values.extend((key, name, *encoded_value(kind, row[name]), event_ts, None))
-        width, per_statement = len(self.COLUMNS), MAX_SQL_VARIABLES // len(self.COLUMNS)
+        width, start = len(self.COLUMNS), 0
         connection = self._connect()
         with connection:
-            for start in range(0, len(values), per_statement * width):
-                chunk = values[start : start + per_statement * width]
-                connection.execute(self._upsert(view, len(chunk) // width), chunk)
+            for size in _statement_sizes(len(values) // width):
+                connection.execute(self._upsert(view, size), values[start : start + size * width])
+                start += size * width
 
     @functools.lru_cache(maxsize=64)  # noqa: B019 (one writer per store: a handful of statements)
     def _upsert(self, view: str, rows: int) -> str:
         """One statement for many rows: SQLite runs it in one step (executemany steps, and takes the GIL, per
-        row)."""
+        row). Only a few sizes (`_statement_sizes`), so that the connection's statement cache holds them all: a
+        statement of thousands of placeholders costs more to prepare than to run."""
         marks = "(" + ", ".join("?" * len(self.COLUMNS)) + ")"
         update = ", ".join(f"{c} = excluded.{c}" for c in self.COLUMNS[2:])
         return (f'INSERT INTO "{self._tables[view]}" ({", ".join(self.COLUMNS)}) VALUES {", ".join([marks] * rows)} '
@@ -287,6 +285,13 @@ class SqliteWriter:
             self._connection.execute("PRAGMA journal_mode=WAL")
             self._connection.execute("PRAGMA synchronous=NORMAL")
         return self._connection
+
+
+def _statement_sizes(rows: int) -> list[int]:
+    """Rows per statement: full chunks of `UPSERT_ROWS`, then the rest as powers of two (256 + 128 + 4 ...)."""
+    sizes = [UPSERT_ROWS] * (rows // UPSERT_ROWS)
+    rest = rows % UPSERT_ROWS
+    return sizes + [1 << bit for bit in reversed(range(rest.bit_length())) if rest >> bit & 1]
 
 
 def value_kinds(view: Any) -> dict[str, str]:
@@ -402,26 +407,18 @@ class ProviderReader:
         return rows
 
 
-def _parser(view: Any) -> Any:
-    """(feature name, Value proto bytes) pairs of one entity -> {feature: Python value}; every feature of the view
-    present, None where missing or null. A feature's proto field follows from the view's schema (empty bytes: a
-    null value; a set scalar in Feast's oneof always serializes)."""
-    Value = _value_class()
-    kinds = value_kinds(view)
-    empty = dict.fromkeys(kinds)
-
-    def parse(pairs: list[tuple[str, bytes]] | None) -> dict[str, Any]:
-        if pairs is None:
-            return dict(empty)
-        row = dict(empty)
-        for name, blob in pairs:
-            kind = kinds.get(name)
-            if kind is not None and blob:
-                value = Value.FromString(blob)
-                row[name] = getattr(value, kind) if value.WhichOneof("val") == kind else _value(value)
-        return row
-
-    return parse
+def decoded_value(kind: str, blob: bytes) -> Any:
+    """The number a serialized `Value` holds (the inverse of `encoded_value`; None for an unset or null Value).
+    The two commonest shapes are read directly, a double (fixed64) and an int64 below 128 (a one-byte varint, the
+    counts); the rest goes through protobuf's parser, which is faster than Python at longer varints."""
+    if not blob:
+        return None
+    if len(blob) == 9 and kind == "double_val" and blob[0] == DOUBLE_TAG[0]:
+        return DOUBLE.unpack_from(blob, 1)[0]
+    if len(blob) == 2 and kind == "int64_val" and blob[0] == INT64_TAG[0] and blob[1] < 0x80:
+        return blob[1]
+    value = _value_class().FromString(blob)
+    return getattr(value, kind) if value.WhichOneof("val") == kind else _value(value)
 
 
 def _join_key(view: Any) -> str:

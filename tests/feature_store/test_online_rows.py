@@ -3,6 +3,7 @@ views a reader keeps in process follow every write to the store, whoever writes.
 
 from __future__ import annotations
 
+import math
 import random
 import sqlite3
 from datetime import UTC, datetime, timedelta
@@ -13,25 +14,33 @@ from feast.protos.feast.types.Value_pb2 import Value
 from fraud_detection import feature_store
 from fraud_detection.feature_repo import PUSH_SOURCES
 from fraud_detection.features.definitions import CUSTOMER_DAILY, TERMINAL_DAILY
-from fraud_detection.online_rows import TRIGGER_EVENTS, encoded_value, table_names
+from fraud_detection.online_rows import TRIGGER_EVENTS, decoded_value, encoded_value, table_names
 from tests.feature_store.conftest import open_store
 
 END = datetime(2018, 5, 10, tzinfo=UTC)
 CUSTOMERS, TERMINALS = list(range(0, 300, 7)), list(range(0, 600, 11))
 
 
-def test_encoded_values_are_the_bytes_protobuf_writes() -> None:
+def test_values_encode_to_the_bytes_protobuf_writes_and_decode_back() -> None:
     rng = random.Random(0)
     integers = [0, 1, -1, 127, 128, 300, 2**31, -(2**63), 2**63 - 1, 1_525_910_400_000_000]
-    integers += [rng.randint(-(2**63), 2**63 - 1) for _ in range(2_000)]
+    integers += [rng.randint(-(2**63), 2**63 - 1) for _ in range(2_000)] + [rng.randint(0, 500) for _ in range(500)]
     for number in integers:
-        assert encoded_value("int64_val", number) == (Value(int64_val=number).SerializeToString(), str(number))
+        blob, text = encoded_value("int64_val", number)
+        assert (blob, text) == (Value(int64_val=number).SerializeToString(), str(number))
+        assert decoded_value("int64_val", blob) == number
     doubles = [0.0, -0.0, 1.5, 1e-310, 1.7976931348623157e308, float("inf"), float("-inf")]
     doubles += [rng.uniform(-1e6, 1e6) for _ in range(2_000)]
     for number in doubles:
-        assert encoded_value("double_val", number) == (Value(double_val=number).SerializeToString(), str(number))
-    assert encoded_value("double_val", float("nan"))[0] == Value(double_val=float("nan")).SerializeToString()
+        blob, text = encoded_value("double_val", number)
+        assert (blob, text) == (Value(double_val=number).SerializeToString(), str(number))
+        decoded = decoded_value("double_val", blob)
+        assert decoded == number and math.copysign(1.0, decoded) == math.copysign(1.0, number)
+    nan = encoded_value("double_val", float("nan"))[0]
+    assert nan == Value(double_val=float("nan")).SerializeToString() and math.isnan(decoded_value("double_val", nan))
     assert encoded_value("int64_val", None) == (Value().SerializeToString(), None)
+    assert decoded_value("int64_val", b"") is None
+    assert decoded_value("int64_val", Value(double_val=2.5).SerializeToString()) == 2.5, "another shape: protobuf"
 
 
 def _rows(store, view: str) -> list[tuple]:

@@ -111,8 +111,9 @@ class _Arrays:
 
     @staticmethod
     def filled(values: Any, length: int) -> np.ndarray:
-        """A float64 array of `length` with 0 where the state is missing (None or NaN)."""
-        return np.nan_to_num(np.broadcast_to(np.asarray(values, dtype=np.float64), (length,)), nan=0.0)
+        """A float64 array of `length` with 0 where the state is missing (None or NaN), as `_Scalars.filled`."""
+        array = np.broadcast_to(np.asarray(values, dtype=np.float64), (length,))
+        return np.where(np.isnan(array), 0.0, array)
 
 
 class _Scalars:

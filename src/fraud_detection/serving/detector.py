@@ -35,7 +35,6 @@ from fraud_detection.features.definitions import (
     CUSTOMER_INTRADAY,
     FEATURES,
     MICROS_PER_DAY,
-    STATE_COLUMNS,
     TERMINAL_DAILY,
     features_of_one,
     transaction_features,
@@ -214,20 +213,26 @@ class FraudDetector:
 
     def _intraday_before(
         self, batch: list[Transaction], tx_us: list[int], stored: list[dict], record: bool
-    ) -> list[dict]:
-        """Each transaction's intraday row as it was just before it (earlier ones of the batch included)."""
+    ) -> dict[str, list]:
+        """Each transaction's intraday state as it was just before it (earlier ones of the batch included), as
+        columns (`CUSTOMER_INTRADAY`)."""
         running: dict[int, Intraday] = {}
-        before = []
+        columns: tuple[list, ...] = ([], [], [], [], [])
+        nb_before, amount_before, nb_at, amount_at, last_us = columns
         for transaction, moment, row in zip(batch, tx_us, stored, strict=True):
             day = moment // MICROS_PER_DAY
             today = running.get(transaction.customer_id)
             if today is None or today.day != day:
                 today = running[transaction.customer_id] = Intraday.from_row(day, row)
-            before.append(today.row())
+            nb_before.append(today.nb_before)
+            amount_before.append(today.amount_before)
+            nb_at.append(today.nb_at)
+            amount_at.append(today.amount_at)
+            last_us.append(today.last_us)
             today.add(moment, transaction.tx_amount)
         if record:
             self.features.record({customer: today.row() for customer, today in running.items()})
-        return before
+        return dict(zip(CUSTOMER_INTRADAY, columns, strict=True))
 
     def _score(
         self, model: ServedModel, matrix: np.ndarray, features: list[dict], reasons: list[list[str]]
@@ -306,10 +311,11 @@ def _store_down(reasons: list[str]) -> bool:
     return bool(reasons) and reasons[0].startswith(STORE_DOWN)
 
 
-def _state_columns(customer: list[dict], intraday: list[dict], terminal: list[dict]) -> dict[str, list]:
-    rows = {**dict.fromkeys(CUSTOMER_DAILY, customer), **dict.fromkeys(CUSTOMER_INTRADAY, intraday),
-            **dict.fromkeys(TERMINAL_DAILY, terminal)}  # fmt: skip
-    return {name: [np.nan if r[name] is None else r[name] for r in rows[name]] for name in STATE_COLUMNS}
+def _state_columns(customer: list[dict], intraday: dict[str, list], terminal: list[dict]) -> dict[str, np.ndarray]:
+    """One float64 array per state column (NaN where unknown)."""
+    daily = ((CUSTOMER_DAILY, customer), (TERMINAL_DAILY, terminal))
+    columns = {name: np.array([r[name] for r in rows], dtype=np.float64) for names, rows in daily for name in names}
+    return columns | {name: np.array(values, dtype=np.float64) for name, values in intraday.items()}
 
 
 def _matrix(columns: dict[str, np.ndarray]) -> np.ndarray:

@@ -78,6 +78,8 @@ class FraudService:
     packaged_challenger = bentoml.models.BentoModel(PACKAGED.challenger) if PACKAGED.challenger else None
 
     def __init__(self) -> None:
+        from threadpoolctl import threadpool_limits
+
         from fraud_detection.project import project_context
         from fraud_detection.serving.decision import FallbackRules, Thresholds
         from fraud_detection.serving.detector import FraudDetector
@@ -86,6 +88,7 @@ class FraudService:
         from fraud_detection.serving.prediction_log import PredictionLog
         from fraud_detection.serving.routing import ABRouter
 
+        threadpool_limits(1)  # one BLAS thread a worker: the workers are the parallelism (idle BLAS threads spin)
         context = project_context(os.environ.get("FRAUD_DETECTION_ENV"))
         params, serve = context.params, context.params["serve"]
         self._address, self._model_name = context.catalog.load("model_registry"), params["register"]["model_name"]
