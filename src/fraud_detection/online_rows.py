@@ -261,8 +261,8 @@ class SqliteWriter:
         for entity, stamp, row in rows:
             key, event_ts = _entity_key(join_key, int(entity), self._version), adapt_datetime_epoch(to_naive_utc(stamp))
             for name, kind in kinds.items():
-                values.extend((key, name, *encoded_value(kind, row[name]), event_ts, None))
-        width, start = len(self.COLUMNS), 0
+                values.extend((key, name, *encoded_value(kind, row[name]), event_ts))
+        width, start = len(self.COLUMNS) - 1, 0  # created_ts is NULL in the statement
         connection = self._connect()
         with connection:
             for size in _statement_sizes(len(values) // width):
@@ -274,7 +274,7 @@ class SqliteWriter:
         """One statement for many rows: SQLite runs it in one step (executemany steps, and takes the GIL, per
         row). Only a few sizes (`_statement_sizes`), so that the connection's statement cache holds them all: a
         statement of thousands of placeholders costs more to prepare than to run."""
-        marks = "(" + ", ".join("?" * len(self.COLUMNS)) + ")"
+        marks = "(" + ", ".join("?" * (len(self.COLUMNS) - 1)) + ", NULL)"  # created_ts: Feast's push leaves it
         update = ", ".join(f"{c} = excluded.{c}" for c in self.COLUMNS[2:])
         return (f'INSERT INTO "{self._tables[view]}" ({", ".join(self.COLUMNS)}) VALUES {", ".join([marks] * rows)} '
                 f"ON CONFLICT(entity_key, feature_name) DO UPDATE SET {update}")  # fmt: skip
@@ -311,23 +311,19 @@ DOUBLE = struct.Struct("<d")
 
 def encoded_value(kind: str, value: Any) -> tuple[bytes, str | None]:
     """(serialized `Value` proto, Feast's value_text: the number as text) of an int64 or double feature value;
-    None is an unset Value (empty bytes, no text). Protobuf's wire format: a oneof field is written even at 0."""
+    None is an unset Value (empty bytes, no text). The common shapes are built directly (a double: tag + 8 bytes;
+    an int64 below 128: tag + 1 byte), larger integers by protobuf (its varint is faster than Python's)."""
     if value is None:
         return b"", None
     if kind == "int64_val":
         number = int(value)
-        return INT64_TAG + _varint(number & 0xFFFF_FFFF_FFFF_FFFF), str(number)  # negatives: two's complement
+        blob = SMALL_INT64[number] if 0 <= number < 128 else _value_class()(int64_val=number).SerializeToString()
+        return blob, str(number)
     number = float(value)
     return DOUBLE_TAG + DOUBLE.pack(number), str(number)
 
 
-def _varint(number: int) -> bytes:
-    out = bytearray()
-    while number > 0x7F:
-        out.append(number & 0x7F | 0x80)
-        number >>= 7
-    out.append(number)
-    return bytes(out)
+SMALL_INT64 = [INT64_TAG + bytes((n,)) for n in range(128)]  # a oneof field is serialized even at 0
 
 
 class RedisReader:

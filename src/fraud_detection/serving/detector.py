@@ -23,11 +23,10 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import numpy as np
-from pydantic import TypeAdapter
 
 from fraud_detection.feature_store import OnlineStoreUnavailable
 from fraud_detection.features.definitions import (
@@ -43,7 +42,7 @@ from fraud_detection.features.online import Intraday
 from fraud_detection.serving.decision import FallbackRules, Thresholds, decide, rule_score
 from fraud_detection.serving.prediction_log import PredictionLog
 from fraud_detection.serving.routing import ABRouter
-from fraud_detection.serving.schemas import Prediction, Transaction
+from fraud_detection.serving.schemas import PREDICTIONS, Prediction, Transaction
 
 log = logging.getLogger(__name__)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -324,11 +323,12 @@ def _matrix(columns: dict[str, np.ndarray]) -> np.ndarray:
 
 _REQUEST_IDS = itertools.count()
 _PROCESS = uuid.uuid4().hex[:12]
-PREDICTIONS = TypeAdapter(list[Prediction])  # a list of answer dicts validated at once: ~1 us a prediction
 
 
 def _micros(moment: datetime) -> int:
-    return (moment - EPOCH) // timedelta(microseconds=1)
+    """Epoch microseconds of an aware datetime, exactly (integer arithmetic)."""
+    delta = moment - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def _now() -> str:

@@ -31,14 +31,15 @@ import time
 from typing import Annotated, Any
 
 import bentoml
-from pydantic import BaseModel, Field
+from bentoml.validators import ContentType
+from pydantic import BaseModel, Field, PlainSerializer
 
 from fraud_detection.ingestion.schema import Limits
 from fraud_detection.offline import disable_telemetry
 from fraud_detection.project import project_params
 from fraud_detection.serving.http import edge
 from fraud_detection.serving.metrics import observe
-from fraud_detection.serving.schemas import Prediction, with_limits
+from fraud_detection.serving.schemas import PREDICTIONS, Prediction, with_limits
 
 disable_telemetry()
 os.environ.setdefault("OTEL_SDK_DISABLED", "true")  # BentoML's tracing middleware: ~0.3 ms a request when on
@@ -47,6 +48,14 @@ log = logging.getLogger(__name__)
 PARAMS = project_params(os.environ.get("FRAUD_DETECTION_ENV"))
 SERVE = PARAMS["serve"]
 CheckedTransaction = with_limits(Limits.from_params(PARAMS["ingest"]))
+# A batch's answer, serialized by pydantic-core in one call: BentoML renders a string as the body as it is, where
+# it would dump each prediction to a dict and then `json.dumps` the list (~7 ms against 0.5 ms for 1,000). The
+# declared content type spares BentoML deriving it from the JSON schema on every response.
+PredictionsJson = Annotated[
+    list[Prediction],
+    PlainSerializer(lambda predictions: PREDICTIONS.dump_json(predictions).decode(), return_type=str),
+    ContentType("application/json"),
+]
 
 
 class PackagedModels(BaseModel):
@@ -122,7 +131,7 @@ class FraudService:
     )
     async def predict_batch(
         self, transactions: Annotated[list[CheckedTransaction], Field(max_length=int(SERVE["max_batch"]))]
-    ) -> list[Prediction]:
+    ) -> PredictionsJson:
         """Transactions of one or more requests (BentoML merges concurrent requests into one call)."""
         start = time.perf_counter()
         predictions = self.detector.predict_batch(transactions)
