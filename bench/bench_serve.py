@@ -6,11 +6,18 @@ scored again) so that `/predict` does everything a request does: features from t
 logging, the write-behind of the customer's state. The load is the last simulated day's transactions, re-dated
 to the next day (the day the online store is materialized for), sent by wrk from the same machine. Side by side,
 in the same run:
-- the floor: a trivial FastAPI + uvicorn endpoint (one worker) that parses the same JSON and answers;
+- the floor: a trivial FastAPI + uvicorn endpoint (one worker) that parses the same JSON and answers, one
+  transaction (`/predict`) or a list (`/predict_batch`, a trivial answer per transaction);
 - a trivial BentoML endpoint with BentoML's default settings (what the request path started from);
-- `/predict` at 1 connection and 16 connections; `/predict_batch` with 1,000 transactions a request.
+- `/predict` at 1 connection and 16 connections; `/predict_batch` with 1,000 transactions a request, 4 connections,
+  each request on a new connection (below).
 Figures are medians over `--runs` runs of `--seconds` each; wrk's latency percentiles (corrected for coordinated
-omission, as wrk does). Results: reports/bench/serve.json.
+omission, as wrk does). Every run also records the CPU seconds each server worker used (from /proc), so a run
+whose load sat on one worker shows it. Results: reports/bench/serve.json.
+
+Why new connections for the batch load: BentoML's workers share one listening socket, and a worker's event loop
+accepts every pending connection at once, so a handful of keep-alive connections opened together often all land on
+one worker (measured: 4 of 4, the other worker idle). The `batch_keepalive` figure shows that case.
 
 Run: uv run python -m bench.bench_serve [--runs 3] [--seconds 10]
 """
@@ -34,6 +41,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import polars as pl
 import requests
@@ -43,6 +51,7 @@ from bench.timing import save
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+_SERVERS: dict[int, int] = {}  # port -> the server's process (its group leader)
 HOME_FILES = ["pyproject.toml", ".telemetry", "conf", "data/05_feature_store", "data/mlflow"]
 
 TRIVIAL_FASTAPI = textwrap.dedent("""
@@ -58,9 +67,17 @@ TRIVIAL_FASTAPI = textwrap.dedent("""
         terminal_id: int
         tx_amount: float
 
+    class Batch(BaseModel):
+        transactions: list[Transaction]
+
     @app.post("/predict")
     async def predict(transaction: Transaction) -> dict:
         return {"transaction_id": transaction.transaction_id, "fraud_probability": 0.01, "decision": "approve"}
+
+    @app.post("/predict_batch")
+    async def predict_batch(batch: Batch) -> list[dict]:
+        return [{"transaction_id": t.transaction_id, "fraud_probability": 0.01, "decision": "approve"}
+                for t in batch.transactions]
 """)
 TRIVIAL_BENTOML = textwrap.dedent("""
     import bentoml
@@ -95,6 +112,7 @@ CYCLE_LUA = textwrap.dedent("""
       return wrk.format(nil, nil, nil, bodies[i])
     end
 """)
+CLOSE_LUA = 'wrk.headers["Connection"] = "close"\n'  # the server closes after answering: a new connection each request
 
 
 def main() -> None:
@@ -110,12 +128,14 @@ def main() -> None:
         figures = {"workload": f"{sum(1 for _ in singles.open())} transactions of the last day, re-dated +1 day"}
         with _process(_uvicorn(work), 8101) as url:
             figures["fastapi_trivial"] = _latency_runs(url + "/predict", singles, args)
+            figures["fastapi_trivial_batch"] = _batch_runs(url + "/predict_batch", batches, args)
         with _process(_bentoml_trivial(work), 8102) as url:
             figures["bentoml_trivial_defaults"] = _latency_runs(url + "/predict", singles, args)
         home = _home(work)
         with _process(_fraud_service(work, home), 8103) as url:
             figures["predict"] = _latency_runs(url + "/predict", singles, args)
             figures["predict_batch"] = _batch_runs(url + "/predict_batch", batches, args)
+            figures["predict_batch_keepalive"] = _batch_runs(url + "/predict_batch", batches, args, close=False)
         figures["ratios"] = _ratios(figures)
     save("serve", figures)
 
@@ -148,19 +168,23 @@ def _latency_runs(url: str, bodies: Path, args: argparse.Namespace) -> dict:
     return figures
 
 
-def _batch_runs(url: str, bodies: Path, args: argparse.Namespace) -> dict:
-    _wrk(url, bodies, 1, 3)
-    runs = [_wrk(url, bodies, 2, args.seconds) for _ in range(args.runs)]
+def _batch_runs(url: str, bodies: Path, args: argparse.Namespace, close: bool = True) -> dict:
+    """1,000 transactions a request, 4 connections; `close`: a new connection for each request."""
+    _wrk(url, bodies, 4, 3, close)
+    runs = [_wrk(url, bodies, 4, args.seconds, close) for _ in range(args.runs)]
     medians = _medians(runs)
-    return {"transactions_per_request": 1000, "connections": 2, **medians,
-            "transactions_per_s": medians["requests_per_s"] * 1000}  # fmt: skip
+    return {"transactions_per_request": 1000, "connections": 4, "new_connection_per_request": close, **medians,
+            "transactions_per_s": round(medians["requests_per_s"] * 1000)}  # fmt: skip
 
 
-def _wrk(url: str, bodies: Path, connections: int, seconds: int) -> dict:
-    script = bodies.with_suffix(".lua")
-    script.write_text(CYCLE_LUA % bodies)
+def _wrk(url: str, bodies: Path, connections: int, seconds: int, close: bool = False) -> dict:
+    script = bodies.with_suffix(".close.lua" if close else ".lua")
+    script.write_text(CYCLE_LUA % bodies + (CLOSE_LUA if close else ""))
+    workers = _workers(url)
+    before = _cpu_seconds(workers)
     out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s", "-s",
                           str(script), url], capture_output=True, text=True, check=True).stdout  # fmt: skip
+    after = _cpu_seconds(workers)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if errors:
         raise RuntimeError(f"{url} answered {errors.group(1)} requests with errors under load:\n{out}")
@@ -168,11 +192,48 @@ def _wrk(url: str, bodies: Path, connections: int, seconds: int) -> dict:
         "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
         "p50_ms": _ms(re.search(r"50%\s+([\d.]+\w+)", out).group(1)),
         "p99_ms": _ms(re.search(r"99%\s+([\d.]+\w+)", out).group(1)),
+        "worker_cpu_s": [round(after.get(pid, 0.0) - used, 2) for pid, used in before.items()],
     }
 
 
+def _workers(url: str) -> list[int]:
+    """The processes that serve `url`: BentoML's worker processes under the server's process, or the server."""
+    leader = _SERVERS[urlsplit(url).port]
+    parent, command = {}, {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command[int(stat.parent.name)] = (stat.parent / "cmdline").read_bytes()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+
+    def under_leader(pid: int) -> bool:
+        while pid > 1:
+            pid = parent.get(pid, 0)
+            if pid == leader:
+                return True
+        return False
+
+    workers = [pid for pid in parent if b"_bentoml_impl.worker" in command[pid] and under_leader(pid)]
+    return sorted(workers) or [leader]
+
+
+def _cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User + system CPU seconds each process has used so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    used = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        used[pid] = (int(fields[11]) + int(fields[12])) / ticks
+    return used
+
+
 def _medians(runs: list[dict]) -> dict:
-    return {key: round(statistics.median(r[key] for r in runs), 3) for key in runs[0]} | {"runs": runs}
+    numbers = [key for key in runs[0] if key != "worker_cpu_s"]
+    return {key: round(statistics.median(r[key] for r in runs), 3) for key in numbers} | {"runs": runs}
 
 
 def _ms(text: str) -> float:
@@ -182,7 +243,7 @@ def _ms(text: str) -> float:
 
 def _ratios(figures: dict) -> dict:
     floor, predict = figures["fastapi_trivial"], figures["predict"]
-    return {
+    ratios = {
         f"predict_vs_fastapi_{c}": {
             "throughput": round(predict[c]["requests_per_s"] / floor[c]["requests_per_s"], 3),
             "p50": round(predict[c]["p50_ms"] / floor[c]["p50_ms"], 2),
@@ -190,6 +251,11 @@ def _ratios(figures: dict) -> dict:
         }
         for c in ("c1", "c16")
     }
+    batch, batch_floor = figures["predict_batch"], figures["fastapi_trivial_batch"]
+    ratios["predict_batch_vs_fastapi"] = {
+        "throughput": round(batch["requests_per_s"] / batch_floor["requests_per_s"], 3)
+    }
+    return ratios
 
 
 # -- the servers
@@ -235,6 +301,7 @@ def _process(command: list[str], port: int) -> Iterator[str]:
            "BENTOML_DO_NOT_TRACK": "True"}  # fmt: skip
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)  # fmt: skip
+    _SERVERS[port] = process.pid
     url = f"http://127.0.0.1:{port}"
     try:
         _wait(url, process)

@@ -17,7 +17,8 @@ BentoML fixes a service's server settings and API schemas when the class is defi
 params.yaml (`serve`, `ingest`) once when BentoML imports it. What keeps the tail short (README, real-time
 serving): BentoML's request timeout is short (`serve.request_timeout_s`: its timer holds every request's objects
 until it fires), OpenTelemetry's SDK is off unless configured (`OTEL_SDK_DISABLED`), the access log is off (the
-prediction log records every request), and each worker freezes its start-up objects out of the garbage collector.
+prediction log records every request), and each worker freezes its start-up objects out of the garbage collector
+and collects its youngest generation less often (`serve.gc_threshold`).
 """
 
 from __future__ import annotations
@@ -122,6 +123,7 @@ class FraudService:
             threading.Thread(target=self._every, args=(float(every), action), daemon=True).start()
         gc.collect()
         gc.freeze()  # start-up objects (libraries, models) leave the collector: full collections stay short
+        gc.set_threshold(int(serve["gc_threshold"]), 10, 10)  # most objects of a request die young, uncollected
 
     @bentoml.api(
         route="/predict_batch",
