@@ -149,8 +149,22 @@ def test_a_full_cache_starts_again_and_stays_right(sqlite_store) -> None:
 def test_unknown_entities_are_cached_as_unknown_until_written(sqlite_store) -> None:
     store, missing = sqlite_store, 10**9
     feature_store.apply_and_materialize(store, END)
-    online, _ = _reader(store)
-    unknown = online.read({"terminal_daily": [missing]})["terminal_daily"][0]
-    assert set(unknown.values()) == {None}
+    online, queries = _reader(store)
+    terminals = [*TERMINALS, missing]
+    assert set(online.read({"terminal_daily": terminals})["terminal_daily"][-1].values()) == {None}
+    queries.clear()
+    assert set(online.read({"terminal_daily": terminals})["terminal_daily"][-1].values()) == {None}
+    assert not _daily_queries(queries), "an unknown entity is remembered as unknown"
     _push_daily(store, "terminal_daily", [missing], END + timedelta(days=1), 2.0)
-    assert online.read({"terminal_daily": [missing]})["terminal_daily"][0]["terminal_nb_tx_lagged_7d"] == 2
+    assert online.read({"terminal_daily": terminals})["terminal_daily"][-1]["terminal_nb_tx_lagged_7d"] == 2
+
+
+def test_a_read_of_a_few_entities_goes_to_the_store(sqlite_store) -> None:
+    """One transaction's read (`/predict`): checking the counters would cost more than the rows."""
+    store = sqlite_store
+    feature_store.apply_and_materialize(store, END)
+    online, queries = _reader(store)
+    for _ in range(2):
+        queries.clear()
+        online.read({"customer_daily": [7], "customer_intraday": [7], "terminal_daily": [11]})
+        assert len(_daily_queries(queries)) == 1 and not any("view_versions" in q for q in queries)
