@@ -14,6 +14,7 @@ tests/feature_store/test_online_store.py (the rows written equal what Feast's pu
 from __future__ import annotations
 
 import functools
+import logging
 import sqlite3
 import struct
 import threading
@@ -23,6 +24,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any, Protocol
 
+log = logging.getLogger(__name__)
 Rows = dict[str, list[dict[str, Any]]]  # view name -> one row per requested entity (None values where unknown)
 MAX_SQL_VARIABLES = 30_000  # SQLite allows 32,766 bound parameters a statement
 MMAP_BYTES = 1 << 30  # address space, not memory: the OS pages in what is read
@@ -47,7 +49,7 @@ def state_reader(store: Any, views: Sequence[Any], cached: Sequence[str] = (), c
     return ProviderReader(store, views)
 
 
-def prepare_sqlite(store: Any, cached: Sequence[str]) -> None:
+def prepare_sqlite(store: Any, cached: Sequence[str], timeout_s: float = 5.0) -> None:
     """An SQLite online store made ready for serving: WAL journal (the write-behind never blocks readers) and the
     change counters of the views readers keep in process (`ViewVersions`). A no-op on any other store, or on a
     missing file (the reads report it)."""
@@ -55,9 +57,13 @@ def prepare_sqlite(store: Any, cached: Sequence[str]) -> None:
     if online.type != "sqlite" or not Path(online.path).is_file():
         return
     tables = table_names(store, [store.get_feature_view(name) for name in cached])
-    with closing(sqlite3.connect(online.path, timeout=READ_TIMEOUT_S * 20)) as connection:
-        connection.execute("PRAGMA journal_mode=WAL")
-        ViewVersions(tables).install(connection)
+    try:
+        with closing(sqlite3.connect(online.path, timeout=timeout_s)) as connection:
+            connection.execute("PRAGMA journal_mode=WAL")
+            ViewVersions(tables).install(connection)
+    except sqlite3.OperationalError as error:  # locked or read-only: serving still works, reading every time
+        log.warning("online store %s not prepared (%s): the daily views are read from it every time", online.path,
+                    error)  # fmt: skip
 
 
 class SqliteReader:

@@ -14,7 +14,7 @@ from feast.protos.feast.types.Value_pb2 import Value
 from fraud_detection import feature_store
 from fraud_detection.feature_repo import PUSH_SOURCES
 from fraud_detection.features.definitions import CUSTOMER_DAILY, TERMINAL_DAILY
-from fraud_detection.online_rows import TRIGGER_EVENTS, decoded_value, encoded_value, table_names
+from fraud_detection.online_rows import TRIGGER_EVENTS, decoded_value, encoded_value, prepare_sqlite, table_names
 from tests.feature_store.conftest import open_store
 
 END = datetime(2018, 5, 10, tzinfo=UTC)
@@ -168,3 +168,25 @@ def test_a_read_of_a_few_entities_goes_to_the_store(sqlite_store) -> None:
         queries.clear()
         online.read({"customer_daily": [7], "customer_intraday": [7], "terminal_daily": [11]})
         assert len(_daily_queries(queries)) == 1 and not any("view_versions" in q for q in queries)
+
+
+def test_a_store_locked_at_start_is_served_uncached(sqlite_store) -> None:
+    """The counters cannot be installed while another process holds the store: no error, every read goes to it."""
+    store = sqlite_store
+    feature_store.apply_and_materialize(store, END)
+    [table] = table_names(store, [store.get_feature_view("terminal_daily")]).values()
+    with sqlite3.connect(store.config.online_store.path) as connection:
+        for event in TRIGGER_EVENTS:
+            connection.execute(f'DROP TRIGGER "{table}_version_{event.lower()}"')
+    lock = sqlite3.connect(store.config.online_store.path, timeout=0)
+    lock.execute("BEGIN EXCLUSIVE")
+    try:
+        prepare_sqlite(store, feature_store.DAILY_VIEWS, timeout_s=0.1)
+    finally:
+        lock.rollback()
+        lock.close()
+    online, queries = _reader(store)
+    for _ in range(2):
+        queries.clear()
+        assert _read(online) == _read(feature_store.OnlineFeatures(store, "fraud_model_v1"))
+        assert _daily_queries(queries)
