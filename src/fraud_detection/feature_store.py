@@ -10,13 +10,20 @@ import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kedro.io import AbstractDataset
 
-from fraud_detection.features.definitions import CUSTOMER_INTRADAY, FEATURES, REQUEST_FIELDS, features_of_one
+from fraud_detection.features.definitions import (
+    CUSTOMER_INTRADAY,
+    EPOCH,
+    FEATURES,
+    REQUEST_FIELDS,
+    epoch_micros,
+    features_of_one,
+)
 from fraud_detection.online_rows import SqliteWriter, prepare_sqlite, state_reader, value_kinds
 
 if TYPE_CHECKING:
@@ -24,7 +31,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 PROJECT = "fraud_detection"
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_DAY = timedelta(days=1)
 # Written only by materialization and the online updater's day rollover: serving keeps them in process
 # (`online_rows.SqliteReader`, checked against the store's change counters on every read).
@@ -126,8 +132,7 @@ class OnlineFeatures:
 
     def vector(self, customer_id: int, terminal_id: int, tx_datetime: datetime, tx_amount: float) -> dict[str, Any]:
         """The model's features for one transaction (unknown entities get the documented defaults)."""
-        micros = (tx_datetime - EPOCH) // timedelta(microseconds=1)
-        return features_of_one(self.state(customer_id, terminal_id), micros, tx_amount)
+        return features_of_one(self.state(customer_id, terminal_id), epoch_micros(tx_datetime), tx_amount)
 
     def state(self, customer_id: int, terminal_id: int) -> dict[str, Any]:
         """The stored state the feature service's views hold for the entities (None where unknown)."""

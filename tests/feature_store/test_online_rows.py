@@ -13,7 +13,7 @@ from feast.protos.feast.types.Value_pb2 import Value
 
 from fraud_detection import feature_store
 from fraud_detection.feature_repo import PUSH_SOURCES
-from fraud_detection.features.definitions import CUSTOMER_DAILY, TERMINAL_DAILY
+from fraud_detection.features.definitions import CUSTOMER_DAILY, TERMINAL_DAILY, epoch_micros
 from fraud_detection.online_rows import TRIGGER_EVENTS, decoded_value, encoded_value, prepare_sqlite, table_names
 from tests.feature_store.conftest import open_store
 
@@ -55,7 +55,7 @@ def test_the_writer_leaves_the_rows_feasts_own_writer_leaves(feature_root, monke
     stamp = END + timedelta(hours=9, microseconds=17)
     rows = {c: {"customer_today_nb_tx_before": c % 3, "customer_today_amount_before": c * 1.25 + 0.1,
                 "customer_today_nb_tx_at": 1, "customer_today_amount_at": None if c == 14 else 3.3,
-                "customer_today_last_tx_us": (stamp - feature_store.EPOCH) // timedelta(microseconds=1)}
+                "customer_today_last_tx_us": epoch_micros(stamp)}
             for c in CUSTOMERS}  # fmt: skip
     ours, feasts = open_store(feature_root, "sqlite"), open_store(feature_root, "sqlite")
     for store in (ours, feasts):

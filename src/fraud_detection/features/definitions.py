@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,7 @@ import numpy as np
 CUSTOMER_WINDOWS = (1, 7, 30)
 TERMINAL_WINDOWS = (1, 7, 30)
 MICROS_PER_DAY = 86_400_000_000
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROS_PER_HOUR = 3_600_000_000
 NIGHT_ENDS_HOUR = 6
 EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Monday = 0)
@@ -73,6 +75,12 @@ FEATURES = (
 REQUEST_FIELDS = ("tx_datetime", "tx_amount")
 # Features computed on demand (the rest are request fields passed through as they are).
 ON_DEMAND_FEATURES = tuple(name for name in FEATURES if name not in REQUEST_FIELDS)
+
+
+def epoch_micros(moment: datetime) -> int:
+    """Epoch microseconds of an aware datetime, exactly (integer arithmetic)."""
+    delta = moment - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def day_of(micros: np.ndarray | int) -> np.ndarray | int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
 from typing import Any
 
 import numpy as np
@@ -11,11 +11,10 @@ import pandas as pd
 from fraud_detection.features.definitions import (
     ON_DEMAND_FEATURES,
     STATE_COLUMNS,
+    epoch_micros,
     features_of_one,
     transaction_features,
 )
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def on_demand_features(inputs: dict[str, Any]) -> dict[str, list]:
@@ -36,4 +35,4 @@ def _micros(moment: Any) -> int:
         return int(moment.astype("datetime64[us]").astype(np.int64))
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return (moment - EPOCH) // timedelta(microseconds=1)
+    return epoch_micros(moment)

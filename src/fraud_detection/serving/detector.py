@@ -35,6 +35,7 @@ from fraud_detection.features.definitions import (
     FEATURES,
     MICROS_PER_DAY,
     TERMINAL_DAILY,
+    epoch_micros,
     features_of_one,
     transaction_features,
 )
@@ -45,7 +46,6 @@ from fraud_detection.serving.routing import ABRouter
 from fraud_detection.serving.schemas import PREDICTIONS, Prediction, Transaction
 
 log = logging.getLogger(__name__)
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 RULES_VERSION = "rules"
 NO_CUSTOMER, NO_INTRADAY, NO_TERMINAL = (dict.fromkeys(n) for n in (CUSTOMER_DAILY, CUSTOMER_INTRADAY, TERMINAL_DAILY))
 STORE_DOWN = "online store unavailable"
@@ -133,7 +133,7 @@ class FraudDetector:
     def predict(self, transaction: Transaction) -> Prediction:
         start = time.perf_counter()
         variant, models, shadow = self.router.variant(transaction.customer_id), self.models, self.shadow
-        tx_us = _micros(transaction.tx_datetime)
+        tx_us = epoch_micros(transaction.tx_datetime)
         state, reasons = self._state(transaction)
         features = features_of_one(state, tx_us, transaction.tx_amount)
         vector = np.array([[features[name] for name in FEATURES]])
@@ -158,7 +158,7 @@ class FraudDetector:
         models, shadow = self.models, self.shadow
         order = sorted(range(len(transactions)), key=lambda i: transactions[i].tx_datetime)
         batch = [transactions[i] for i in order]
-        tx_us = [_micros(t.tx_datetime) for t in batch]
+        tx_us = [epoch_micros(t.tx_datetime) for t in batch]
         customer, intraday, terminal, reasons = self._states(batch)
         before = self._intraday_before(batch, tx_us, intraday, record=not _store_down(reasons[0]))
         columns = _state_columns(customer, before, terminal)
@@ -323,12 +323,6 @@ def _matrix(columns: dict[str, np.ndarray]) -> np.ndarray:
 
 _REQUEST_IDS = itertools.count()
 _PROCESS = uuid.uuid4().hex[:12]
-
-
-def _micros(moment: datetime) -> int:
-    """Epoch microseconds of an aware datetime, exactly (integer arithmetic)."""
-    delta = moment - EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def _now() -> str:
