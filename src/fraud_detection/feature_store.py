@@ -20,6 +20,7 @@ from fraud_detection.features.definitions import (
     CUSTOMER_INTRADAY,
     EPOCH,
     FEATURES,
+    MICROS_PER_DAY,
     REQUEST_FIELDS,
     epoch_micros,
     features_of_one,
@@ -187,10 +188,10 @@ class OnlineUpdaterSink:
 
     def new_day(self, day: int, customer_rows: dict[int, dict], terminal_rows: dict[int, dict]) -> None:
         """Every entity's daily state for the day that starts."""
-        stamp = day_start(day)
+        start_us = day * MICROS_PER_DAY
         for view, rows in (("customer_daily", customer_rows), ("terminal_daily", terminal_rows)):
             if rows:
-                self.write(view, [(entity, stamp, row) for entity, row in rows.items()])
+                self.write(view, [(entity, start_us, row) for entity, row in rows.items()])
 
     def transaction(self, customer_id: int, tx_us: int, intraday_row: dict) -> None:
         """A customer's intraday state after one more transaction."""
@@ -199,10 +200,10 @@ class OnlineUpdaterSink:
     def intraday(self, rows: dict[int, dict]) -> None:
         """Customers' intraday states (each stamped at its latest transaction), in one store call."""
         last = CUSTOMER_INTRADAY[-1]
-        self.write("customer_intraday", [(c, EPOCH + timedelta(microseconds=int(r[last])), r) for c, r in rows.items()])
+        self.write("customer_intraday", [(customer, int(row[last]), row) for customer, row in rows.items()])
 
-    def write(self, view: str, rows: Sequence[tuple[int, datetime, dict[str, Any]]]) -> None:
-        """(entity id, event time, values) rows of one view."""
+    def write(self, view: str, rows: Sequence[tuple[int, int, dict[str, Any]]]) -> None:
+        """(entity id, event time in epoch microseconds, values) rows of one view."""
         _check_file(self._file)
         table, kinds = self._views[view], self._kinds[view]
         try:
@@ -210,11 +211,11 @@ class OnlineUpdaterSink:
                 self._sqlite.write(view, rows)
                 return
             EntityKey, Value = _protos()
-            protos = [(entity, stamp, {name: _value(Value, kinds[name], row[name]) for name in kinds})
-                      for entity, stamp, row in rows]  # fmt: skip
             key = table.entity_columns[0].name
-            data = [(EntityKey(join_keys=[key], entity_values=[Value(int64_val=int(entity))]), values, stamp, None)
-                    for entity, stamp, values in protos]  # fmt: skip
+            data = [(EntityKey(join_keys=[key], entity_values=[Value(int64_val=int(entity))]),
+                     {name: _value(Value, kinds[name], row[name]) for name in kinds},
+                     EPOCH + timedelta(microseconds=event_us), None)
+                    for entity, event_us, row in rows]  # fmt: skip
             self._provider.online_write_batch(self._config, table, data, None)
         except Exception as error:
             raise OnlineStoreUnavailable(f"online feature store unwritable: {error}") from error

@@ -18,9 +18,11 @@ import logging
 import sqlite3
 import struct
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from contextlib import closing
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -30,6 +32,9 @@ MAX_SQL_VARIABLES = 30_000  # SQLite allows 32,766 bound parameters a statement
 MMAP_BYTES = 1 << 30  # address space, not memory: the OS pages in what is read
 CACHE_MIN_ENTITIES = 16  # reads of fewer daily-view entities go to the store (one transaction: ~60 us)
 UPSERT_ROWS = 512  # rows per write statement (3,072 parameters)
+# Blobs are bound as bytearray: CPython's sqlite3 binds int, float, str and bytearray at once, and sends any other
+# type, bytes included, through its adapter registry first (about 1 us of failed attribute lookups a parameter:
+# 40% of a 4,500-row upsert).
 READ_TIMEOUT_S = 0.25  # Redis: a read that takes longer is a store that is down (the request degrades)
 
 
@@ -137,7 +142,7 @@ class SqliteReader:
                 for view, ids in wanted.items()}  # fmt: skip
         rows = {view: {key: dict.fromkeys(self._kinds[view]) for key in view_keys} for view, view_keys in keys.items()}
         for statement, arguments in self._statements({view: list(k) for view, k in keys.items()}):
-            for view, key, name, blob in connection.execute(statement, arguments).fetchall():
+            for view, key, name, blob in connection.execute(statement, [bytearray(k) for k in arguments]).fetchall():
                 kind = self._kinds[view].get(name)
                 if kind is not None:
                     rows[view][key][name] = decoded_value(kind, blob)
@@ -263,17 +268,15 @@ class SqliteWriter:
         return online.type == "sqlite" and not getattr(online, "vector_enabled", False) and not getattr(
             online, "enable_openai_compatible_store", False)  # fmt: skip
 
-    def write(self, view: str, rows: Sequence[tuple[int, Any, dict[str, Any]]]) -> None:
-        """(entity id, event time (aware, UTC), {feature: int, float or None}) rows of one view."""
-        from feast.infra.online_stores.sqlite import adapt_datetime_epoch
-        from feast.utils import to_naive_utc
-
+    def write(self, view: str, rows: Sequence[tuple[int, int, dict[str, Any]]]) -> None:
+        """(entity id, event time in epoch microseconds, {feature: int, float or None}) rows of one view."""
         join_key, kinds = _join_key(self._views[view]), self._kinds[view]
         values: list[Any] = []  # the statement's parameters, row after row
-        for entity, stamp, row in rows:
-            key, event_ts = _entity_key(join_key, int(entity), self._version), adapt_datetime_epoch(to_naive_utc(stamp))
+        for entity, event_us, row in rows:
+            key, event_ts = bytearray(_entity_key(join_key, int(entity), self._version)), feast_event_ts(event_us)
             for name, kind in kinds.items():
-                values.extend((key, name, *encoded_value(kind, row[name]), event_ts))
+                blob, text = encoded_value(kind, row[name])
+                values.extend((key, name, bytearray(blob), text, event_ts))
         width, start = len(self.COLUMNS) - 1, 0  # created_ts is NULL in the statement
         connection = self._connect()
         with connection:
@@ -296,6 +299,7 @@ class SqliteWriter:
             self._connection = sqlite3.connect(f"file:{self._path}?mode=rw", uri=True, check_same_thread=False)
             self._connection.execute("PRAGMA journal_mode=WAL")
             self._connection.execute("PRAGMA synchronous=NORMAL")
+            self._connection.execute(f"PRAGMA mmap_size={MMAP_BYTES}")  # pages looked up in place, not copied in
         return self._connection
 
 
@@ -304,6 +308,21 @@ def _statement_sizes(rows: int) -> list[int]:
     sizes = [UPSERT_ROWS] * (rows // UPSERT_ROWS)
     rest = rows % UPSERT_ROWS
     return sizes + [1 << bit for bit in reversed(range(rest.bit_length())) if rest >> bit & 1]
+
+
+def feast_event_ts(event_us: int) -> int:
+    """The event_ts Feast's SQLite store writes for an event time: `int(naive_utc.timestamp())` (its datetime
+    adapter), which reads the naive UTC time as local time. Where local time is UTC, that is the whole seconds since
+    the epoch, computed here without building a datetime (about 3 us a row)."""
+    if LOCAL_TIME_IS_UTC and event_us >= 0:
+        return event_us // 1_000_000
+    from feast.infra.online_stores.sqlite import adapt_datetime_epoch
+
+    return adapt_datetime_epoch(NAIVE_EPOCH + timedelta(microseconds=event_us))
+
+
+LOCAL_TIME_IS_UTC = time.timezone == 0 and not time.daylight
+NAIVE_EPOCH = datetime(1970, 1, 1)
 
 
 def value_kinds(view: Any) -> dict[str, str]:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 from feast.protos.feast.types.Value_pb2 import Value
 
-from fraud_detection import feature_store
+from fraud_detection import feature_store, online_rows
 from fraud_detection.feature_repo import PUSH_SOURCES
 from fraud_detection.features.definitions import CUSTOMER_DAILY, TERMINAL_DAILY, epoch_micros
 from fraud_detection.online_rows import TRIGGER_EVENTS, decoded_value, encoded_value, prepare_sqlite, table_names
@@ -41,6 +41,19 @@ def test_values_encode_to_the_bytes_protobuf_writes_and_decode_back() -> None:
     assert encoded_value("int64_val", None) == (Value().SerializeToString(), None)
     assert decoded_value("int64_val", b"") is None
     assert decoded_value("int64_val", Value(double_val=2.5).SerializeToString()) == 2.5, "another shape: protobuf"
+
+
+def test_event_times_are_stored_as_feasts_datetime_adapter_stores_them(monkeypatch) -> None:
+    from feast.infra.online_stores.sqlite import adapt_datetime_epoch
+    from feast.utils import to_naive_utc
+
+    rng = random.Random(1)
+    moments = [END, END + timedelta(microseconds=999_999), END - timedelta(microseconds=1), END.replace(year=1970)]
+    moments += [END + timedelta(microseconds=rng.randrange(10**14)) for _ in range(1_000)]
+    for local_time_is_utc in (True, False):  # the fast path, and Feast's own conversion wherever local time is not UTC
+        monkeypatch.setattr(online_rows, "LOCAL_TIME_IS_UTC", local_time_is_utc)
+        for moment in moments:
+            assert online_rows.feast_event_ts(epoch_micros(moment)) == adapt_datetime_epoch(to_naive_utc(moment))
 
 
 def _rows(store, view: str) -> list[tuple]:
