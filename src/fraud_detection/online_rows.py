@@ -3,12 +3,13 @@ serving path.
 
 Feast's provider reads one view per call, and its SQLite reader parses every row's timestamp in Python: three views
 for one transaction cost about 0.4 ms here. These readers fetch the rows of every view asked for in one statement
-(SQLite: one `UNION ALL` query, each view's row-per-feature table pivoted to a row per entity) or one pipeline (Redis: one `HMGET` per entity), using Feast's own table names,
-entity key serialization and hash-field names, so they read exactly what Feast wrote. Feast's SQLite writer spends
-about 0.1 ms of Python per row (five statements, one per feature); `SqliteWriter` writes the same rows with a few
-multi-row upserts per view. Any other online store goes through Feast's provider. Tests check both against Feast:
-tests/feature_store/test_skew.py (reads equal `get_online_features`, SQLite and Redis) and
-tests/feature_store/test_online_store.py (the rows written equal what Feast's push sources write).
+(SQLite: one `UNION ALL` query, each view's row-per-feature table pivoted to a row per entity) or one pipeline
+(Redis: one `HMGET` per entity), using Feast's own table names, entity key serialization and hash-field names, so
+they read exactly what Feast wrote. Feast's SQLite writer spends about 0.1 ms of Python per row (five statements,
+one per feature); `SqliteWriter` writes the same rows with a few multi-row upserts per view. Any other online store
+goes through Feast's provider. Tests check both against Feast: tests/feature_store/test_skew.py (reads equal
+`get_online_features`, SQLite and Redis) and tests/feature_store/test_online_store.py (the rows written equal what
+Feast's push sources write).
 """
 
 from __future__ import annotations
