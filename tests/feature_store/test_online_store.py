@@ -4,7 +4,7 @@ materialization and replays are idempotent and incremental."""
 from __future__ import annotations
 
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -12,7 +12,7 @@ import pytest
 
 from fraud_detection import feature_store
 from fraud_detection.feature_repo import PUSH_SOURCES
-from fraud_detection.features.definitions import CUSTOMER_DAILY, CUSTOMER_INTRADAY, TERMINAL_DAILY
+from fraud_detection.features.definitions import CUSTOMER_DAILY, CUSTOMER_INTRADAY, EPOCH, TERMINAL_DAILY
 from fraud_detection.features.online import OnlineFeatureUpdater
 from fraud_detection.features.replay import replay
 from tests.feature_store.conftest import LABEL_DELAY_DAYS, open_store
@@ -34,9 +34,10 @@ def _online_state(store, customers: range, terminals: range) -> dict:
 
 
 def _frame(view: str, rows: list) -> pd.DataFrame:
-    """The sink's (entity id, event time, values) rows as the DataFrame Feast's push takes."""
+    """The sink's (entity id, event time in epoch microseconds, values) rows as the DataFrame Feast's push takes."""
     key = "terminal_id" if view == "terminal_daily" else "customer_id"
-    return pd.DataFrame([{key: entity, "event_timestamp": stamp, **values} for entity, stamp, values in rows])
+    return pd.DataFrame([{key: entity, "event_timestamp": EPOCH + timedelta(microseconds=event_us), **values}
+                         for entity, event_us, values in rows])  # fmt: skip
 
 
 def test_materialize_twice_leaves_the_same_state(store) -> None:
