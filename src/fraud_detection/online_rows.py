@@ -23,9 +23,11 @@ import time
 import uuid
 from collections.abc import Sequence
 from contextlib import closing
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
+
+from fraud_detection.features.definitions import EPOCH
 
 log = logging.getLogger(__name__)
 Rows = dict[str, list[dict[str, Any]]]  # view name -> one row per requested entity (None values where unknown)
@@ -33,9 +35,6 @@ MAX_SQL_VARIABLES = 30_000  # SQLite allows 32,766 bound parameters a statement
 MMAP_BYTES = 1 << 30  # address space, not memory: the OS pages in what is read
 CACHE_MIN_ENTITIES = 16  # reads of fewer daily-view entities go to the store (one transaction: ~60 us)
 UPSERT_ROWS = 512  # rows per write statement (3,072 parameters)
-# Blobs are bound as bytearray: CPython's sqlite3 binds int, float, str and bytearray at once, and sends any other
-# type, bytes included, through its adapter registry first (about 1 us of failed attribute lookups a parameter:
-# 40% of a 4,500-row upsert).
 READ_TIMEOUT_S = 0.25  # Redis: a read that takes longer is a store that is down (the request degrades)
 
 
@@ -294,6 +293,9 @@ class SqliteWriter:
         """(entity id, event time in epoch microseconds, {feature: int, float or None}) rows of one view."""
         join_key, kinds = _join_key(self._views[view]), self._kinds[view]
         values: list[Any] = []  # the statement's parameters, row after row
+        # Blobs are bound as bytearray: CPython's sqlite3 binds int, float, str and bytearray at once and sends any
+        # other type, bytes included, through its adapter registry first (~1 us of failed lookups a parameter; the
+        # upsert statements of 878 customers: 31 ms as bytes, 18 ms as bytearray). The reads' keys likewise.
         for entity, event_us, row in rows:
             key, event_ts = bytearray(_entity_key(join_key, int(entity), self._version)), feast_event_ts(event_us)
             for name, kind in kinds.items():
@@ -340,11 +342,10 @@ def feast_event_ts(event_us: int) -> int:
         return event_us // 1_000_000
     from feast.infra.online_stores.sqlite import adapt_datetime_epoch
 
-    return adapt_datetime_epoch(NAIVE_EPOCH + timedelta(microseconds=event_us))
+    return adapt_datetime_epoch((EPOCH + timedelta(microseconds=event_us)).replace(tzinfo=None))
 
 
 LOCAL_TIME_IS_UTC = time.timezone == 0 and not time.daylight
-NAIVE_EPOCH = datetime(1970, 1, 1)
 
 
 def value_kinds(view: Any) -> dict[str, str]:
