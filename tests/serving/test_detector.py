@@ -109,6 +109,34 @@ def test_an_online_store_that_is_gone_degrades_to_defaults(store, model, feature
     assert detector.counters.degraded["online store unavailable"] == 1
 
 
+def test_the_rules_are_a_floor_where_the_features_were_defaulted(store, feature_root, tmp_path) -> None:
+    """A model that sees no history scores a large amount low (a card's first transaction is rare in training):
+    where the features were defaulted, a transaction a rule flags gets at least the rule's score."""
+    lenient = ServedModel("1", lambda matrix: np.full(len(matrix), 0.001))
+    detector = _detector(store, {"champion": lenient}, tmp_path)
+    moment = datetime(2018, 5, 15, 12, tzinfo=UTC)
+    new_card = detector.predict(Transaction(transaction_id=1, tx_datetime=moment, customer_id=10**9, terminal_id=1,
+                                            tx_amount=500.0))  # fmt: skip
+    assert (new_card.fraud_probability, new_card.decision, new_card.model_version) == (0.9, "decline", "1")
+    assert new_card.reasons[0] == "unknown customer; no customer history"
+    assert new_card.reasons[-1] == "rule floor; features defaulted: the rules' 0.9 over the model's 0.001"
+    small = detector.predict(Transaction(transaction_id=2, tx_datetime=moment, customer_id=10**9 + 1,
+                                         terminal_id=1, tx_amount=30.0))  # fmt: skip
+    assert (small.fraud_probability, small.decision) == (0.001, "approve"), "no rule flags it: the model's score"
+    known = detector.predict(Transaction(transaction_id=3, tx_datetime=moment, customer_id=1, terminal_id=1,
+                                         tx_amount=500.0))  # fmt: skip
+    assert (known.fraud_probability, known.degraded) == (0.001, False), "real features: the model decides alone"
+    online = feature_root / store.config.online_store.path
+    online.rename(online.with_suffix(".moved"))
+    try:
+        [outage] = detector.predict_batch([Transaction(transaction_id=4, tx_datetime=moment, customer_id=1,
+                                                       terminal_id=1, tx_amount=500.0)])  # fmt: skip
+    finally:
+        online.with_suffix(".moved").rename(online)
+    assert outage.reasons[0].startswith("online store unavailable") and outage.decision == "decline"
+    assert detector.counters.degraded["rule floor"] == 2
+
+
 def test_a_model_that_fails_is_replaced_by_the_rules(store, tmp_path) -> None:
     def broken(matrix: np.ndarray) -> np.ndarray:
         raise RuntimeError("weights corrupted")

@@ -5,7 +5,13 @@
 `rule_score` is the documented fallback (`degraded: true`): the handbook's scenarios as rules on the features that
 are always available. An amount above `serve.fallback.amount_threshold` (scenario 1) scores 0.9; a terminal whose
 known fraud rate over the last 7 days is at least `serve.fallback.terminal_risk` (scenario 2) scores 0.8; an amount
-at least `serve.fallback.amount_ratio` times the customer's 30-day mean (scenario 3) scores 0.6; anything else 0.01.
+at least `serve.fallback.amount_ratio` times the customer's 30-day mean (scenario 3) scores 0.6; anything else 0.01
+(`NO_RULE`).
+
+The rules are also a floor under the model when the features were defaulted (online store down, customer or terminal
+unknown): the model then sees a card or terminal with no history, which it rarely met in training (a card's first
+transaction), and scored a 3,000 amount on an unknown card at 4e-6. A transaction a rule flags is then scored at
+least as the rule scores it.
 """
 
 from __future__ import annotations
@@ -46,6 +52,9 @@ class FallbackRules:
         return cls(float(params["amount_threshold"]), float(params["terminal_risk"]), float(params["amount_ratio"]))
 
 
+NO_RULE = 0.01  # the rules' score when none of them flags the transaction
+
+
 def rule_score(features: dict[str, float], rules: FallbackRules) -> float:
     if features["tx_amount"] > rules.amount_threshold:
         return 0.9
@@ -53,4 +62,4 @@ def rule_score(features: dict[str, float], rules: FallbackRules) -> float:
         return 0.8
     if features["tx_amount_over_customer_avg_30d"] >= rules.amount_ratio:
         return 0.6
-    return 0.01
+    return NO_RULE

@@ -9,7 +9,8 @@ feature evaluation and one model call per variant; a customer's later transactio
 
 Faults degrade instead of failing: an online store that cannot be read gives the documented defaults (no history),
 an unknown customer or terminal is flagged, a model that fails to score (or returns a non-finite score) is replaced
-by the rule fallback. Each sets `degraded: true` with its reason and is counted.
+by the rule fallback. Each sets `degraded: true` with its reason and is counted. Where the features were defaulted,
+the rules are a floor under the model's score (`decision.py`).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from fraud_detection.features.definitions import (
     transaction_features,
 )
 from fraud_detection.features.online import Intraday
-from fraud_detection.serving.decision import FallbackRules, Thresholds, decide, rule_score
+from fraud_detection.serving.decision import NO_RULE, FallbackRules, Thresholds, decide, rule_score
 from fraud_detection.serving.prediction_log import PredictionLog
 from fraud_detection.serving.routing import ABRouter
 from fraud_detection.serving.schemas import PREDICTIONS, Prediction, Transaction
@@ -52,6 +53,8 @@ STORE_DOWN = "online store unavailable"
 UNKNOWN_CUSTOMER = "unknown customer; no customer history"
 UNKNOWN_TERMINAL = "unknown terminal; no terminal history"
 UNWRITABLE = "online store unwritable; recent state held in this process until it is back"
+RULE_FLOOR = "rule floor"
+DEFAULTED = (STORE_DOWN, UNKNOWN_CUSTOMER, UNKNOWN_TERMINAL)  # reasons whose features are (partly) defaults
 
 
 @dataclass(frozen=True)
@@ -236,7 +239,8 @@ class FraudDetector:
     def _score(
         self, model: ServedModel, matrix: np.ndarray, features: list[dict], reasons: list[list[str]]
     ) -> tuple[list[float], list[str]]:
-        """(probabilities, versions) of the rows; rows the model cannot score get the rule fallback."""
+        """(probabilities, versions) of the rows; rows the model cannot score get the rule fallback, rows whose features
+        were defaulted the rules as a floor."""
         try:
             probabilities = np.asarray(model.predict(matrix), dtype=np.float64)
             if probabilities.shape != (len(matrix),):
@@ -249,6 +253,14 @@ class FraudDetector:
             reasons[i].append(f"model {model.version} failed to score; rule fallback")
             scores[i], versions[i] = rule_score(features[i], self.rules), RULES_VERSION
             self.counters.fallbacks += 1
+        for i, why in enumerate(reasons):
+            if not why or versions[i] == RULES_VERSION or not why[0].startswith(DEFAULTED):
+                continue
+            floor = rule_score(features[i], self.rules)
+            if floor > max(scores[i], NO_RULE):
+                why.append(f"{RULE_FLOOR}; features defaulted: the rules' {floor:g} over the model's "
+                           f"{scores[i]:.2g}")  # fmt: skip
+                scores[i] = floor
         return scores, versions
 
     def _answers(
