@@ -114,6 +114,7 @@ def test_the_rules_are_a_floor_where_the_features_were_defaulted(store, feature_
     where the features were defaulted, a transaction a rule flags gets at least the rule's score."""
     lenient = ServedModel("1", lambda matrix: np.full(len(matrix), 0.001))
     detector = _detector(store, {"champion": lenient}, tmp_path)
+    detector.swap({"champion": lenient}, ServedModel("2", lambda matrix: np.full(len(matrix), 0.002)))  # a shadow
     moment = datetime(2018, 5, 15, 12, tzinfo=UTC)
     new_card = detector.predict(Transaction(transaction_id=1, tx_datetime=moment, customer_id=10**9, terminal_id=1,
                                             tx_amount=500.0))  # fmt: skip
@@ -135,6 +136,11 @@ def test_the_rules_are_a_floor_where_the_features_were_defaulted(store, feature_
         online.with_suffix(".moved").rename(online)
     assert outage.reasons[0].startswith("online store unavailable") and outage.decision == "decline"
     assert detector.counters.degraded["rule floor"] == 2
+    detector.close()
+    shadow = {r["transaction_id"]: r["fraud_probability"] for r in read_json_lines(tmp_path / "log")
+              if r["role"] == "shadow"}  # fmt: skip
+    assert shadow == {1: 0.9, 2: 0.002, 3: 0.002, 4: 0.9}, "the shadow is floored like the served model"
+    assert detector.counters.shadow_disagreements == 0
 
 
 def test_a_model_that_fails_is_replaced_by_the_rules(store, tmp_path) -> None:

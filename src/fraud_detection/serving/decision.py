@@ -11,7 +11,7 @@ at least `serve.fallback.amount_ratio` times the customer's 30-day mean (scenari
 The rules are also a floor under the model when the features were defaulted (online store down, customer or terminal
 unknown): the model then sees a card or terminal with no history, which it rarely met in training (a card's first
 transaction), and scored a 3,000 amount on an unknown card at 4e-6. A transaction a rule flags is then scored at
-least as the rule scores it.
+least as the rule scores it (the shadow too, so that the two compare like for like).
 """
 
 from __future__ import annotations

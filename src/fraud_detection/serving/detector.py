@@ -254,14 +254,19 @@ class FraudDetector:
             scores[i], versions[i] = rule_score(features[i], self.rules), RULES_VERSION
             self.counters.fallbacks += 1
         for i, why in enumerate(reasons):
-            if not why or versions[i] == RULES_VERSION or not why[0].startswith(DEFAULTED):
-                continue
-            floor = rule_score(features[i], self.rules)
-            if floor > max(scores[i], NO_RULE):
+            floor = self._rule_floor(scores[i], features[i], why) if why and versions[i] != RULES_VERSION else None
+            if floor is not None:
                 why.append(f"{RULE_FLOOR}; features defaulted: the rules' {floor:g} over the model's "
                            f"{scores[i]:.2g}")  # fmt: skip
                 scores[i] = floor
         return scores, versions
+
+    def _rule_floor(self, score: float, features: dict, reasons: list[str]) -> float | None:
+        """The rules' score where the features were defaulted and a rule flags the transaction above `score`."""
+        if not reasons or not reasons[0].startswith(DEFAULTED):
+            return None
+        floor = rule_score(features, self.rules)
+        return floor if floor > max(score, NO_RULE) else None
 
     def _answers(
         self, batch: list[Transaction], scores: list[float], versions: list[str], variants: list[str],
@@ -300,7 +305,10 @@ class FraudDetector:
                 raise ValueError(f"the shadow returned {len(probabilities)} scores; expected {len(served)}")
             latency_ms, now, thresholds = (time.perf_counter() - start) * 1000 / len(served), _now(), self.thresholds
             records, disagreements = [], 0
-            for record, probability in zip(served, probabilities, strict=True):
+            for record, scored in zip(served, probabilities, strict=True):
+                # the served answer's rule floor applies to the shadow too, so that both are compared like for like
+                floor = self._rule_floor(scored, record["features"], record["reasons"]) if record["reasons"] else None
+                probability = scored if floor is None else floor
                 decision = decide(probability, thresholds)
                 disagreements += decision != record["decision"]
                 records.append(record | {"request_id": _request_id(), "time": now, "role": "shadow",
