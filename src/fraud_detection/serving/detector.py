@@ -263,7 +263,7 @@ class FraudDetector:
 
     def _rule_floor(self, score: float, features: dict, reasons: list[str]) -> float | None:
         """The rules' score where the features were defaulted and a rule flags the transaction above `score`."""
-        if not reasons or not reasons[0].startswith(DEFAULTED):
+        if not _defaulted(reasons):
             return None
         floor = rule_score(features, self.rules)
         return floor if floor > max(score, NO_RULE) else None
@@ -328,6 +328,10 @@ class FraudDetector:
 
 def _store_down(reasons: list[str]) -> bool:
     return bool(reasons) and reasons[0].startswith(STORE_DOWN)
+
+
+def _defaulted(reasons: list[str]) -> bool:
+    return bool(reasons) and reasons[0].startswith(DEFAULTED)
 
 
 def _state_columns(customer: list[dict], intraday: dict[str, list], terminal: list[dict]) -> dict[str, np.ndarray]:
