@@ -20,12 +20,15 @@ from fraud_detection.features.definitions import (
     CUSTOMER_INTRADAY,
     EPOCH,
     FEATURES,
+    INTRADAY_STATE,
     MICROS_PER_DAY,
     REQUEST_FIELDS,
     epoch_micros,
     features_of_one,
+    pack_intraday,
+    unpack_intraday,
 )
-from fraud_detection.online_rows import SqliteWriter, prepare_sqlite, state_reader, value_kinds
+from fraud_detection.online_rows import SqliteWriter, drop_stale_features, prepare_sqlite, state_reader, value_kinds
 
 if TYPE_CHECKING:
     from feast import FeatureService, FeatureStore
@@ -36,6 +39,7 @@ ONE_DAY = timedelta(days=1)
 # Written only by materialization and the online updater's day rollover: serving keeps them in process
 # (`online_rows.SqliteReader`, checked against the store's change counters on every read).
 DAILY_VIEWS = ("customer_daily", "terminal_daily")
+INTRADAY_VIEW = "customer_intraday"  # stored as one list (`INTRADAY_STATE`), read and written as CUSTOMER_INTRADAY
 
 
 class OnlineStoreUnavailable(RuntimeError):
@@ -85,8 +89,9 @@ def apply_and_materialize(store: FeatureStore, end: datetime) -> None:
     from fraud_detection.feature_repo import FEAST_OBJECTS
 
     store.apply(FEAST_OBJECTS)
-    prepare_sqlite(store, DAILY_VIEWS)  # before the writes: the change counters see them
     views = [v for v in store.list_feature_views() if v.online]
+    drop_stale_features(store, views)
+    prepare_sqlite(store, DAILY_VIEWS)  # before the writes: the change counters see them
     ends = [interval[1] for v in views for interval in v.materialization_intervals]
     latest = max(ends) if ends else None
     # Every entity has a row for each day (the views live one day), so the last day holds every latest value.
@@ -116,7 +121,7 @@ class OnlineFeatures:
     that tests/feature_store/test_skew.py compares against. As in Feast, the latest value is returned whatever its
     age: the online updater's day rollover (or a daily materialization) keeps the daily views current. Views named
     in `cached` are kept in this process while the store says they are unchanged (SQLite; up to `cache_entries`
-    entities a view).
+    entities a view). The intraday view's stored list comes back as its `CUSTOMER_INTRADAY` values.
     """
 
     def __init__(
@@ -145,7 +150,10 @@ class OnlineFeatures:
         """For each view name, its latest values for each entity id, in one round trip (None where unknown)."""
         _check_file(self._file)
         try:
-            return self._reader.read(wanted)
+            rows = self._reader.read(wanted)
+            if INTRADAY_VIEW in rows:
+                rows[INTRADAY_VIEW] = [unpack_intraday(row[INTRADAY_STATE]) for row in rows[INTRADAY_VIEW]]
+            return rows
         except Exception as error:  # the store's own errors differ by backend: one typed error for callers
             raise OnlineStoreUnavailable(f"online feature store unreadable: {error}") from error
 
@@ -180,9 +188,7 @@ class OnlineUpdaterSink:
         self._config = store.config
         self._provider = store._get_provider()  # no public accessor; push() uses the same one
         self._file = _sqlite_file(store)
-        self._views = {
-            name: store.get_feature_view(name) for name in ("customer_daily", "customer_intraday", "terminal_daily")
-        }
+        self._views = {name: store.get_feature_view(name) for name in (*DAILY_VIEWS, INTRADAY_VIEW)}
         self._kinds = {name: value_kinds(view) for name, view in self._views.items()}
         self._sqlite = SqliteWriter(store, list(self._views.values())) if SqliteWriter.supports(store) else None
 
@@ -198,9 +204,11 @@ class OnlineUpdaterSink:
         self.intraday({customer_id: intraday_row})
 
     def intraday(self, rows: dict[int, dict]) -> None:
-        """Customers' intraday states (each stamped at its latest transaction), in one store call."""
+        """Customers' intraday states (`CUSTOMER_INTRADAY` rows, each stamped at its latest transaction), in one
+        store call."""
         last = CUSTOMER_INTRADAY[-1]
-        self.write("customer_intraday", [(customer, int(row[last]), row) for customer, row in rows.items()])
+        stored = [(customer, int(row[last]), {INTRADAY_STATE: pack_intraday(row)}) for customer, row in rows.items()]
+        self.write(INTRADAY_VIEW, stored)
 
     def write(self, view: str, rows: Sequence[tuple[int, int, dict[str, Any]]]) -> None:
         """(entity id, event time in epoch microseconds, values) rows of one view."""
@@ -233,6 +241,8 @@ def _protos() -> tuple[type, type]:
 def _value(Value: type, kind: str, value: Any) -> Any:
     if value is None:
         return Value()
+    if kind == "double_list_val":
+        return Value(double_list_val={"val": [float(v) for v in value]})
     return Value(int64_val=int(value)) if kind == "int64_val" else Value(double_val=float(value))
 
 

@@ -71,6 +71,22 @@ def prepare_sqlite(store: Any, cached: Sequence[str], timeout_s: float = 5.0) ->
                     error)  # fmt: skip
 
 
+def drop_stale_features(store: Any, views: Sequence[Any], timeout_s: float = 5.0) -> None:
+    """Delete an SQLite store's rows of features its views no longer have (Feast keeps a view's table when its
+    schema changes, and the old features' rows with it). A no-op on any other store or a missing file."""
+    online = store.config.online_store
+    if online.type != "sqlite" or not Path(online.path).is_file():
+        return
+    tables = table_names(store, views)
+    with closing(sqlite3.connect(online.path, timeout=timeout_s)) as connection, connection:
+        for view in views:
+            names = [f.name for f in view.features]
+            deleted = connection.execute(f'DELETE FROM "{tables[view.name]}" WHERE feature_name NOT IN '
+                                         f"({_marks(names)})", names).rowcount  # fmt: skip
+            if deleted:
+                log.info("online store: deleted %d rows of features that view %s no longer has", deleted, view.name)
+
+
 class SqliteReader:
     """Reads Feast's SQLite tables; the views named in `cached` are also kept in this process.
 
@@ -349,30 +365,41 @@ LOCAL_TIME_IS_UTC = time.timezone == 0 and not time.daylight
 
 
 def value_kinds(view: Any) -> dict[str, str]:
-    """Each feature of a view and the `Value` field it is stored in (our views hold Int64 and Float64 only)."""
-    from feast.types import Float64, Int64
+    """Each feature of a view and the `Value` field it is stored in (our views hold Int64, Float64 and
+    Array(Float64) only)."""
+    from feast.types import Array, Float64, Int64
 
-    kinds = {Int64: "int64_val", Float64: "double_val"}
+    kinds = {Int64: "int64_val", Float64: "double_val", Array(Float64): "double_list_val"}
     unknown = [f"{f.name}: {f.dtype}" for f in view.features if f.dtype not in kinds]
     if unknown:
-        raise TypeError(f"view {view.name} has features {unknown}; expected Int64 or Float64")
+        raise TypeError(f"view {view.name} has features {unknown}; expected Int64, Float64 or Array(Float64)")
     return {f.name: kinds[f.dtype] for f in view.features}
 
 
-INT64_TAG, DOUBLE_TAG = b"\x20", b"\x29"  # Value's field 4 (int64_val, a varint), field 5 (double_val, fixed64)
+# Value's field 4 (int64_val, a varint), field 5 (double_val, fixed64), field 15 (double_list_val: a DoubleList
+# message, whose field 1 holds the doubles packed)
+INT64_TAG, DOUBLE_TAG, DOUBLE_LIST_TAG, PACKED_TAG = b"\x20", b"\x29", b"\x7a", b"\x0a"
 DOUBLE = struct.Struct("<d")
+SHORT_LIST = 15  # doubles a list can hold with one-byte lengths (8 * 15 + 2 < 128)
 
 
 def encoded_value(kind: str, value: Any) -> tuple[bytes, str | None]:
-    """(serialized `Value` proto, Feast's value_text: the number as text) of an int64 or double feature value;
-    None is an unset Value (empty bytes, no text). The common shapes are built directly (a double: tag + 8 bytes;
-    an int64 below 128: tag + 1 byte), larger integers by protobuf (its varint is faster than Python's)."""
+    """(serialized `Value` proto, Feast's value_text: the number as text, None for a list) of an int64, double or
+    double-list feature value; None is an unset Value (empty bytes, no text). The common shapes are built directly
+    (a double: tag + 8 bytes; an int64 below 128: tag + 1 byte; a short list of doubles: two tags, two lengths and
+    the doubles), the rest by protobuf (its varint is faster than Python's)."""
     if value is None:
         return b"", None
     if kind == "int64_val":
         number = int(value)
         blob = SMALL_INT64[number] if 0 <= number < 128 else _value_class()(int64_val=number).SerializeToString()
         return blob, str(number)
+    if kind == "double_list_val":
+        n = len(value)
+        if 0 < n <= SHORT_LIST:
+            head = DOUBLE_LIST_TAG + bytes((8 * n + 2,)) + PACKED_TAG + bytes((8 * n,))
+            return head + struct.pack(f"<{n}d", *value), None
+        return _value_class()(double_list_val={"val": [float(v) for v in value]}).SerializeToString(), None
     number = float(value)
     return DOUBLE_TAG + DOUBLE.pack(number), str(number)
 
@@ -467,8 +494,11 @@ def decoded_value(kind: str, blob: bytes) -> Any:
         return DOUBLE.unpack_from(blob, 1)[0]
     if len(blob) == 2 and kind == "int64_val" and blob[0] == INT64_TAG[0] and blob[1] < 0x80:
         return blob[1]
-    value = _value_class().FromString(blob)
-    return getattr(value, kind) if value.WhichOneof("val") == kind else _value(value)
+    size = len(blob) - 4
+    if (kind == "double_list_val" and 0 < size == blob[3] == blob[1] - 2 and size % 8 == 0
+            and blob[0] == DOUBLE_LIST_TAG[0]):  # fmt: skip
+        return list(struct.unpack_from(f"<{size // 8}d", blob, 4))  # a short list (`encoded_value`)
+    return _value(_value_class().FromString(blob))
 
 
 def _join_key(view: Any) -> str:
@@ -503,5 +533,9 @@ def _python(blob: bytes) -> Any:
 
 
 def _value(value: Any) -> Any:
+    """The Python value of a `Value` proto: a number, a list for a list kind, None where unset or null."""
     kind = value.WhichOneof("val") if value is not None else None
-    return getattr(value, kind) if kind and kind != "null_val" else None
+    if not kind or kind == "null_val":
+        return None
+    held = getattr(value, kind)
+    return list(held.val) if kind.endswith("_list_val") else held

@@ -33,7 +33,7 @@ def offline_features(transactions: pl.DataFrame) -> pl.DataFrame:
 def feature_root(tmp_path_factory: pytest.TempPathFactory, transactions: pl.DataFrame) -> Path:
     """A project root holding the state tables where the feature repo expects them."""
     root = tmp_path_factory.mktemp("feast")
-    tables = polars_engine.state_tables(transactions, LABEL_DELAY_DAYS)
+    tables = polars_engine.with_stored_intraday(polars_engine.state_tables(transactions, LABEL_DELAY_DAYS))
     for name, table in tables._asdict().items():
         (root / SOURCE_PATHS[name]).parent.mkdir(parents=True, exist_ok=True)
         table.write_parquet(root / SOURCE_PATHS[name])

@@ -13,7 +13,13 @@ from feast.protos.feast.types.Value_pb2 import Value
 
 from fraud_detection import feature_store, online_rows
 from fraud_detection.feature_repo import PUSH_SOURCES
-from fraud_detection.features.definitions import CUSTOMER_DAILY, TERMINAL_DAILY, epoch_micros
+from fraud_detection.features.definitions import (
+    CUSTOMER_DAILY,
+    INTRADAY_STATE,
+    TERMINAL_DAILY,
+    epoch_micros,
+    pack_intraday,
+)
 from fraud_detection.online_rows import TRIGGER_EVENTS, decoded_value, encoded_value, prepare_sqlite, table_names
 from tests.feature_store.conftest import open_store
 
@@ -41,6 +47,12 @@ def test_values_encode_to_the_bytes_protobuf_writes_and_decode_back() -> None:
     assert encoded_value("int64_val", None) == (Value().SerializeToString(), None)
     assert decoded_value("int64_val", b"") is None
     assert decoded_value("int64_val", Value(double_val=2.5).SerializeToString()) == 2.5, "another shape: protobuf"
+    lists = [[1.0], [0.0, -0.0, 2.5, 1e300, 1_525_910_400_000_017.0], [float(i) for i in range(15)]]
+    lists += [[rng.uniform(-1e6, 1e6) for _ in range(n)] for n in (5, 16, 40)] + [[]]
+    for values in lists:
+        blob, text = encoded_value("double_list_val", values)
+        assert (blob, text) == (Value(double_list_val={"val": values}).SerializeToString(), None)
+        assert decoded_value("double_list_val", blob) == values
 
 
 def test_event_times_are_stored_as_feasts_datetime_adapter_stores_them(monkeypatch) -> None:
@@ -67,7 +79,7 @@ def test_the_writer_leaves_the_rows_feasts_own_writer_leaves(feature_root, monke
     monkeypatch.chdir(feature_root)
     stamp = END + timedelta(hours=9, microseconds=17)
     rows = {c: {"customer_today_nb_tx_before": c % 3, "customer_today_amount_before": c * 1.25 + 0.1,
-                "customer_today_nb_tx_at": 1, "customer_today_amount_at": None if c == 14 else 3.3,
+                "customer_today_nb_tx_at": 1, "customer_today_amount_at": 3.3,
                 "customer_today_last_tx_us": epoch_micros(stamp)}
             for c in CUSTOMERS}  # fmt: skip
     ours, feasts = open_store(feature_root, "sqlite"), open_store(feature_root, "sqlite")
@@ -75,8 +87,25 @@ def test_the_writer_leaves_the_rows_feasts_own_writer_leaves(feature_root, monke
         feature_store.apply_and_materialize(store, END)
     feature_store.OnlineUpdaterSink(ours).intraday(rows)
     feasts.write_to_online_store("customer_intraday", pd.DataFrame(
-        [{"customer_id": c, "event_timestamp": stamp, **row} for c, row in rows.items()]))  # fmt: skip
+        [{"customer_id": c, "event_timestamp": stamp, INTRADAY_STATE: pack_intraday(row)}
+         for c, row in rows.items()]))  # fmt: skip
     assert _rows(ours, "customer_intraday") == _rows(feasts, "customer_intraday")
+    assert {len(row) for row in _rows(ours, "customer_intraday")} == {7}, "one row a customer"
+    back = feature_store.OnlineFeatures(ours, "fraud_model_v1").read({"customer_intraday": CUSTOMERS})
+    assert back["customer_intraday"] == list(rows.values()), "read back as the five values, exactly"
+
+
+def test_rows_of_features_a_view_no_longer_has_are_deleted_at_apply(feature_root, monkeypatch) -> None:
+    """The intraday view once held five features: a store from then keeps their rows, until the next apply."""
+    monkeypatch.chdir(feature_root)
+    store = open_store(feature_root, "sqlite")
+    feature_store.apply_and_materialize(store, END)
+    [table] = table_names(store, [store.get_feature_view("customer_intraday")]).values()
+    with sqlite3.connect(store.config.online_store.path) as connection:
+        connection.execute(f'INSERT INTO "{table}" (entity_key, feature_name, value) '
+                           f"SELECT entity_key, 'customer_today_nb_tx_at', value FROM \"{table}\"")  # fmt: skip
+    feature_store.apply_and_materialize(store, END)
+    assert {row[1] for row in _rows(store, "customer_intraday")} == {INTRADAY_STATE}
 
 
 def _reader(store, cache_entries: int = 10_000):

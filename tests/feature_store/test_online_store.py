@@ -12,7 +12,13 @@ import pytest
 
 from fraud_detection import feature_store
 from fraud_detection.feature_repo import PUSH_SOURCES
-from fraud_detection.features.definitions import CUSTOMER_DAILY, CUSTOMER_INTRADAY, EPOCH, TERMINAL_DAILY
+from fraud_detection.features.definitions import (
+    CUSTOMER_DAILY,
+    CUSTOMER_INTRADAY,
+    EPOCH,
+    INTRADAY_STATE,
+    TERMINAL_DAILY,
+)
 from fraud_detection.features.online import OnlineFeatureUpdater
 from fraud_detection.features.replay import replay
 from tests.feature_store.conftest import LABEL_DELAY_DAYS, open_store
@@ -23,9 +29,7 @@ MOMENT = datetime(2018, 5, 10, 12, tzinfo=UTC)
 
 def _online_state(store, customers: range, terminals: range) -> dict:
     """Every stored value of the given entities, as the online store returns them."""
-    customer_refs = [f"customer_daily:{n}" for n in CUSTOMER_DAILY] + [
-        f"customer_intraday:{n}" for n in CUSTOMER_INTRADAY
-    ]
+    customer_refs = [f"customer_daily:{n}" for n in CUSTOMER_DAILY] + [f"customer_intraday:{INTRADAY_STATE}"]
     terminal_refs = [f"terminal_daily:{n}" for n in TERMINAL_DAILY]
     return {
         "customers": store.get_online_features(customer_refs, [{"customer_id": c} for c in customers]).to_dict(),

@@ -62,7 +62,8 @@ def serving_project(
         shutil.copy2(PROJECT_ROOT / name, root / name)
     shutil.copytree(PROJECT_ROOT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
     (root / "conf" / "local").mkdir()
-    for name, table in polars_engine.state_tables(transactions, LABEL_DELAY_DAYS)._asdict().items():
+    tables = polars_engine.with_stored_intraday(polars_engine.state_tables(transactions, LABEL_DELAY_DAYS))
+    for name, table in tables._asdict().items():
         (root / SOURCE_PATHS[name]).parent.mkdir(parents=True, exist_ok=True)
         table.write_parquet(root / SOURCE_PATHS[name])
     last_day = transactions["tx_datetime"].dt.epoch("us").max() // MICROS_PER_DAY

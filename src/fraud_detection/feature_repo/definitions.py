@@ -12,7 +12,7 @@ from typing import Any
 
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, PushSource, RequestSource
 from feast.on_demand_feature_view import on_demand_feature_view
-from feast.types import Float64, Int64, UnixTimestamp
+from feast.types import Array, Float64, Int64, UnixTimestamp
 from feast.value_type import ValueType
 
 from fraud_detection.features import definitions as features
@@ -84,10 +84,11 @@ customer_intraday = FeatureView(
     name="customer_intraday",
     entities=[customer],
     ttl=ONE_DAY,
-    schema=_fields(features.CUSTOMER_INTRADAY),
+    schema=[Field(name=features.INTRADAY_STATE, dtype=Array(Float64))],  # the five CUSTOMER_INTRADAY values
     source=customer_intraday_push,
     online=True,
-    description="Per customer: today's count and amount before and at its latest transaction time.",
+    description="Per customer: today's count and amount before and at its latest transaction time, and that time "
+    "(one list: features.definitions.CUSTOMER_INTRADAY).",
 )
 terminal_daily = FeatureView(
     name="terminal_daily",

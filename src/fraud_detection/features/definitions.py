@@ -17,7 +17,10 @@ sums per entity and day, and the online path only has to keep today's running to
 
 - `customer_daily`, per customer and day D (stamped D 00:00 UTC): count and amount sum over the N days before D;
 - `customer_intraday`, per customer, as of its latest transaction time s on day D: count and sum of the day's
-  transactions before s and at s, and s itself (so that a request at s sees only what came strictly before it);
+  transactions before s and at s, and s itself (so that a request at s sees only what came strictly before it).
+  The feature store holds these five values as one feature, `customer_today_state` (a list of doubles in
+  `CUSTOMER_INTRADAY` order: `pack_intraday`, `unpack_intraday`), because serving reads and writes this view on
+  every transaction and a store keeps a row per feature: one row a customer instead of five;
 - `terminal_daily`, per terminal and day D: count and frauds over days D - delay - N .. D - delay - 1.
 
 `transaction_features` turns that state plus the request into the features. It is the only place the features
@@ -53,6 +56,7 @@ CUSTOMER_INTRADAY = (
     "customer_today_amount_at",
     "customer_today_last_tx_us",
 )
+INTRADAY_STATE = "customer_today_state"  # the stored form of CUSTOMER_INTRADAY (counts and the time exact: < 2**53)
 TERMINAL_DAILY = tuple(f"terminal_nb_tx_lagged_{n}d" for n in TERMINAL_WINDOWS) + tuple(
     f"terminal_nb_fraud_lagged_{n}d" for n in TERMINAL_WINDOWS
 )
@@ -81,6 +85,20 @@ def epoch_micros(moment: datetime) -> int:
     """Epoch microseconds of an aware datetime, exactly (integer arithmetic)."""
     delta = moment - EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def pack_intraday(row: Mapping[str, Any]) -> list[float]:
+    """A customer's intraday row (`CUSTOMER_INTRADAY` names) as the feature store holds it."""
+    return [float(row[name]) for name in CUSTOMER_INTRADAY]
+
+
+def unpack_intraday(values: Any) -> dict[str, Any]:
+    """The intraday row of a stored `customer_today_state` (None values where the store has none)."""
+    if values is None or len(values) == 0:
+        return dict.fromkeys(CUSTOMER_INTRADAY)
+    if len(values) != len(CUSTOMER_INTRADAY):
+        raise ValueError(f"{INTRADAY_STATE} holds {len(values)} values; expected {len(CUSTOMER_INTRADAY)}")
+    return dict(zip(CUSTOMER_INTRADAY, values, strict=True))
 
 
 def day_of(micros: np.ndarray | int) -> np.ndarray | int:

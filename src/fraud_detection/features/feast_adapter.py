@@ -9,8 +9,11 @@ import numpy as np
 import pandas as pd
 
 from fraud_detection.features.definitions import (
+    CUSTOMER_DAILY,
+    CUSTOMER_INTRADAY,
+    INTRADAY_STATE,
     ON_DEMAND_FEATURES,
-    STATE_COLUMNS,
+    TERMINAL_DAILY,
     epoch_micros,
     features_of_one,
     transaction_features,
@@ -18,15 +21,29 @@ from fraud_detection.features.definitions import (
 
 
 def on_demand_features(inputs: dict[str, Any]) -> dict[str, list]:
-    """Python-mode on-demand transformation: `inputs` maps names to lists (one item per row)."""
-    times = inputs["tx_datetime"]
+    """Python-mode on-demand transformation: `inputs` maps names to lists (one item per row); the intraday state
+    comes as its stored list (`INTRADAY_STATE`)."""
+    times, daily = inputs["tx_datetime"], CUSTOMER_DAILY + TERMINAL_DAILY
+    intraday = [_intraday(values) for values in inputs[INTRADAY_STATE]]
     if len(times) == 1:  # the online path: one request
-        one = features_of_one({n: inputs[n][0] for n in STATE_COLUMNS}, _micros(times[0]), inputs["tx_amount"][0])
+        state = {n: inputs[n][0] for n in daily} | dict(zip(CUSTOMER_INTRADAY, intraday[0], strict=True))
+        one = features_of_one(state, _micros(times[0]), inputs["tx_amount"][0])
         return {name: [one[name]] for name in ON_DEMAND_FEATURES}
-    state = {name: np.asarray(inputs[name], dtype=np.float64) for name in STATE_COLUMNS}  # None becomes NaN
+    state = {name: np.asarray(inputs[name], dtype=np.float64) for name in daily}  # None becomes NaN
+    columns = np.array(intraday, dtype=np.float64).reshape(len(times), len(CUSTOMER_INTRADAY))
+    state |= {name: columns[:, i] for i, name in enumerate(CUSTOMER_INTRADAY)}
     micros = pd.to_datetime(pd.Series(times), utc=True).dt.as_unit("us").astype("int64").to_numpy()
     features = transaction_features(state, micros, inputs["tx_amount"])
     return {name: features[name].tolist() for name in ON_DEMAND_FEATURES}
+
+
+NO_INTRADAY = (None,) * len(CUSTOMER_INTRADAY)
+
+
+def _intraday(values: Any) -> Any:
+    """The stored list's values (`CUSTOMER_INTRADAY` order), None where there is none. Feast's schema inference (at
+    apply) hands the view a one-item sample list: a list of another length than the stored one's reads as none."""
+    return values if values is not None and len(values) == len(CUSTOMER_INTRADAY) else NO_INTRADAY
 
 
 def _micros(moment: Any) -> int:

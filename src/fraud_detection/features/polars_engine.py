@@ -12,8 +12,11 @@ import numpy as np
 import polars as pl
 
 from fraud_detection.features.definitions import (
+    CUSTOMER_INTRADAY,
     CUSTOMER_WINDOWS,
+    INTRADAY_STATE,
     MICROS_PER_DAY,
+    STATE_COLUMNS,
     TERMINAL_WINDOWS,
 )
 from fraud_detection.features.definitions import (
@@ -57,7 +60,7 @@ def transaction_features(transactions: pl.DataFrame, tables: StateTables) -> pl.
             maintain_order="left",
         )
     )
-    state = {name: joined[name].to_numpy() for name in joined.columns if name not in tx.columns}
+    state = {name: joined[name].to_numpy() for name in STATE_COLUMNS}
     features = compute_features(state, joined["tx_us"].to_numpy(), joined["tx_amount"].to_numpy())
     return joined.select(LABEL_COLUMNS).with_columns(pl.Series(k, v) for k, v in features.items())
 
@@ -128,6 +131,13 @@ def _customer_intraday(tx: pl.DataFrame) -> pl.DataFrame:
         pl.col("amount_at").alias("customer_today_amount_at"),
         pl.col("tx_datetime").dt.epoch("us").alias("customer_today_last_tx_us"),
     )
+
+
+def with_stored_intraday(tables: StateTables) -> StateTables:
+    """The state tables as the feature store's sources: the intraday values also as the one list the store holds
+    (`INTRADAY_STATE`), whichever engine computed them."""
+    stored = pl.concat_list([pl.col(name).cast(pl.Float64) for name in CUSTOMER_INTRADAY]).alias(INTRADAY_STATE)
+    return tables._replace(customer_intraday=tables.customer_intraday.with_columns(stored))
 
 
 def feature_matrix(features: pl.DataFrame, names: tuple[str, ...]) -> np.ndarray:

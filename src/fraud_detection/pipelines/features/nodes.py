@@ -12,14 +12,16 @@ ENGINES = ("polars", "spark")
 
 
 def compute_state_tables(transactions: pl.DataFrame, params: dict, spark_params: dict) -> StateTables:
-    """customer_daily, customer_intraday and terminal_daily with the engine `features.engine` names."""
-    engine = _engine(params)
-    if engine == "spark":
+    """customer_daily, customer_intraday and terminal_daily with the engine `features.engine` names, as the feature
+    store's sources."""
+    if _engine(params) == "spark":
         from fraud_detection.features import spark_engine
         from fraud_detection.spark import get_spark
 
-        return spark_engine.state_tables(get_spark(spark_params), transactions, int(params["label_delay_days"]))
-    return polars_engine.state_tables(transactions, int(params["label_delay_days"]))
+        tables = spark_engine.state_tables(get_spark(spark_params), transactions, int(params["label_delay_days"]))
+    else:
+        tables = polars_engine.state_tables(transactions, int(params["label_delay_days"]))
+    return polars_engine.with_stored_intraday(tables)
 
 
 def compute_transaction_features(
