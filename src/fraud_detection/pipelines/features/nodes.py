@@ -6,6 +6,7 @@ from __future__ import annotations
 import polars as pl
 
 from fraud_detection.features import polars_engine
+from fraud_detection.features.definitions import INTRADAY_STATE
 from fraud_detection.features.polars_engine import StateTables
 
 ENGINES = ("polars", "spark")
@@ -32,8 +33,10 @@ def compute_transaction_features(
     params: dict,
     spark_params: dict,
 ) -> pl.DataFrame:
-    """Every transaction with its labels and features (the definitions applied to the state tables)."""
-    tables = StateTables(*pl.collect_all([customer_daily, customer_intraday, terminal_daily]))
+    """Every transaction with its labels and features (the definitions applied to the state tables; the intraday
+    values from their five columns, the stored list left unread)."""
+    intraday = customer_intraday.drop(INTRADAY_STATE, strict=False)
+    tables = StateTables(*pl.collect_all([customer_daily, intraday, terminal_daily]))
     if _engine(params) == "spark":
         from fraud_detection.features import spark_engine
         from fraud_detection.spark import get_spark
