@@ -25,12 +25,13 @@ import numpy as np
 import polars as pl
 
 from bench.timing import median_seconds, save
-from fraud_detection import feature_store
-from fraud_detection.feature_repo.definitions import SOURCE_PATHS
+from fraud_detection.feature_store.dataset import apply_and_materialize, open_store, repo_config
+from fraud_detection.feature_store.definitions import SOURCE_PATHS
+from fraud_detection.feature_store.online import OnlineFeatures, day_start
 from fraud_detection.features import polars_engine
 from fraud_detection.features.definitions import INTRADAY_STATE, MICROS_PER_DAY, STATE_COLUMNS, transaction_features
-from fraud_detection.offline import disable_telemetry
 from fraud_detection.pipelines.training_set.nodes import build_training_set
+from fraud_detection.runtime.telemetry import disable_telemetry
 from fraud_detection.simulation import SimulationConfig, simulate_transactions
 
 DELAY = 7
@@ -65,15 +66,15 @@ def join_asof_baseline(tx: pl.DataFrame, tables: polars_engine.StateTables) -> p
 def online_latency(root: Path, online: str, tx: pl.DataFrame, calls: int) -> dict:
     config_online = {"type": "sqlite", "path": "data/bench/online.db"} if online == "sqlite" else {
         "type": "redis", "connection_string": "127.0.0.1:6379,db=0"}  # fmt: skip
-    config = feature_store.repo_config("data/bench/registry.db", config_online, {"type": "duckdb"}, str(root),
+    config = repo_config("data/bench/registry.db", config_online, {"type": "duckdb"}, str(root),
                                        project=f"bench_{online}")  # fmt: skip
-    store = feature_store.open_store(config)
+    store = open_store(config)
     last_day = tx["tx_datetime"].dt.epoch("us").max() // MICROS_PER_DAY
-    feature_store.apply_and_materialize(store, feature_store.day_start(last_day + 1))
-    online_features = feature_store.OnlineFeatures(store, "fraud_model_v1")
+    apply_and_materialize(store, day_start(last_day + 1))
+    online_features = OnlineFeatures(store, "fraud_model_v1")
     rng = np.random.default_rng(0)
     customers, terminals = rng.integers(0, 5000, calls), rng.integers(0, 10_000, calls)
-    moment = feature_store.day_start(last_day + 1) + timedelta(hours=12)
+    moment = day_start(last_day + 1) + timedelta(hours=12)
     for i in range(200):  # warm-up
         online_features.vector(int(customers[i]), int(terminals[i]), moment, 50.0)
     times = []
@@ -89,7 +90,7 @@ def online_latency(root: Path, online: str, tx: pl.DataFrame, calls: int) -> dic
 
 def spark_figures(tx: pl.DataFrame) -> dict:
     from fraud_detection.features import spark_engine
-    from fraud_detection.spark import get_spark
+    from fraud_detection.runtime.spark import get_spark
 
     spark = get_spark({"master": "local[*]", "conf": {"spark.sql.shuffle.partitions": 8, "spark.driver.memory": "4g"}})
     start = time.perf_counter()
@@ -118,9 +119,9 @@ def main(runs: int, calls: int, spark: bool) -> None:
         cwd = os.getcwd()
         os.chdir(root)  # Feast's duckdb store reads relative source paths from the working directory
         try:
-            store = feature_store.open_store(feature_store.repo_config("data/registry.db", {
+            store = open_store(repo_config("data/registry.db", {
                 "type": "sqlite", "path": "data/online.db"}, {"type": "duckdb"}, str(root)))  # fmt: skip
-            feature_store.apply_and_materialize(store, datetime(2018, 4, 2, tzinfo=UTC))
+            apply_and_materialize(store, datetime(2018, 4, 2, tzinfo=UTC))
             feast_s, feast_runs = median_seconds(
                 lambda: build_training_set(store, tx, {"feature_service": "fraud_model_v1"}), runs)  # fmt: skip
             asof_s, asof_runs = median_seconds(lambda: join_asof_baseline(tx, tables), runs)

@@ -28,12 +28,12 @@ import yaml
 
 from bench.timing import save
 from fraud_detection.datasets import FileHashDataset, JSONDataset
-from fraud_detection.offline import disable_telemetry
 from fraud_detection.pipelines.register.nodes import gate_window, register_and_gate, version_lineage
+from fraud_detection.registry.candidate import Candidate, CandidateDataset
 from fraud_detection.registry.gate import GateParams
 from fraud_detection.registry.promotion import gate_decision
 from fraud_detection.registry.registry import RegistryAddress
-from fraud_detection.tracking.candidate import Candidate, CandidateDataset
+from fraud_detection.runtime.telemetry import disable_telemetry
 
 ROOT = Path(__file__).resolve().parents[1]
 CANDIDATE = ROOT / "data" / "06_models" / "candidate"

@@ -33,10 +33,10 @@ from fraud_detection.models.network import FeedForward
 from fraud_detection.models.preprocessing import Standardizer
 from fraud_detection.models.system import FraudClassifier
 from fraud_detection.models.training import TrainConfig
-from fraud_detection.offline import disable_telemetry
 from fraud_detection.pipelines.evaluate.nodes import backtest, backtest_metrics, backtest_plots
 from fraud_detection.pipelines.train.nodes import train_candidate
-from fraud_detection.tracking.candidate import CandidateDataset
+from fraud_detection.registry.candidate import CandidateDataset
+from fraud_detection.runtime.telemetry import disable_telemetry
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAINING_SET = ROOT / "data" / "05_model_input" / "training_set.parquet"

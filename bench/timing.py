@@ -47,8 +47,8 @@ def default_project() -> tuple[dict, object]:
 
     import yaml
 
-    from fraud_detection.offline import disable_telemetry
     from fraud_detection.registry.registry import RegistryAddress
+    from fraud_detection.runtime.telemetry import disable_telemetry
 
     root = RESULTS.parents[1]
     disable_telemetry()

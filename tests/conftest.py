@@ -18,10 +18,10 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 from fraud_detection.features import polars_engine
-from fraud_detection.offline import disable_telemetry
+from fraud_detection.runtime.spark import get_spark
+from fraud_detection.runtime.telemetry import disable_telemetry
 from fraud_detection.settings import CONFIG_LOADER_ARGS
 from fraud_detection.simulation import SimulationConfig, simulate_transactions
-from fraud_detection.spark import get_spark
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # A small local session for the `spark` tests; loopback only.

@@ -375,7 +375,7 @@ def test_the_service_degrades_when_its_redis_online_store_is_stopped_and_recover
     conf = project / "conf" / "redis_ci"
     conf.mkdir(exist_ok=True)
     (conf / "catalog.yml").write_text(yaml.safe_dump({"feature_store": {
-        "type": "fraud_detection.feature_store.FeatureStoreDataset",
+        "type": "fraud_detection.feature_store.dataset.FeatureStoreDataset",
         "registry": "data/05_feature_store/redis_ci/registry.db",
         "online_store": {"type": "redis", "connection_string": f"127.0.0.1:{port},db=0"},
         "offline_store": {"type": "duckdb"}}}))  # fmt: skip

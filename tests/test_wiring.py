@@ -14,11 +14,11 @@ import yaml
 from kedro.framework.project import configure_project, pipelines
 from kedro.pipeline import Pipeline
 
-from fraud_detection.feature_repo.definitions import SOURCE_PATHS
+from fraud_detection.feature_store.definitions import SOURCE_PATHS
 from tests.conftest import PROJECT_ROOT
 
 CODE_PREFIX = "src/"
-FEATURE_STORE = "fraud_detection.feature_store.FeatureStoreDataset"
+FEATURE_STORE = "fraud_detection.feature_store.dataset.FeatureStoreDataset"
 NOTEBOOK_PREFIX = "notebook_"
 
 
@@ -122,7 +122,7 @@ def test_every_notebook_has_its_stage() -> None:
 def test_notebook_stage_runs_its_notebook_with_its_params(name: str, params: dict) -> None:
     stage = _notebook_stages()[name]
     assert stage["cmd"] == f"fraud-detection notebook {name}"
-    assert {f"notebooks/{name}.ipynb", "src/fraud_detection/notebooks.py"} <= _paths(stage["deps"])
+    assert {f"notebooks/{name}.ipynb", "src/fraud_detection/reporting"} <= _paths(stage["deps"])
     assert _paths(stage.get("outs")) == {f"reports/notebooks/{name}.ipynb", f"reports/notebooks/{name}.html"}
     assert name in params.get("notebooks", {}), f"params.yaml needs notebooks.{name}"
     assert {f"notebooks.{name}", "notebooks.cell_timeout_s"} <= set(stage.get("params") or [])

@@ -26,7 +26,7 @@ from typing import Any
 
 import click
 
-from fraud_detection.offline import disable_telemetry
+from fraud_detection.runtime.telemetry import disable_telemetry
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -43,10 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("kedro").setLevel(logging.WARNING)  # stdout is the command's output (`--json | jq`)
     args = _parser().parse_args(argv)
     from fraud_detection.monitoring.actions import ActionFailed
-    from fraud_detection.notebooks import NotebookError, NotebookFailed
-    from fraud_detection.project import NotInProject
     from fraud_detection.registry.locks import LockTimeout
     from fraud_detection.registry.registry import RegistryError, RegistryUnreachable
+    from fraud_detection.reporting.notebooks import NotebookError, NotebookFailed
+    from fraud_detection.runtime.project import NotInProject
 
     try:
         args.command(args)
@@ -187,8 +187,8 @@ def _build_bento(args: argparse.Namespace) -> None:
 
 def _notebook(args: argparse.Namespace) -> None:
     """Execute notebooks/NAME.ipynb with params.yaml `notebooks.NAME` (the DVC stage `notebook_NAME`)."""
-    from fraud_detection.notebooks import run_notebook, stage_settings
-    from fraud_detection.project import project_params, project_root
+    from fraud_detection.reporting.notebooks import run_notebook, stage_settings
+    from fraud_detection.runtime.project import project_params, project_root
 
     root = project_root()
     parameters, timeout = stage_settings(args.name, project_params())
@@ -212,7 +212,7 @@ def _monitor_act(args: argparse.Namespace) -> None:
 
 def _monitor_run(args: argparse.Namespace) -> None:
     from fraud_detection.monitoring.actions import monitor_again
-    from fraud_detection.project import project_root
+    from fraud_detection.runtime.project import project_root
 
     report = project_root() / "reports" / "monitoring.json"
     before = report.stat().st_mtime_ns if report.exists() else None
@@ -227,7 +227,7 @@ def _monitor_run(args: argparse.Namespace) -> None:
 
 # -- the project's configuration, read the way `kedro run` reads it
 def _context(env: str | None) -> Any:
-    from fraud_detection.project import project_context
+    from fraud_detection.runtime.project import project_context
 
     return project_context(env)
 

@@ -2,7 +2,7 @@
 
 from kedro.config import OmegaConfigLoader
 
-from fraud_detection.offline import disable_telemetry
+from fraud_detection.runtime.telemetry import disable_telemetry
 
 disable_telemetry()
 

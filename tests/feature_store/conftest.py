@@ -9,8 +9,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from fraud_detection import feature_store
-from fraud_detection.feature_repo.definitions import SOURCE_PATHS
+from fraud_detection.feature_store import dataset
+from fraud_detection.feature_store.dataset import repo_config
+from fraud_detection.feature_store.definitions import SOURCE_PATHS
 from fraud_detection.features import polars_engine
 from fraud_detection.simulation import SimulationConfig, simulate_transactions
 
@@ -44,8 +45,8 @@ def open_store(root: Path, online: str, project: str | None = None):
     """A store over `root`'s tables, online in SQLite (a fresh file) or Redis (a fresh project namespace)."""
     name = project or f"fd_{uuid.uuid4().hex[:8]}"
     online_store = {"type": "sqlite", "path": f"data/{name}/online.db"} if online == "sqlite" else REDIS
-    config = feature_store.repo_config(f"data/{name}/registry.db", online_store, {"type": "duckdb"}, str(root), name)
-    return feature_store.open_store(config)
+    config = repo_config(f"data/{name}/registry.db", online_store, {"type": "duckdb"}, str(root), name)
+    return dataset.open_store(config)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])

@@ -11,8 +11,17 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 from feast.protos.feast.types.Value_pb2 import Value
 
-from fraud_detection import feature_store, online_rows
-from fraud_detection.feature_repo import PUSH_SOURCES
+from fraud_detection.feature_store import feast_adapter
+from fraud_detection.feature_store.dataset import apply_and_materialize
+from fraud_detection.feature_store.definitions import PUSH_SOURCES
+from fraud_detection.feature_store.feast_adapter import (
+    TRIGGER_EVENTS,
+    decoded_value,
+    encoded_value,
+    prepare_sqlite,
+    table_names,
+)
+from fraud_detection.feature_store.online import DAILY_VIEWS, OnlineFeatures, OnlineUpdaterSink
 from fraud_detection.features.definitions import (
     CUSTOMER_DAILY,
     INTRADAY_STATE,
@@ -20,7 +29,6 @@ from fraud_detection.features.definitions import (
     epoch_micros,
     pack_intraday,
 )
-from fraud_detection.online_rows import TRIGGER_EVENTS, decoded_value, encoded_value, prepare_sqlite, table_names
 from tests.feature_store.conftest import open_store
 
 END = datetime(2018, 5, 10, tzinfo=UTC)
@@ -63,9 +71,9 @@ def test_event_times_are_stored_as_feasts_datetime_adapter_stores_them(monkeypat
     moments = [END, END + timedelta(microseconds=999_999), END - timedelta(microseconds=1), END.replace(year=1970)]
     moments += [END + timedelta(microseconds=rng.randrange(10**14)) for _ in range(1_000)]
     for local_time_is_utc in (True, False):  # the fast path, and Feast's own conversion wherever local time is not UTC
-        monkeypatch.setattr(online_rows, "LOCAL_TIME_IS_UTC", local_time_is_utc)
+        monkeypatch.setattr(feast_adapter, "LOCAL_TIME_IS_UTC", local_time_is_utc)
         for moment in moments:
-            assert online_rows.feast_event_ts(epoch_micros(moment)) == adapt_datetime_epoch(to_naive_utc(moment))
+            assert feast_adapter.feast_event_ts(epoch_micros(moment)) == adapt_datetime_epoch(to_naive_utc(moment))
 
 
 def _rows(store, view: str) -> list[tuple]:
@@ -84,14 +92,14 @@ def test_the_writer_leaves_the_rows_feasts_own_writer_leaves(feature_root, monke
             for c in CUSTOMERS}  # fmt: skip
     ours, feasts = open_store(feature_root, "sqlite"), open_store(feature_root, "sqlite")
     for store in (ours, feasts):
-        feature_store.apply_and_materialize(store, END)
-    feature_store.OnlineUpdaterSink(ours).intraday(rows)
+        apply_and_materialize(store, END)
+    OnlineUpdaterSink(ours).intraday(rows)
     feasts.write_to_online_store("customer_intraday", pd.DataFrame(
         [{"customer_id": c, "event_timestamp": stamp, INTRADAY_STATE: pack_intraday(row)}
          for c, row in rows.items()]))  # fmt: skip
     assert _rows(ours, "customer_intraday") == _rows(feasts, "customer_intraday")
     assert {len(row) for row in _rows(ours, "customer_intraday")} == {7}, "one row a customer"
-    back = feature_store.OnlineFeatures(ours, "fraud_model_v1").read({"customer_intraday": CUSTOMERS})
+    back = OnlineFeatures(ours, "fraud_model_v1").read({"customer_intraday": CUSTOMERS})
     assert back["customer_intraday"] == list(rows.values()), "read back as the five values, exactly"
 
 
@@ -99,17 +107,17 @@ def test_rows_of_features_a_view_no_longer_has_are_deleted_at_apply(feature_root
     """The intraday view once held five features: a store from then keeps their rows, until the next apply."""
     monkeypatch.chdir(feature_root)
     store = open_store(feature_root, "sqlite")
-    feature_store.apply_and_materialize(store, END)
+    apply_and_materialize(store, END)
     [table] = table_names(store, [store.get_feature_view("customer_intraday")]).values()
     with sqlite3.connect(store.config.online_store.path) as connection:
         connection.execute(f'INSERT INTO "{table}" (entity_key, feature_name, value) '
                            f"SELECT entity_key, 'customer_today_nb_tx_at', value FROM \"{table}\"")  # fmt: skip
-    feature_store.apply_and_materialize(store, END)
+    apply_and_materialize(store, END)
     assert {row[1] for row in _rows(store, "customer_intraday")} == {INTRADAY_STATE}
 
 
 def _reader(store, cache_entries: int = 10_000):
-    online = feature_store.OnlineFeatures(store, "fraud_model_v1", feature_store.DAILY_VIEWS, cache_entries)
+    online = OnlineFeatures(store, "fraud_model_v1", DAILY_VIEWS, cache_entries)
     queries: list[str] = []
     online._reader._connect().set_trace_callback(queries.append)
     return online, queries
@@ -136,7 +144,7 @@ def _push_daily(store, view: str, entities: list[int], moment: datetime, value: 
 
 def test_cached_daily_rows_are_read_once_and_follow_every_write(sqlite_store) -> None:
     store = sqlite_store
-    feature_store.apply_and_materialize(store, END)
+    apply_and_materialize(store, END)
     online, queries = _reader(store)
     first = _read(online)
     assert _daily_queries(queries), "the first read goes to the store"
@@ -151,8 +159,8 @@ def test_cached_daily_rows_are_read_once_and_follow_every_write(sqlite_store) ->
     assert after_push["customer_daily"] == first["customer_daily"]
 
     queries.clear()
-    feature_store.apply_and_materialize(store, END + timedelta(days=2))  # a later day materialized
-    fresh = feature_store.OnlineFeatures(store, "fraud_model_v1")  # no cache: the reference
+    apply_and_materialize(store, END + timedelta(days=2))  # a later day materialized
+    fresh = OnlineFeatures(store, "fraud_model_v1")  # no cache: the reference
     assert _read(online) == _read(fresh)
     assert _read(online)["customer_daily"] != first["customer_daily"], "the materialization changed the values"
 
@@ -160,7 +168,7 @@ def test_cached_daily_rows_are_read_once_and_follow_every_write(sqlite_store) ->
 def test_without_its_triggers_a_view_is_read_from_the_store_every_time(sqlite_store) -> None:
     """Feast drops a table (and its triggers) when a view's definition changes: nothing stale is served then."""
     store = sqlite_store
-    feature_store.apply_and_materialize(store, END)
+    apply_and_materialize(store, END)
     online, queries = _reader(store)
     _read(online)
     [table] = table_names(store, [store.get_feature_view("customer_daily")]).values()
@@ -180,9 +188,9 @@ def test_without_its_triggers_a_view_is_read_from_the_store_every_time(sqlite_st
 
 def test_a_full_cache_starts_again_and_stays_right(sqlite_store) -> None:
     store = sqlite_store
-    feature_store.apply_and_materialize(store, END)
+    apply_and_materialize(store, END)
     online, _ = _reader(store, cache_entries=10)
-    reference = feature_store.OnlineFeatures(store, "fraud_model_v1")
+    reference = OnlineFeatures(store, "fraud_model_v1")
     for _ in range(3):
         assert _read(online) == _read(reference)
     assert len(online._reader._cache["terminal_daily"]) <= 10
@@ -190,7 +198,7 @@ def test_a_full_cache_starts_again_and_stays_right(sqlite_store) -> None:
 
 def test_unknown_entities_are_cached_as_unknown_until_written(sqlite_store) -> None:
     store, missing = sqlite_store, 10**9
-    feature_store.apply_and_materialize(store, END)
+    apply_and_materialize(store, END)
     online, queries = _reader(store)
     terminals = [*TERMINALS, missing]
     assert set(online.read({"terminal_daily": terminals})["terminal_daily"][-1].values()) == {None}
@@ -204,7 +212,7 @@ def test_unknown_entities_are_cached_as_unknown_until_written(sqlite_store) -> N
 def test_a_read_of_a_few_entities_goes_to_the_store(sqlite_store) -> None:
     """One transaction's read (`/predict`): checking the counters would cost more than the rows."""
     store = sqlite_store
-    feature_store.apply_and_materialize(store, END)
+    apply_and_materialize(store, END)
     online, queries = _reader(store)
     for _ in range(2):
         queries.clear()
@@ -215,7 +223,7 @@ def test_a_read_of_a_few_entities_goes_to_the_store(sqlite_store) -> None:
 def test_a_store_locked_at_start_is_served_uncached(sqlite_store) -> None:
     """The counters cannot be installed while another process holds the store: no error, every read goes to it."""
     store = sqlite_store
-    feature_store.apply_and_materialize(store, END)
+    apply_and_materialize(store, END)
     [table] = table_names(store, [store.get_feature_view("terminal_daily")]).values()
     with sqlite3.connect(store.config.online_store.path) as connection:
         for event in TRIGGER_EVENTS:
@@ -223,12 +231,12 @@ def test_a_store_locked_at_start_is_served_uncached(sqlite_store) -> None:
     lock = sqlite3.connect(store.config.online_store.path, timeout=0)
     lock.execute("BEGIN EXCLUSIVE")
     try:
-        prepare_sqlite(store, feature_store.DAILY_VIEWS, timeout_s=0.1)
+        prepare_sqlite(store, DAILY_VIEWS, timeout_s=0.1)
     finally:
         lock.rollback()
         lock.close()
     online, queries = _reader(store)
     for _ in range(2):
         queries.clear()
-        assert _read(online) == _read(feature_store.OnlineFeatures(store, "fraud_model_v1"))
+        assert _read(online) == _read(OnlineFeatures(store, "fraud_model_v1"))
         assert _daily_queries(queries)

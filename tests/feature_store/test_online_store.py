@@ -10,8 +10,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from fraud_detection import feature_store
-from fraud_detection.feature_repo import PUSH_SOURCES
+from fraud_detection.feature_store import dataset
+from fraud_detection.feature_store.dataset import apply_and_materialize, repo_config
+from fraud_detection.feature_store.definitions import PUSH_SOURCES
+from fraud_detection.feature_store.online import OnlineFeatures, OnlineStoreUnavailable, OnlineUpdaterSink
 from fraud_detection.features.definitions import (
     CUSTOMER_DAILY,
     CUSTOMER_INTRADAY,
@@ -20,8 +22,8 @@ from fraud_detection.features.definitions import (
     TERMINAL_DAILY,
 )
 from fraud_detection.features.online import OnlineFeatureUpdater
-from fraud_detection.features.replay import replay
 from tests.feature_store.conftest import LABEL_DELAY_DAYS, open_store
+from tests.features.replay import replay
 
 END = datetime(2018, 5, 10, tzinfo=UTC)
 MOMENT = datetime(2018, 5, 10, 12, tzinfo=UTC)
@@ -45,16 +47,16 @@ def _frame(view: str, rows: list) -> pd.DataFrame:
 
 
 def test_materialize_twice_leaves_the_same_state(store) -> None:
-    feature_store.apply_and_materialize(store, END)
+    apply_and_materialize(store, END)
     before = _online_state(store, range(300), range(600))
-    feature_store.apply_and_materialize(store, END)
+    apply_and_materialize(store, END)
     assert _online_state(store, range(300), range(600)) == before
     assert before["customers"]["customer_nb_tx_prev_30d"].count(None) < 300, "values were materialized"
 
 
 def test_materialize_is_incremental(store) -> None:
-    feature_store.apply_and_materialize(store, END)
-    feature_store.apply_and_materialize(store, datetime(2018, 5, 12, tzinfo=UTC))
+    apply_and_materialize(store, END)
+    apply_and_materialize(store, datetime(2018, 5, 12, tzinfo=UTC))
     intervals = store.get_feature_view("customer_daily").materialization_intervals
     assert [(start.date().isoformat(), end.date().isoformat()) for start, end in intervals] == [
         ("2018-05-09", "2018-05-10"),
@@ -63,11 +65,11 @@ def test_materialize_is_incremental(store) -> None:
 
 
 def test_replaying_twice_leaves_the_same_state(store, transactions) -> None:
-    feature_store.apply_and_materialize(store, END)
+    apply_and_materialize(store, END)
     window = transactions.filter(transactions["tx_datetime"] < datetime(2018, 5, 11, tzinfo=UTC))
 
     def replay_into_store() -> dict:
-        sink = feature_store.OnlineUpdaterSink(store)
+        sink = OnlineUpdaterSink(store)
         replay(
             window,
             OnlineFeatureUpdater(LABEL_DELAY_DAYS),
@@ -85,23 +87,23 @@ def test_replaying_twice_leaves_the_same_state(store, transactions) -> None:
 
 def test_a_missing_sqlite_file_is_a_typed_error(sqlite_store) -> None:
     store = sqlite_store
-    feature_store.apply_and_materialize(store, END)
+    apply_and_materialize(store, END)
     Path(store.config.online_store.path).unlink()
-    online = feature_store.OnlineFeatures(store, "fraud_model_v1")
-    with pytest.raises(feature_store.OnlineStoreUnavailable, match=r"online\.db is missing"):
+    online = OnlineFeatures(store, "fraud_model_v1")
+    with pytest.raises(OnlineStoreUnavailable, match=r"online\.db is missing"):
         online.vector(1, 1, MOMENT, 10.0)
-    with pytest.raises(feature_store.OnlineStoreUnavailable, match=r"online\.db is missing"):
-        feature_store.OnlineUpdaterSink(store).transaction(1, 0, dict.fromkeys(CUSTOMER_INTRADAY, 0))
+    with pytest.raises(OnlineStoreUnavailable, match=r"online\.db is missing"):
+        OnlineUpdaterSink(store).transaction(1, 0, dict.fromkeys(CUSTOMER_INTRADAY, 0))
 
 
 def test_a_locked_sqlite_file_is_a_typed_error(sqlite_store) -> None:
     store = sqlite_store
-    feature_store.apply_and_materialize(store, END)
-    sink = feature_store.OnlineUpdaterSink(store)
+    apply_and_materialize(store, END)
+    sink = OnlineUpdaterSink(store)
     lock = sqlite3.connect(store.config.online_store.path, timeout=0)
     lock.execute("BEGIN EXCLUSIVE")
     try:
-        with pytest.raises(feature_store.OnlineStoreUnavailable, match="unwritable"):
+        with pytest.raises(OnlineStoreUnavailable, match="unwritable"):
             sink.transaction(1, int(MOMENT.timestamp()) * 1_000_000, dict.fromkeys(CUSTOMER_INTRADAY, 0))
     finally:
         lock.rollback()
@@ -112,14 +114,14 @@ def test_a_locked_sqlite_file_is_a_typed_error(sqlite_store) -> None:
 def test_redis_down_is_a_typed_error(feature_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(feature_root)
     healthy = open_store(feature_root, "sqlite")
-    feature_store.apply_and_materialize(healthy, END)
+    apply_and_materialize(healthy, END)
     dead_redis = {"type": "redis", "connection_string": "127.0.0.1:6399,db=0"}  # nothing listens there
-    config = feature_store.repo_config(
+    config = repo_config(
         healthy.config.registry.path, dead_redis, {"type": "duckdb"}, str(feature_root), healthy.config.project
     )
-    down = feature_store.open_store(config)
-    online = feature_store.OnlineFeatures(down, "fraud_model_v1")
-    with pytest.raises(feature_store.OnlineStoreUnavailable):
+    down = dataset.open_store(config)
+    online = OnlineFeatures(down, "fraud_model_v1")
+    with pytest.raises(OnlineStoreUnavailable):
         online.vector(1, 1, MOMENT, 10.0)
 
 
@@ -135,8 +137,8 @@ def test_the_sink_writes_what_feasts_push_sources_write(
     states = []
     for writer in ("sink", "push"):
         store = open_store(feature_root, online)
-        feature_store.apply_and_materialize(store, datetime(2018, 4, 1, tzinfo=UTC))
-        sink = feature_store.OnlineUpdaterSink(store)
+        apply_and_materialize(store, datetime(2018, 4, 1, tzinfo=UTC))
+        sink = OnlineUpdaterSink(store)
         if writer == "push":
             monkeypatch.setattr(
                 sink, "write", lambda view, rows, s=store: s.push(PUSH_SOURCES[view], _frame(view, rows))

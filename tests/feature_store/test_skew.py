@@ -9,12 +9,13 @@ import numpy as np
 import polars as pl
 import pytest
 
-from fraud_detection import feature_store
+from fraud_detection.feature_store.dataset import apply_and_materialize
+from fraud_detection.feature_store.online import OnlineFeatures, OnlineUpdaterSink, day_start
 from fraud_detection.features.definitions import FEATURES, MICROS_PER_DAY
 from fraud_detection.features.online import OnlineFeatureUpdater
-from fraud_detection.features.replay import replay
 from fraud_detection.pipelines.training_set.nodes import build_training_set
 from tests.feature_store.conftest import LABEL_DELAY_DAYS
+from tests.features.replay import replay
 
 REPLAY_DAYS = 2
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -32,7 +33,7 @@ def _assert_same_features(got: pl.DataFrame, expected: pl.DataFrame) -> None:
 
 
 def test_feast_training_set_equals_the_batch_features(store, transactions, offline_features) -> None:
-    feature_store.apply_and_materialize(store, datetime(2018, 4, 2, tzinfo=UTC))
+    apply_and_materialize(store, datetime(2018, 4, 2, tzinfo=UTC))
     training_set = build_training_set(store, transactions, {"feature_service": "fraud_model_v1"})
     assert training_set.height == transactions.height
     _assert_same_features(training_set, offline_features)
@@ -42,9 +43,9 @@ def test_online_replay_matches_the_training_set(store, transactions, offline_fea
     """Materialize up to the start of the replay, then score and push the last days one transaction at a time."""
     last_day = transactions["tx_datetime"].dt.epoch("us").max() // MICROS_PER_DAY
     first_replayed = last_day - REPLAY_DAYS + 1
-    feature_store.apply_and_materialize(store, feature_store.day_start(first_replayed))
-    online = feature_store.OnlineFeatures(store, "fraud_model_v1")
-    sink = feature_store.OnlineUpdaterSink(store)
+    apply_and_materialize(store, day_start(first_replayed))
+    online = OnlineFeatures(store, "fraud_model_v1")
+    sink = OnlineUpdaterSink(store)
     served: list[dict] = []
 
     def replayed(event: dict) -> bool:
@@ -76,8 +77,8 @@ def test_online_replay_matches_the_training_set(store, transactions, offline_fea
 
 @pytest.mark.parametrize("customer_id, terminal_id", [(10**9, 10**9), (10**9, 1), (1, 10**9)])
 def test_unknown_entities_get_the_documented_defaults(store, customer_id: int, terminal_id: int) -> None:
-    feature_store.apply_and_materialize(store, datetime(2018, 5, 1, tzinfo=UTC))
-    vector = feature_store.OnlineFeatures(store, "fraud_model_v1").vector(
+    apply_and_materialize(store, datetime(2018, 5, 1, tzinfo=UTC))
+    vector = OnlineFeatures(store, "fraud_model_v1").vector(
         customer_id, terminal_id, datetime(2018, 5, 1, 3, tzinfo=UTC), 42.0
     )
     assert vector["tx_amount"] == 42.0 and vector["tx_during_night"] == 1
@@ -93,8 +94,8 @@ def test_direct_online_read_equals_feasts_get_online_features(store, hours_after
     """`vector` (direct reads of the service's views) and Feast's generic path give the same vectors, for known
     and unknown entities, fresh and stale (older than the views' TTL) values."""
     end = datetime(2018, 5, 1, tzinfo=UTC)
-    feature_store.apply_and_materialize(store, end)
-    online = feature_store.OnlineFeatures(store, "fraud_model_v1")
+    apply_and_materialize(store, end)
+    online = OnlineFeatures(store, "fraud_model_v1")
     moment = end + timedelta(hours=hours_after)
     for customer_id, terminal_id in [(c, (7 * c) % 650) for c in range(0, 320, 3)]:
         fast = online.vector(customer_id, terminal_id, moment, 25.0)

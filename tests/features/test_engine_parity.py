@@ -14,8 +14,8 @@ from fraud_detection.features import polars_engine, spark_engine
 from fraud_detection.features.definitions import FEATURES, STATE_COLUMNS, transaction_features
 from fraud_detection.features.online import OnlineFeatureUpdater
 from fraud_detection.features.polars_engine import StateTables
-from fraud_detection.features.replay import Event, replay
 from fraud_detection.simulation import SimulationConfig, simulate_transactions
+from tests.features.replay import Event, replay
 
 LABEL_DELAY_DAYS = 7
 TOLERANCE = {"rel_tol": 1e-9, "abs_tol": 1e-9}

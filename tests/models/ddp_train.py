@@ -15,9 +15,9 @@ from pathlib import Path
 import polars as pl
 import torch
 
-from fraud_detection.offline import disable_telemetry
 from fraud_detection.pipelines.train.nodes import train_candidate
-from fraud_detection.tracking.candidate import CandidateDataset
+from fraud_detection.registry.candidate import CandidateDataset
+from fraud_detection.runtime.telemetry import disable_telemetry
 
 
 def main(workdir: Path) -> None:

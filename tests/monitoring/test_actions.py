@@ -7,9 +7,9 @@ import pytest
 
 from fraud_detection.monitoring.actions import AFTER_ROLLBACK, RETRAIN, ActionFailed, act, monitor_again
 from fraud_detection.pipelines.train.nodes import train_candidate
+from fraud_detection.registry.candidate import CandidateDataset
 from fraud_detection.registry.promotion import force_promote
 from fraud_detection.registry.registry import RegistryAddress, RegistryError
-from fraud_detection.tracking.candidate import CandidateDataset
 
 
 @pytest.fixture

@@ -19,10 +19,10 @@ from fraud_detection.pipelines.monitor.nodes import (
     monitored_models,
 )
 from fraud_detection.pipelines.train.nodes import train_candidate
+from fraud_detection.registry.candidate import CandidateDataset
 from fraud_detection.registry.promotion import force_promote
 from fraud_detection.registry.registry import RegistryAddress
 from fraud_detection.simulation import SimulationConfig, simulate_transactions
-from fraud_detection.tracking.candidate import CandidateDataset
 
 MODEL = "fraud-detector"
 DAYS = 90  # the reference window (28 days before a 7-day holdout and the label delay) starts past the 37-day

@@ -10,9 +10,9 @@ import pytest
 
 from fraud_detection.evaluation.protocol import labelled_window
 from fraud_detection.pipelines.train.nodes import train_candidate
+from fraud_detection.registry.candidate import CandidateDataset
 from fraud_detection.registry.gate import GateParams
 from fraud_detection.registry.registry import ModelRegistry, RegistryAddress
-from fraud_detection.tracking.candidate import CandidateDataset
 
 LENIENT = GateParams(
     min_auc_roc=0.5,

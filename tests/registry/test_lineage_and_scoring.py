@@ -12,9 +12,8 @@ from fraud_detection.evaluation.protocol import labelled_window
 from fraud_detection.features.definitions import FEATURES
 from fraud_detection.features.matrix import feature_matrix
 from fraud_detection.pipelines.train.nodes import train_candidate
-from fraud_detection.registry.lineage import as_tags, feature_schema, library_versions
+from fraud_detection.registry.lineage import as_tags, feature_schema, folder_bytes, library_versions
 from fraud_detection.registry.scoring import window_figures
-from fraud_detection.tracking.lineage import folder_bytes
 
 
 def test_the_feature_schema_has_every_feature_in_order_with_its_range(small_training_set: pl.DataFrame) -> None:

@@ -22,10 +22,10 @@ import pytest
 
 from fraud_detection.features.definitions import FEATURES
 from fraud_detection.pipelines.train.nodes import train_candidate
+from fraud_detection.registry.candidate import CandidateDataset
 from fraud_detection.registry.gate import CHAMPION
 from fraud_detection.registry.promotion import force_promote, load_predict, promote_gated
 from fraud_detection.registry.registry import GATE, ROLLBACK, RegistryAddress
-from fraud_detection.tracking.candidate import CandidateDataset
 from tests.registry.conftest import LENIENT, Store
 from tests.registry.test_registry import _promote_many
 

@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 
 from fraud_detection.pipelines.train.nodes import train_candidate
+from fraud_detection.registry.candidate import CandidateDataset
 from fraud_detection.registry.versions import find_version, register_candidate
-from fraud_detection.tracking.candidate import CandidateDataset
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,9 @@ import pytest
 from tests.conftest import PROJECT_ROOT
 from tests.feature_store.conftest import LABEL_DELAY_DAYS, feature_root, offline_features, transactions
 
-from fraud_detection import feature_store
-from fraud_detection.feature_repo.definitions import SOURCE_PATHS
+from fraud_detection.feature_store.dataset import FeatureStoreDataset, apply_and_materialize
+from fraud_detection.feature_store.definitions import SOURCE_PATHS
+from fraud_detection.feature_store.online import day_start
 from fraud_detection.features import polars_engine
 from fraud_detection.features.definitions import MICROS_PER_DAY
 
@@ -53,9 +54,9 @@ def serving_project(
     tmp_path_factory, transactions: pl.DataFrame, small_training_set, small_train_params
 ) -> ServingProject:
     from fraud_detection.pipelines.train.nodes import train_candidate
+    from fraud_detection.registry.candidate import CandidateDataset
     from fraud_detection.registry.promotion import force_promote
     from fraud_detection.registry.registry import RegistryAddress
-    from fraud_detection.tracking.candidate import CandidateDataset
 
     root = tmp_path_factory.mktemp("serving_project")
     for name in ("pyproject.toml", "params.yaml", ".telemetry"):
@@ -69,12 +70,12 @@ def serving_project(
     last_day = transactions["tx_datetime"].dt.epoch("us").max() // MICROS_PER_DAY
     project = ServingProject(root, last_day, champion=1, challenger=2)
     with project.inside():
-        store = feature_store.FeatureStoreDataset(
+        store = FeatureStoreDataset(
             "data/05_feature_store/registry.db",
             {"type": "sqlite", "path": "data/05_feature_store/online.db"},
             {"type": "duckdb"},
         ).load()  # fmt: skip (the catalog's entry)
-        feature_store.apply_and_materialize(store, feature_store.day_start(last_day))
+        apply_and_materialize(store, day_start(last_day))
         uri = f"sqlite:///{root / 'data/mlflow/mlflow.db'}"
         registry = RegistryAddress(uri, str(root / "data/mlflow/registry.lock")).open(MODEL, create=True)
         for seed in (0, 1):

@@ -13,7 +13,9 @@ import polars as pl
 import pytest
 from tests.feature_store.conftest import open_store
 
-from fraud_detection import feature_store
+from fraud_detection.feature_store import dataset
+from fraud_detection.feature_store.dataset import apply_and_materialize
+from fraud_detection.feature_store.online import OnlineFeatures, OnlineStoreUnavailable, day_start
 from fraud_detection.features.definitions import FEATURES, MICROS_PER_DAY
 from fraud_detection.pipelines.train.nodes import train_candidate
 from fraud_detection.serving.decision import FallbackRules, Thresholds
@@ -44,14 +46,14 @@ def store(feature_root, monkeypatch: pytest.MonkeyPatch, last_day: int):
     """Materialized up to the start of the last simulated day: that day is served one transaction at a time."""
     monkeypatch.chdir(feature_root)
     opened = open_store(feature_root, "sqlite")
-    feature_store.apply_and_materialize(opened, feature_store.day_start(last_day))
+    apply_and_materialize(opened, day_start(last_day))
     return opened
 
 
 def _detector(store, models: dict[str, ServedModel], tmp_path, variants: dict | None = None) -> FraudDetector:
     router = ABRouter.from_params({"salt": "t", "variants": variants or {"champion": 1.0}})
     log = PredictionLog(JsonLinesSink(tmp_path / "log"))
-    features = StoreFeatures(store, feature_store.open_store(store.config), "fraud_model_v1")
+    features = StoreFeatures(store, dataset.open_store(store.config), "fraud_model_v1")
     return FraudDetector(models, features, router, THRESHOLDS, RULES, log)
 
 
@@ -230,7 +232,7 @@ def test_batches_score_as_one_at_a_time_and_equal_the_training_set(
     one_by_one = [single.predict(r) for r in requests]
     single.close()
     twin = open_store(feature_root, "sqlite")
-    feature_store.apply_and_materialize(twin, feature_store.day_start(last_day))
+    apply_and_materialize(twin, day_start(last_day))
     batched = _detector(twin, {"champion": model}, tmp_path / "batched")
     answers, rng = [], np.random.default_rng(0)
     for chunk in np.array_split(np.arange(len(requests)), 7):  # batches of ~40, each sent shuffled
@@ -256,7 +258,7 @@ def test_a_transactions_state_reaches_the_store_behind_the_response(store, model
     before = detector.features.state(3, 5)
     detector.predict(Transaction(transaction_id=1, tx_datetime=moment, customer_id=3, terminal_id=5, tx_amount=70.0))
     detector.close()  # writes what is pending
-    stored = feature_store.OnlineFeatures(store, "fraud_model_v1").state(3, 5)
+    stored = OnlineFeatures(store, "fraud_model_v1").state(3, 5)
     assert (
         stored["customer_today_last_tx_us"]
         == int(moment.timestamp() * 1_000_000)
@@ -270,7 +272,7 @@ def test_an_unwritable_store_keeps_the_state_in_process_and_says_so(store, model
     writer = detector.features.writer
 
     def refuse(rows: dict) -> None:
-        raise feature_store.OnlineStoreUnavailable("disk full")
+        raise OnlineStoreUnavailable("disk full")
 
     monkeypatch.setattr(writer._sink, "intraday", refuse)
     first = Transaction(
@@ -287,7 +289,7 @@ def test_an_unwritable_store_keeps_the_state_in_process_and_says_so(store, model
     monkeypatch.undo()  # the store is back: the pending rows are written
     writer.flush()
     assert writer.healthy
-    assert feature_store.OnlineFeatures(store, "fraud_model_v1").state(3, 5)["customer_today_nb_tx_before"] == 1
+    assert OnlineFeatures(store, "fraud_model_v1").state(3, 5)["customer_today_nb_tx_before"] == 1
 
 
 def _flushed(detector: FraudDetector, tmp_path) -> list[dict]:

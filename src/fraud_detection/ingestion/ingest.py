@@ -44,7 +44,7 @@ def _validate(
         return validate(mapped, limits)
     if engine == "spark":
         from fraud_detection.ingestion.spark_engine import validate as validate_on_spark
-        from fraud_detection.spark import get_spark
+        from fraud_detection.runtime.spark import get_spark
 
         return validate_on_spark(get_spark(spark_params), mapped, limits)
     raise IngestionError(f"ingest.engine is {engine!r}; expected one of {list(ENGINES)}")

@@ -1,10 +1,12 @@
-"""What a model version carries so that a user can tell, from the version alone, what produced it: the feature
-schema it expects (names, types, ranges seen in training), the libraries it ran with, its size."""
+"""Lineage: what produced a model, as short strings a run or a model version can carry, so that a user can tell
+from the version alone what produced it: the commit, the data and params hashes, the feature schema it expects
+(names, types, ranges seen in training), the libraries it ran with, its size."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -13,10 +15,53 @@ import polars as pl
 
 from fraud_detection.features.definitions import FEATURES
 
+UNKNOWN = "unknown"
 LIBRARIES = ("torch", "pytorch-lightning", "mlflow", "feast", "polars", "numpy", "scikit-learn")
 # The feature service's definitions: the formulas and the Feast objects (read as files: importing feast takes seconds)
 PACKAGE = Path(__file__).resolve().parents[1]
-FEATURE_DEFINITIONS = ("features/definitions.py", "feature_repo/definitions.py")
+FEATURE_DEFINITIONS = ("features/definitions.py", "feature_store/definitions.py", "feature_store/on_demand.py")
+
+
+def git_commit() -> str:
+    """The checked-out commit, suffixed `-dirty` when tracked files differ from it; `unknown` outside git."""
+    try:
+        commit = _git("rev-parse", "HEAD")
+        dirty = _git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.CalledProcessError):
+        return UNKNOWN
+    return f"{commit}-dirty" if dirty else commit
+
+
+def frame_hash(frame: pl.DataFrame) -> str:
+    """A content hash of a table: the same rows and columns in the same order give the same hash."""
+    digest = hashlib.sha256(",".join(f"{n}:{t}" for n, t in frame.schema.items()).encode())
+    digest.update(frame.hash_rows(seed=0).to_numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def params_hash(params: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def folder_bytes(folder: Path) -> int:
+    """A model's size on disk: every file under its folder."""
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+
+
+def flatten(params: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested params as `a.b.c` keys (MLflow params are flat strings)."""
+    flat: dict[str, str] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat |= flatten(value, f"{name}.")
+        else:
+            flat[name] = json.dumps(value) if isinstance(value, list | tuple) else str(value)
+    return flat
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], capture_output=True, text=True, check=True, timeout=10).stdout.strip()
 
 
 def feature_schema(window: pl.DataFrame) -> list[dict[str, Any]]:

@@ -30,7 +30,7 @@ def load_predict(model_uri: str) -> Predict:
     """The registered pyfunc as the gate measures it: the packaged artifact, as serving loads it."""
     import mlflow.pyfunc
 
-    from fraud_detection.tracking.pyfunc import OUTPUT_COLUMN
+    from fraud_detection.registry.pyfunc import OUTPUT_COLUMN
 
     model = mlflow.pyfunc.load_model(model_uri)
     return lambda rows: model.predict(rows)[OUTPUT_COLUMN].to_numpy()

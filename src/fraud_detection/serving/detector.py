@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from fraud_detection.feature_store import OnlineStoreUnavailable
+from fraud_detection.feature_store.online import OnlineStoreUnavailable
 from fraud_detection.features.definitions import (
     CUSTOMER_DAILY,
     CUSTOMER_INTRADAY,

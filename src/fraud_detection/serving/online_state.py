@@ -18,9 +18,9 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from fraud_detection.feature_store import DAILY_VIEWS, OnlineFeatures, OnlineStoreUnavailable, OnlineUpdaterSink
+from fraud_detection.feature_store.feast_adapter import prepare_sqlite
+from fraud_detection.feature_store.online import DAILY_VIEWS, OnlineFeatures, OnlineStoreUnavailable, OnlineUpdaterSink
 from fraud_detection.features.definitions import CUSTOMER_INTRADAY
-from fraud_detection.online_rows import prepare_sqlite
 
 log = logging.getLogger(__name__)
 LAST_TX = CUSTOMER_INTRADAY[-1]

@@ -36,8 +36,8 @@ from bentoml.validators import ContentType
 from pydantic import BaseModel, Field, PlainSerializer
 
 from fraud_detection.ingestion.schema import Limits
-from fraud_detection.offline import disable_telemetry
-from fraud_detection.project import project_params
+from fraud_detection.runtime.project import project_params
+from fraud_detection.runtime.telemetry import disable_telemetry
 from fraud_detection.serving.http import edge
 from fraud_detection.serving.metrics import observe
 from fraud_detection.serving.schemas import PREDICTIONS, Prediction, with_limits
@@ -90,7 +90,7 @@ class FraudService:
     def __init__(self) -> None:
         from threadpoolctl import threadpool_limits
 
-        from fraud_detection.project import project_context
+        from fraud_detection.runtime.project import project_context
         from fraud_detection.serving.decision import FallbackRules, Thresholds
         from fraud_detection.serving.detector import FraudDetector
         from fraud_detection.serving.metrics import Exporter
@@ -203,7 +203,7 @@ class FraudService:
 
     def __is_ready__(self) -> bool:
         """Ready when the models are loaded (they are, once constructed) and the online store answers."""
-        from fraud_detection.feature_store import OnlineStoreUnavailable
+        from fraud_detection.feature_store.online import OnlineStoreUnavailable
 
         try:
             self.detector.features.state(0, 0)

@@ -124,7 +124,7 @@ def fail_on_rejections(batch_report: dict) -> None:
 def _score(engine: str, rows: pl.DataFrame, predict: Any, spark_params: dict) -> pl.DataFrame:
     if engine == "spark":
         from fraud_detection.batch.scoring import score_spark
-        from fraud_detection.spark import get_spark
+        from fraud_detection.runtime.spark import get_spark
 
         return score_spark(get_spark(spark_params), rows, predict)
     return score_polars(rows, predict)

@@ -17,7 +17,7 @@ def compute_state_tables(transactions: pl.DataFrame, params: dict, spark_params:
     store's sources."""
     if _engine(params) == "spark":
         from fraud_detection.features import spark_engine
-        from fraud_detection.spark import get_spark
+        from fraud_detection.runtime.spark import get_spark
 
         tables = spark_engine.state_tables(get_spark(spark_params), transactions, int(params["label_delay_days"]))
     else:
@@ -39,7 +39,7 @@ def compute_transaction_features(
     tables = StateTables(*pl.collect_all([customer_daily, intraday, terminal_daily]))
     if _engine(params) == "spark":
         from fraud_detection.features import spark_engine
-        from fraud_detection.spark import get_spark
+        from fraud_detection.runtime.spark import get_spark
 
         return spark_engine.transaction_features(get_spark(spark_params), transactions, tables)
     return polars_engine.transaction_features(transactions, tables)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import polars as pl
 
-from fraud_detection.feature_store import Materialization
+from fraud_detection.feature_store.dataset import Materialization
 
 LATEST = "latest"
 

@@ -10,10 +10,10 @@ from typing import Any
 import polars as pl
 
 from fraud_detection.evaluation.protocol import labelled_window
+from fraud_detection.registry.candidate import Candidate
 from fraud_detection.registry.gate import GateParams
 from fraud_detection.registry.promotion import promote_gated, report
 from fraud_detection.registry.registry import RegistryAddress, default_actor
-from fraud_detection.tracking.candidate import Candidate
 
 BACKTEST_MODEL = "candidate"  # the backtest's name for our model (the others are baselines)
 

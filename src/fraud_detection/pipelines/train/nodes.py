@@ -12,9 +12,15 @@ from fraud_detection.evaluation.protocol import labelled_window
 from fraud_detection.features.definitions import FEATURES, HEAVY_TAILED
 from fraud_detection.features.matrix import feature_matrix
 from fraud_detection.models.training import TrainConfig, fit_with_holdout
-from fraud_detection.registry.lineage import as_tags, feature_definitions_hash, feature_schema, library_versions
-from fraud_detection.tracking.candidate import Candidate
-from fraud_detection.tracking.lineage import frame_hash, params_hash
+from fraud_detection.registry.candidate import Candidate
+from fraud_detection.registry.lineage import (
+    as_tags,
+    feature_definitions_hash,
+    feature_schema,
+    frame_hash,
+    library_versions,
+    params_hash,
+)
 
 log = logging.getLogger(__name__)
 EXAMPLE_ROWS = 5

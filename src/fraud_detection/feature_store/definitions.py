@@ -112,7 +112,7 @@ terminal_daily = FeatureView(
     description="The model's features: windows over the stored state, evaluated at the request's time.",
 )
 def transaction_features(inputs: dict[str, Any]) -> dict[str, Any]:
-    from fraud_detection.features.feast_adapter import on_demand_features
+    from fraud_detection.feature_store.on_demand import on_demand_features
 
     return on_demand_features(inputs)
 
@@ -123,7 +123,6 @@ fraud_model_v1 = FeatureService(
     features=[transaction_features],
     description="Features of the fraud model, version 1 (fraud_detection.features.definitions.FEATURES).",
 )
-FEATURE_SERVICE = fraud_model_v1.name
 
 FEAST_OBJECTS = [
     customer,

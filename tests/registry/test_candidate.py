@@ -19,8 +19,8 @@ from fraud_detection.features.definitions import FEATURES
 from fraud_detection.features.matrix import feature_matrix
 from fraud_detection.models.scorer import FraudScorer
 from fraud_detection.pipelines.train.nodes import train_candidate
-from fraud_detection.tracking import candidate as candidate_module
-from fraud_detection.tracking.candidate import Candidate, CandidateDataset
+from fraud_detection.registry import candidate as candidate_module
+from fraud_detection.registry.candidate import Candidate, CandidateDataset
 
 FEATURES_PARAMS = {"label_delay_days": 7}
 TRAINING_SET_PARAMS = {"feature_service": "fraud_model_v1"}

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from fraud_detection.datasets.atomic import atomic_file
-from fraud_detection.offline import disable_telemetry
+from fraud_detection.runtime.telemetry import disable_telemetry
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from kedro.io import AbstractDataset
 
 from fraud_detection.datasets.atomic import atomic_folder
 from fraud_detection.models.scorer import FraudScorer
-from fraud_detection.tracking.lineage import flatten, folder_bytes, git_commit
+from fraud_detection.registry.lineage import flatten, folder_bytes, git_commit
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class CandidateDataset(AbstractDataset[Candidate, Candidate]):
         from mlflow.entities import Metric
         from mlflow.models import infer_signature
 
-        from fraud_detection.tracking.pyfunc import SCORER_ARTIFACT, FraudModel, pip_requirements
+        from fraud_detection.registry.pyfunc import SCORER_ARTIFACT, FraudModel, pip_requirements
 
         mlflow.set_tracking_uri(_absolute_sqlite(self._tracking_uri))
         experiment_id = self._experiment_id(mlflow)

@@ -1,5 +1,5 @@
-"""The Feast store as the pipelines and the serving path use it: config from the catalog, apply + materialize,
-online vectors through the model's feature service, and pushes from the online updater.
+"""The online store as serving and the online updater use it: feature vectors for single transactions through the
+model's feature service, and writes of the updater's rows (`feast_adapter` holds what knows Feast's storage).
 
 Feast is imported lazily: `import feast` takes seconds and sets up Prometheus multiprocess state.
 """
@@ -7,15 +7,12 @@ Feast is imported lazily: `import feast` takes seconds and sets up Prometheus mu
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kedro.io import AbstractDataset
-
+from fraud_detection.feature_store.feast_adapter import SqliteWriter, state_reader, value_kinds
 from fraud_detection.features.definitions import (
     CUSTOMER_INTRADAY,
     EPOCH,
@@ -28,76 +25,18 @@ from fraud_detection.features.definitions import (
     pack_intraday,
     unpack_intraday,
 )
-from fraud_detection.online_rows import SqliteWriter, drop_stale_features, prepare_sqlite, state_reader, value_kinds
 
 if TYPE_CHECKING:
     from feast import FeatureService, FeatureStore
 
-log = logging.getLogger(__name__)
-PROJECT = "fraud_detection"
-ONE_DAY = timedelta(days=1)
 # Written only by materialization and the online updater's day rollover: serving keeps them in process
-# (`online_rows.SqliteReader`, checked against the store's change counters on every read).
+# (`feast_adapter.SqliteReader`, checked against the store's change counters on every read).
 DAILY_VIEWS = ("customer_daily", "terminal_daily")
 INTRADAY_VIEW = "customer_intraday"  # stored as one list (`INTRADAY_STATE`), read and written as CUSTOMER_INTRADAY
 
 
 class OnlineStoreUnavailable(RuntimeError):
     """The online store cannot be read or written (Redis down, SQLite file missing or locked, ...)."""
-
-
-@dataclass(frozen=True)
-class Materialization:
-    """What the `materialize` stage asks of the store: definitions applied, values loaded up to `end`."""
-
-    end: datetime
-
-
-def repo_config(registry: str, online_store: dict, offline_store: dict, repo_path: str = ".", project: str = PROJECT):
-    """A Feast RepoConfig; relative paths are taken from `repo_path` (the project root)."""
-    from feast import RepoConfig
-
-    root = Path(repo_path).resolve()
-    online = dict(online_store)
-    if online.get("type") == "sqlite":
-        online["path"] = str(root / online["path"])
-    return RepoConfig(
-        project=project,
-        provider="local",
-        registry=str(root / registry),
-        online_store=online,
-        offline_store=offline_store,
-        repo_path=str(root),
-        entity_key_serialization_version=3,
-    )
-
-
-def open_store(config: Any) -> FeatureStore:
-    from feast import FeatureStore
-
-    Path(config.registry.path).parent.mkdir(parents=True, exist_ok=True)
-    return FeatureStore(config=config)
-
-
-def apply_and_materialize(store: FeatureStore, end: datetime) -> None:
-    """Register every definition, then load the latest values up to `end` into the online store.
-
-    Incremental: only what is newer than the last materialization is loaded. When `end` is not newer (the same
-    data recomputed with other parameters), the last day up to `end` is loaded again, so the online store always
-    holds the values of the current offline tables. The first time, the last day up to `end` is loaded.
-    """
-    from fraud_detection.feature_repo import FEAST_OBJECTS
-
-    store.apply(FEAST_OBJECTS)
-    views = [v for v in store.list_feature_views() if v.online]
-    drop_stale_features(store, views)
-    prepare_sqlite(store, DAILY_VIEWS)  # before the writes: the change counters see them
-    ends = [interval[1] for v in views for interval in v.materialization_intervals]
-    latest = max(ends) if ends else None
-    # Every entity has a row for each day (the views live one day), so the last day holds every latest value.
-    start = latest if latest and latest < end else end - ONE_DAY
-    log.info("materializing %s .. %s", start.isoformat(), end.isoformat())
-    store.materialize(start_date=start, end_date=end)
 
 
 def _sqlite_file(store: FeatureStore) -> Path | None:
@@ -248,29 +187,3 @@ def _value(Value: type, kind: str, value: Any) -> Any:
 
 def day_start(day: int) -> datetime:
     return EPOCH + timedelta(days=day)
-
-
-class FeatureStoreDataset(AbstractDataset[Materialization, "FeatureStore"]):
-    """The feature store in the catalog. Loading opens it; saving a Materialization applies the definitions
-    and materializes (the `materialize` stage)."""
-
-    def __init__(
-        self,
-        registry: str,
-        online_store: dict,
-        offline_store: dict,
-        project: str = PROJECT,
-        metadata: dict[str, Any] | None = None,
-    ) -> None:
-        self._args = {"registry": registry, "online_store": online_store, "offline_store": offline_store}
-        self._project = project
-        self.metadata = metadata
-
-    def load(self) -> FeatureStore:
-        return open_store(repo_config(**self._args, project=self._project))
-
-    def save(self, data: Materialization) -> None:
-        apply_and_materialize(self.load(), data.end)
-
-    def _describe(self) -> dict[str, Any]:
-        return {**self._args, "project": self._project}

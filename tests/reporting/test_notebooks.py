@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from fraud_detection.cli import main
-from fraud_detection.notebooks import OUTPUT_DIR, PARAMETERS_TAG, notebook_parameters
+from fraud_detection.reporting.notebooks import OUTPUT_DIR, PARAMETERS_TAG, notebook_parameters
 from tests.conftest import PROJECT_ROOT
 
 NOTEBOOKS = sorted((PROJECT_ROOT / "notebooks").glob("*.ipynb"))
