@@ -12,6 +12,7 @@ import pytest
 from kedro.io import DataCatalog, MemoryDataset
 
 from fraud_detection import cli
+from fraud_detection.cli import common
 from fraud_detection.registry.dataset import ModelRegistryDataset
 from fraud_detection.registry.gate import CHALLENGER, CHAMPION
 from fraud_detection.registry.promotion import promote_gated
@@ -45,7 +46,7 @@ def project(store: Store, small_training_set, params: dict, monkeypatch: pytest.
         "training_set": MemoryDataset(small_training_set),
     })  # fmt: skip
     project_params = {**params, "register": {"model_name": name, "gate": gate}}
-    monkeypatch.setattr(cli, "_context", lambda env: SimpleNamespace(params=project_params, catalog=catalog))
+    monkeypatch.setattr(common, "context", lambda env: SimpleNamespace(params=project_params, catalog=catalog))
     return Project(store, name, project_params)
 
 
@@ -108,6 +109,6 @@ def test_bad_input_exits_2_with_the_reason_and_changes_nothing(project: Project,
 def test_an_unreachable_registry_exits_2(project: Project, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
     catalog = DataCatalog({"model_registry": ModelRegistryDataset("http://127.0.0.1:9", "unused.lock")})
     context = SimpleNamespace(params=project.params, catalog=catalog)
-    monkeypatch.setattr(cli, "_context", lambda env: context)
+    monkeypatch.setattr(common, "context", lambda env: context)
     code, _, err = _run(capsys, "rollback")
     assert code == 2 and "cannot reach the MLflow tracking server at http://127.0.0.1:9" in err

@@ -1,0 +1,67 @@
+"""`fraud-detection`: the operations that are not pipeline stages. Run from the project root.
+
+    fraud-detection registry status                 versions, aliases, key metrics
+    fraud-detection registry promote VERSION        champion if VERSION passes the gate (--force: without it)
+    fraud-detection registry rollback               champion goes back to the previous champion
+    fraud-detection registry history                every alias move: time, actor, action, reason
+    fraud-detection registry import-bento           the champion (or --alias challenger) into BentoML's store
+    fraud-detection serve build                     a Bento of the service with the serving aliases' models
+    fraud-detection notebook NAME                   notebooks/NAME.ipynb executed into reports/notebooks/ (+ HTML)
+    fraud-detection monitor act                     do what reports/monitoring.json recommends (retrain, rollback)
+    fraud-detection monitor run                     the monitor stage (forced), then act if `monitor.act` is true
+
+`--env production` uses conf/production (the MLflow tracking server). Bad input (an unknown version, another
+model's version, an unreachable registry) prints what was wrong and changes nothing (exit status 2); a notebook
+whose cell fails prints the cell's error and leaves the previous reports in place (exit status 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+
+import click
+
+from fraud_detection.cli import monitor, notebook, registry, serve
+from fraud_detection.runtime.telemetry import disable_telemetry
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+
+# Kedro imports `<package>.cli` and merges its `cli` group into `kedro`'s commands. We add none there: Kedro's own
+# `kedro registry` (its pipeline registry) would be shadowed. Our commands are `fraud-detection ...` (`main`).
+cli = click.Group("fraud_detection", help="fraud_detection adds no kedro commands; see `fraud-detection --help`")
+
+
+def main(argv: list[str] | None = None) -> int:
+    disable_telemetry()
+    if argv is None:  # the command line, not a caller: `fraud-detection registry history | head` ends quietly
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    logging.getLogger("kedro").setLevel(logging.WARNING)  # stdout is the command's output (`--json | jq`)
+    args = parser().parse_args(argv)
+    from fraud_detection.monitoring.actions import ActionFailed
+    from fraud_detection.registry.locks import LockTimeout
+    from fraud_detection.registry.registry import RegistryError, RegistryUnreachable
+    from fraud_detection.reporting.notebooks import NotebookError, NotebookFailed
+    from fraud_detection.runtime.project import NotInProject
+
+    try:
+        args.command(args)
+    except (RegistryError, RegistryUnreachable, LockTimeout, NotInProject, NotebookError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (NotebookFailed, ActionFailed) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    """Every command group's parser (each group's module adds its own)."""
+    top = argparse.ArgumentParser(prog="fraud-detection", description=__doc__.split("\n\n")[0])
+    groups = top.add_subparsers(required=True, metavar="GROUP")
+    for group in (registry, serve, notebook, monitor):
+        group.add_commands(groups)
+    return top
