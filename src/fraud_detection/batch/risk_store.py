@@ -23,6 +23,7 @@ from kedro.io import AbstractDataset, DatasetError
 
 CARD_FIELDS = ("risk", "transactions", "riskiest_transaction")
 WRITE_CHUNK = 5_000
+INT64 = (-(2**63), 2**63 - 1)  # SQLite's INTEGER
 
 
 class RiskStoreUnavailable(RuntimeError):
@@ -72,6 +73,8 @@ class SqliteRiskStore:
         return np.frombuffer(rows[0][0], dtype=np.float64).copy() if rows else None
 
     def lookup(self, customer_id: int) -> dict[str, Any] | None:
+        if not INT64[0] <= int(customer_id) <= INT64[1]:
+            return None  # no such card can be stored (SQLite would refuse the id: not an outage, nor found)
         rows = self._read("SELECT customer_id, risk, transactions, riskiest_transaction, day, model_version, "
                           "published_at FROM cards WHERE customer_id = ?", (int(customer_id),))  # fmt: skip
         if not rows:

@@ -1,4 +1,5 @@
-"""The HTTP edge of the real-time path, as plain ASGI: `POST /predict`, `GET /metrics`, the request body limit.
+"""The HTTP edge of the real-time path, as plain ASGI: `POST /predict`, `GET /risk/{customer_id}`, `GET /metrics`,
+the admin token, the request body limit.
 
 `/predict` is answered by an ASGI middleware of the BentoML service (`add_asgi_middleware`) instead of a
 `@bentoml.api`: BentoML's per-request machinery around an API (IO models built per call, a context object, a
@@ -7,10 +8,16 @@ more than the whole scoring path. So `/predict` still runs inside `bentoml serve
 lifecycle) on the service instance that BentoML created, parses with the same pydantic models and answers errors
 in the same shape as the BentoML APIs: `{"error": ..., "detail": [{"loc": [...], "msg": ..., "input": ...}]}`.
 Every answer is timed into `/metrics`.
+
+The admin token is checked here, before BentoML sees an `/admin/` request: BentoML parses a request's body into
+the API's inputs before it calls the API, so a check in the API alone answers a malformed body with a 400 to anyone,
+and an unauthenticated caller learns about the endpoint before being refused. Here any `/admin/` request without the
+token is a 401, whatever its body (the API checks it again, with the same `admin_authorized`).
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -28,6 +35,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 RISK_PREFIX = "/risk/"
+ADMIN_PREFIX = "/admin/"
+ADMIN_REFUSED = "admin endpoints need `Authorization: Bearer <token>`"
+CUSTOMER_IDS = (0, 2**63 - 1)  # a card id: a non-negative int64, as /predict and ingestion accept it
 
 
 class TooLarge(ValueError):
@@ -37,9 +47,10 @@ class TooLarge(ValueError):
 def edge(transaction_type: type[Transaction], service: Callable[[], Any], max_body_bytes: int) -> type:
     """The ASGI middleware in front of BentoML's routes: it answers `POST /predict` (on `service()`, the instance
     BentoML created, resolved per request), `GET /risk/{customer_id}` (the batch stage's published risk table) and
-    `GET /metrics` itself, and refuses any request body over `max_body_bytes` with a 413 before it is read (a
+    `GET /metrics` itself, refuses any `/admin/` request without the admin token (`service().admin_token`) with a
+    401 before its body is read, and refuses any request body over `max_body_bytes` with a 413 before it is read (a
     declared length from the header; a chunked body is read up to the limit and handed on whole). Everything else
-    goes on to BentoML (`/predict_batch`, `/admin/reload`, `/readyz` ...)."""
+    goes on to BentoML (`/predict_batch`, `/admin/reload` with the token, `/readyz` ...)."""
 
     async def predict(scope: Scope, receive: Receive, send: Send) -> int:
         content_type = _header(scope, b"content-type").split(";")[0].strip()
@@ -57,16 +68,17 @@ def edge(transaction_type: type[Transaction], service: Callable[[], Any], max_bo
 
     async def risk(scope: Scope, receive: Receive, send: Send) -> int:
         raw = scope["path"].removeprefix(RISK_PREFIX)
-        if not raw.isdigit():
-            return await _answer(send, 400, {"error": f"customer_id={raw!r}; expected a non-negative integer",
-                                             "detail": [{"loc": ["customer_id"], "input": raw}]})  # fmt: skip
+        customer_id = parse_customer_id(raw)
+        if isinstance(customer_id, str):
+            detail = [{"loc": ["customer_id"], "msg": customer_id, "input": raw}]
+            return await _answer(send, 400, {"error": customer_id, "detail": detail})
         try:
-            card = service().risk_store.lookup(int(raw))
+            card = service().risk_store.lookup(customer_id)
         except Exception as error:  # the store's own errors (a file being replaced, Redis down): a clear 503
             return await _answer(send, 503, {"error": f"risk store unavailable: {error}"})
         if card is None:
-            return await _answer(send, 404, {"error": f"customer {raw} is in no published batch; expected a card "
-                                                      "the batch_predict stage has scored"})  # fmt: skip
+            return await _answer(send, 404, {"error": f"customer {customer_id} is in no published batch; expected a "
+                                                      "card the batch_predict stage has scored"})  # fmt: skip
         return await _send(send, 200, json.dumps(card).encode())
 
     async def prometheus(scope: Scope, receive: Receive, send: Send) -> int:
@@ -81,6 +93,10 @@ def edge(transaction_type: type[Transaction], service: Callable[[], Any], max_bo
         async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] != "http":
                 return await self.app(scope, receive, send)
+            if scope["path"].startswith(ADMIN_PREFIX) and not admin_authorized(
+                _header(scope, b"authorization"), service().admin_token
+            ):
+                return await _answer(send, 401, {"error": ADMIN_REFUSED})  # before BentoML reads the body
             route = routes.get((scope["method"], scope["path"]))
             if route is None and scope["method"] == "GET" and scope["path"].startswith(RISK_PREFIX):
                 route = risk
@@ -129,6 +145,31 @@ async def read_body(receive: Receive, max_body_bytes: int) -> bytes:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+def admin_authorized(authorization: str, token: str) -> bool:
+    """Whether an `Authorization` header carries the admin token (`Bearer <token>`, compared in constant time).
+    No token configured: nothing is authorized."""
+    scheme, _, supplied = authorization.strip().partition(" ")
+    if not token or scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(supplied.strip().encode(), token.encode())
+
+
+def parse_customer_id(raw: str) -> int | str:
+    """The card id of `GET /risk/{customer_id}`, or why `raw` is none (the message of a 400)."""
+    low, high = CUSTOMER_IDS
+    expected = f"expected an integer from {low} to {high}"
+    shown = raw if len(raw) <= 64 else f"{raw[:64]}..."
+    negative = raw.startswith("-")
+    digits = raw[1:] if negative else raw
+    if not (digits.isascii() and digits.isdigit()):  # ASCII: str.isdigit also takes '²' and other scripts' digits
+        return f"customer_id={shown!r} is not an integer; {expected}"
+    digits = digits.lstrip("0") or "0"
+    # the length first: int() refuses a string of 4,300 digits or more (a 500 instead of this 400)
+    if (negative and digits != "0") or len(digits) > len(str(high)) or int(digits) > high:
+        return f"customer_id={shown} is out of range; {expected}"
+    return int(digits)
 
 
 def validation_error(error: ValidationError) -> dict[str, Any]:

@@ -24,7 +24,6 @@ and collects its youngest generation less often (`serve.gc_threshold`).
 from __future__ import annotations
 
 import gc
-import hmac
 import logging
 import os
 import threading
@@ -38,7 +37,7 @@ from pydantic import BaseModel, Field, PlainSerializer
 from fraud_detection.ingestion.schema import Limits
 from fraud_detection.runtime.project import project_params
 from fraud_detection.runtime.telemetry import disable_telemetry
-from fraud_detection.serving.http import edge
+from fraud_detection.serving.http import ADMIN_REFUSED, admin_authorized, edge
 from fraud_detection.serving.metrics import observe
 from fraud_detection.serving.schemas import PREDICTIONS, Prediction, with_limits
 
@@ -110,7 +109,7 @@ class FraudService:
             params["training_set"]["feature_service"], float(serve["state_write_interval_ms"]) / 1000,
             int(serve["daily_cache_entries"]),
         )  # fmt: skip
-        self._admin_token = os.environ.get(serve["admin_token_env"], "")
+        self.admin_token = os.environ.get(serve["admin_token_env"], "")  # checked by the edge, then admin_reload
         self.risk_store = context.catalog.load("risk_store")  # the batch stage's per-card risk table
         self.detector = FraudDetector(
             models, features, router, Thresholds.from_params(serve["thresholds"]),
@@ -143,10 +142,9 @@ class FraudService:
     @bentoml.api(route="/admin/reload")
     def admin_reload(self, ctx: bentoml.Context) -> dict[str, str]:
         """Swap in the versions the registry's aliases point to now; answers the versions served."""
-        supplied = ctx.request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-        if not self._admin_token or not hmac.compare_digest(supplied.encode(), self._admin_token.encode()):
-            ctx.response.status_code = 401
-            return {"error": "admin endpoints need `Authorization: Bearer <token>`"}
+        if not admin_authorized(ctx.request.headers.get("authorization", ""), self.admin_token):
+            ctx.response.status_code = 401  # the edge refused it already (before the body): this is the backstop
+            return {"error": ADMIN_REFUSED}
         return self.reload()
 
     def reload(self) -> dict[str, str]:
