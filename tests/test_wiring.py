@@ -15,6 +15,7 @@ from kedro.framework.project import configure_project, pipelines
 from kedro.pipeline import Pipeline
 
 from fraud_detection.feature_store.definitions import SOURCE_PATHS
+from fraud_detection.runtime import stage_deps
 from tests.conftest import PROJECT_ROOT
 
 CODE_PREFIX = "src/"
@@ -83,7 +84,6 @@ def test_stage_deps_and_outs_are_the_catalog_paths_of_its_pipeline(name: str, co
     outs = _paths(stage.get("outs")) | _paths(stage.get("metrics")) | _paths(stage.get("plots"))
     assert data_deps == _file_paths(catalog, pipeline.inputs(), as_input=True)
     assert outs == _file_paths(catalog, pipeline.all_outputs())
-    assert f"src/fraud_detection/pipelines/{name}" in _paths(stage.get("deps")), "the stage depends on its code"
 
 
 @pytest.mark.parametrize("name", sorted(_stages()))
@@ -93,6 +93,67 @@ def test_stage_params_cover_what_its_nodes_read(name: str, params: dict) -> None
     assert name in params, f"params.yaml needs a top-level `{name}` key"
     assert name in stage_params
     assert read <= stage_params, f"stage {name} reads params {read - stage_params} that DVC does not track"
+
+
+# -- code deps: the import closure of what each stage runs (fraud_detection.runtime.stage_deps)
+@functools.cache
+def _code_closures() -> dict[str, stage_deps.StageDeps]:
+    return stage_deps.stage_deps(PROJECT_ROOT)
+
+
+@functools.cache
+def _import_chains() -> dict[str, dict[str, str | None]]:
+    """Stage -> module -> the module it is first reached from (its import chain, for the messages)."""
+    source = stage_deps.package_source(PROJECT_ROOT)
+    graph = stage_deps.import_graph(PROJECT_ROOT, source)
+    roots = stage_deps.stage_roots(PROJECT_ROOT, source, _all_stages())
+    return {stage: stage_deps.closure(graph, stage_roots) for stage, stage_roots in roots.items()}
+
+
+def _chain(stage: str, module: str) -> str:
+    reached, chain = _import_chains()[stage], [module]
+    while reached[chain[-1]] is not None:
+        chain.append(reached[chain[-1]])
+    return " <- ".join(chain)
+
+
+def test_every_stage_has_an_import_closure() -> None:
+    """Each stage runs a pipeline or a notebook, so `fraud-detection dev dvc-deps` knows its code."""
+    assert set(_code_closures()) == set(_all_stages())
+
+
+@pytest.mark.parametrize("name", sorted(_all_stages()))
+def test_stage_code_deps_cover_its_import_closure(name: str) -> None:
+    """Every module the stage's pipeline (or notebook) imports, directly or not, at any level, is a dep or under
+    one: an edit to any of them makes `dvc status` report the stage changed."""
+    deps = _paths(_all_stages()[name].get("deps"))
+    source = stage_deps.package_source(PROJECT_ROOT)
+    modules = {path: module for module, path in source.files.items()}
+    missing = sorted(f for f in _code_closures()[name].files if not stage_deps.covered(f, deps))
+    assert not missing, (
+        f"stage {name}: dvc.yaml misses {missing} (imported as "
+        + "; ".join(_chain(name, modules[f]) for f in missing)
+        + "); run `fraud-detection dev dvc-deps --write`"
+    )
+
+
+@pytest.mark.parametrize("name", sorted(_all_stages()))
+def test_a_module_deep_in_the_stage_closure_is_a_dep(name: str) -> None:
+    """The module reached through the most imports, outside the stage's pipeline package, is covered."""
+    reached = _import_chains()[name]
+    outside = sorted(m for m in reached if not m.startswith(f"fraud_detection.pipelines.{name}"))
+    deepest = max(outside, key=lambda m: _chain(name, m).count(" <- "))
+    assert _chain(name, deepest).count(" <- ") >= 1, f"stage {name}: its closure is its roots only"
+    path = stage_deps.package_source(PROJECT_ROOT).files[deepest]
+    assert stage_deps.covered(path, _paths(_all_stages()[name].get("deps"))), _chain(name, deepest)
+
+
+@pytest.mark.parametrize("name", sorted(_stages()))
+def test_the_closure_counts_every_dataset_the_pipeline_uses(name: str, config_loader) -> None:
+    """The static reading of the pipeline's datasets (string literals of its package) misses none Kedro sees."""
+    source, catalog = stage_deps.package_source(PROJECT_ROOT), config_loader["catalog"]
+    static = stage_deps.pipeline_datasets(PROJECT_ROOT, source, name, catalog)
+    assert _pipelines()[name].datasets() & set(catalog) <= static
 
 
 def test_every_file_dataset_belongs_to_a_stage(config_loader) -> None:

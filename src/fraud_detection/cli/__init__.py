@@ -9,6 +9,7 @@
     fraud-detection notebook NAME                   notebooks/NAME.ipynb executed into reports/notebooks/ (+ HTML)
     fraud-detection monitor act                     do what reports/monitoring.json recommends (retrain, rollback)
     fraud-detection monitor run                     the monitor stage (forced), then act if `monitor.act` is true
+    fraud-detection dev dvc-deps [--check|--write]  each DVC stage's code deps: the import closure of what it runs
 
 `--env production` uses conf/production (the MLflow tracking server). Bad input (an unknown version, another
 model's version, an unreachable registry) prints what was wrong and changes nothing (exit status 2); a notebook
@@ -24,7 +25,7 @@ import sys
 
 import click
 
-from fraud_detection.cli import monitor, notebook, registry, serve
+from fraud_detection.cli import dev, monitor, notebook, registry, serve
 from fraud_detection.runtime.telemetry import disable_telemetry
 
 EXIT_BAD_INPUT = 2
@@ -62,6 +63,6 @@ def parser() -> argparse.ArgumentParser:
     """Every command group's parser (each group's module adds its own)."""
     top = argparse.ArgumentParser(prog="fraud-detection", description=__doc__.split("\n\n")[0])
     groups = top.add_subparsers(required=True, metavar="GROUP")
-    for group in (registry, serve, notebook, monitor):
+    for group in (registry, serve, notebook, monitor, dev):
         group.add_commands(groups)
     return top
