@@ -33,6 +33,7 @@ test-services: setup  ## the slow and service-backed tests (Spark, Redis, Postgr
 	$(UV) run --frozen --no-sync pytest -m "$(SERVICE_MARKERS)"
 
 bench: setup  ## benchmarks; figures go to reports/bench/
+	$(UV) run --frozen --no-sync python -m bench.bench_startup
 	$(UV) run --frozen --no-sync python -m bench.bench_simulate
 	$(UV) run --frozen --no-sync python -m bench.bench_ingest --spark-runs 1
 	$(UV) run --frozen --no-sync python -m bench.bench_features --spark

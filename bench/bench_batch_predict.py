@@ -33,6 +33,7 @@ from fraud_detection.batch.scoring import day_rows, score_polars
 from fraud_detection.datasets import DatePartitionsDataset
 from fraud_detection.features.definitions import FEATURES
 from fraud_detection.pipelines.batch_predict.nodes import publish_batches, score_days
+from fraud_detection.runtime.params import Params
 
 ROOT = Path(__file__).resolve().parents[1]
 FEATURES_TABLE = ROOT / "data/04_feature/transaction_features.parquet"
@@ -45,7 +46,7 @@ def main() -> None:
     params, address = default_project()
     from fraud_detection.serving.models import served_scorer
 
-    version, scorer = served_scorer(address.open(params["register"]["model_name"]), "champion")
+    version, scorer = served_scorer(address.open(params.register.model_name), "champion")
     features = pl.scan_parquet(FEATURES_TABLE)
     last = features.select(pl.col("tx_datetime").max()).collect().item().date()
     matrix = features.select(FEATURES).collect().to_numpy().astype(np.float64)
@@ -97,15 +98,16 @@ def main() -> None:
     save("batch_predict", figures)
 
 
-def _stage(features: pl.LazyFrame, days: list[date], address, params: dict, folder: Path, runs: int) -> dict:
+def _stage(features: pl.LazyFrame, days: list[date], address, params: Params, folder: Path, runs: int) -> dict:
     """score_days + the files + publish, into a fresh store each run."""
     times = []
     for run in range(runs):
         store = SqliteRiskStore(folder / f"risk-{len(days)}-{run}.db")
         start = time.perf_counter()
         predictions, queues, _, passed, report = score_days(
-            features, [d.isoformat() for d in days], address, store, params["batch_predict"], params["register"], {}
-        )
+            features, [d.isoformat() for d in days], address, store, params.batch_predict,
+            params.register.model_name, params.spark,
+        )  # fmt: skip
         DatePartitionsDataset(str(folder / f"predictions-{run}")).save(predictions)
         DatePartitionsDataset(str(folder / f"queue-{run}")).save(queues)
         final = publish_batches(passed, store, report)

@@ -18,13 +18,13 @@ import argparse
 import os
 import tempfile
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from bench.timing import median_seconds, save
+from bench.timing import default_size_simulation, median_seconds, params, save
 from fraud_detection.feature_store.dataset import apply_and_materialize, open_store, repo_config
 from fraud_detection.feature_store.definitions import SOURCE_PATHS
 from fraud_detection.feature_store.online import OnlineFeatures, day_start
@@ -32,7 +32,7 @@ from fraud_detection.features import polars_engine
 from fraud_detection.features.definitions import INTRADAY_STATE, MICROS_PER_DAY, STATE_COLUMNS, transaction_features
 from fraud_detection.pipelines.training_set.nodes import build_training_set
 from fraud_detection.runtime.telemetry import disable_telemetry
-from fraud_detection.simulation import SimulationConfig, simulate_transactions
+from fraud_detection.simulation.simulator import simulate_transactions
 
 DELAY = 7
 
@@ -92,7 +92,7 @@ def spark_figures(tx: pl.DataFrame) -> dict:
     from fraud_detection.features import spark_engine
     from fraud_detection.runtime.spark import get_spark
 
-    spark = get_spark({"master": "local[*]", "conf": {"spark.sql.shuffle.partitions": 8, "spark.driver.memory": "4g"}})
+    spark = get_spark(params().spark)
     start = time.perf_counter()
     tables = spark_engine.state_tables(spark, tx, DELAY)
     middle = time.perf_counter()
@@ -103,7 +103,7 @@ def spark_figures(tx: pl.DataFrame) -> dict:
 
 def main(runs: int, calls: int, spark: bool) -> None:
     disable_telemetry()
-    tx = simulate_transactions(SimulationConfig(5000, 10_000, 183, date(2018, 4, 1)))
+    tx = simulate_transactions(default_size_simulation())
     baseline, _ = median_seconds(lambda: customer_windows_rolling(tx), runs)
     stage, stage_runs = median_seconds(lambda: features_stage(tx), runs)
     tables = polars_engine.with_stored_intraday(polars_engine.state_tables(tx, DELAY))  # as the stage writes them
@@ -122,8 +122,8 @@ def main(runs: int, calls: int, spark: bool) -> None:
             store = open_store(repo_config("data/registry.db", {
                 "type": "sqlite", "path": "data/online.db"}, {"type": "duckdb"}, str(root)))  # fmt: skip
             apply_and_materialize(store, datetime(2018, 4, 2, tzinfo=UTC))
-            feast_s, feast_runs = median_seconds(
-                lambda: build_training_set(store, tx, {"feature_service": "fraud_model_v1"}), runs)  # fmt: skip
+            training_set = params().training_set
+            feast_s, feast_runs = median_seconds(lambda: build_training_set(store, tx, training_set), runs)
             asof_s, asof_runs = median_seconds(lambda: join_asof_baseline(tx, tables), runs)
             figures |= {"training_set_feast_median_s": round(feast_s, 3),
                         "training_set_feast_runs_s": [round(t, 3) for t in feast_runs],

@@ -11,30 +11,20 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-from datetime import date
 from pathlib import Path
 
 import polars as pl
 
-from bench.timing import median_seconds, save
+from bench.timing import default_size_simulation, median_seconds, params, save
 from fraud_detection.datasets import ParquetDataset, PartitionedParquetDataset
 from fraud_detection.ingestion.ingest import ingest
-from fraud_detection.simulation import SimulationConfig, simulate_transactions
-
-PARAMS = {
-    "column_map": {},
-    "max_quarantine_fraction": 0.05,
-    "valid_from": "2000-01-01",
-    "valid_to": "2100-01-01",
-    "max_amount": 1_000_000.0,
-}
-SPARK = {"master": "local[*]", "conf": {"spark.sql.shuffle.partitions": 8, "spark.driver.memory": "4g"}}
+from fraud_detection.ingestion.params import IngestParams
+from fraud_detection.simulation.simulator import simulate_transactions
 
 
 def main(runs: int, spark_runs: int) -> None:
-    frame = simulate_transactions(
-        SimulationConfig(n_customers=5000, n_terminals=10_000, n_days=183, start_date=date(2018, 4, 1))
-    )
+    project = params()  # params.yaml `ingest` (its engine set per run) and `spark`
+    frame = simulate_transactions(default_size_simulation())
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "source.parquet"
         ParquetDataset(str(source)).save(frame)
@@ -45,7 +35,8 @@ def main(runs: int, spark_runs: int) -> None:
             transactions.save(pl.read_parquet(source))
 
         def stage(engine: str) -> None:
-            result = ingest(pl.read_parquet(source), {**PARAMS, "engine": engine}, SPARK)
+            ingest_params = IngestParams.model_validate({**project.ingest.model_dump(), "engine": engine})
+            result = ingest(pl.read_parquet(source), ingest_params, project.spark)
             transactions.save(result.transactions)
             quarantine.save(result.quarantine)
 

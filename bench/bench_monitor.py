@@ -29,7 +29,9 @@ from bench.timing import default_project, median_seconds, save
 from fraud_detection.features.definitions import FEATURES
 from fraud_detection.monitoring import evidently_report
 from fraud_detection.monitoring.drift import drift_table
+from fraud_detection.monitoring.params import MonitorParams
 from fraud_detection.pipelines.monitor import nodes
+from fraud_detection.runtime.params import Params
 
 ROOT = Path(__file__).resolve().parents[1]
 FEATURES_TABLE = ROOT / "data/04_feature/transaction_features.parquet"
@@ -42,12 +44,12 @@ def main() -> None:
     args = parser.parse_args()
     params, address = default_project()
     features = pl.scan_parquet(FEATURES_TABLE)
-    models = nodes.monitored_models(address, params["register"], {})
+    models = nodes.monitored_models(address, params.register.model_name, {})
     figures = {"drift_table_full_data": _full_data(features, models["champion"], args.runs)}
-    windows = nodes.build_windows(features, pl.DataFrame(), models, params["monitor"], params["features"])
+    windows = nodes.build_windows(features, pl.DataFrame(), models, params.monitor, params.features.label_delay_days)
     figures["stage_nodes"] = _nodes(features, address, models, windows, params, args.runs)
     figures["kedro_run_seconds"] = _kedro_run(max(1, args.runs // 2))
-    figures["evidently_by_sample_size"] = _evidently(windows, params["monitor"])
+    figures["evidently_by_sample_size"] = _evidently(windows, params.monitor)
     save("monitor", figures)
 
 
@@ -87,14 +89,14 @@ def _plain_table(reference: dict, current: dict) -> list[tuple]:
     return rows
 
 
-def _nodes(features: pl.LazyFrame, address, models: dict, windows: nodes.Windows, params: dict, runs: int) -> dict:
-    monitor = params["monitor"]
+def _nodes(features: pl.LazyFrame, address, models: dict, windows: nodes.Windows, params: Params, runs: int) -> dict:
+    monitor = params.monitor
     drift = nodes.compute_drift(windows, monitor)
-    levelled, decision = nodes.drift_levels(drift, monitor), nodes.decide_action(drift, windows, monitor,
-                                                                                params["evaluate"])  # fmt: skip
+    levelled = nodes.drift_levels(drift, monitor)
+    decision = nodes.decide_action(drift, windows, monitor, params.register.gate, params.evaluate.top_k)
     timings = {
         "build_windows (read + score 3 windows)": lambda: nodes.build_windows(
-            features, pl.DataFrame(), models, monitor, params["features"]),
+            features, pl.DataFrame(), models, monitor, params.features.label_delay_days),
         "compute_drift (our table, every row)": lambda: nodes.compute_drift(windows, monitor),
         "evidently_reports (drift + quality, sampled; the run's page)": lambda: nodes.evidently_reports(
             windows, levelled, decision, monitor),
@@ -102,7 +104,7 @@ def _nodes(features: pl.LazyFrame, address, models: dict, windows: nodes.Windows
     result = {"reference_rows": len(windows.reference), "current_rows": len(windows.current),
               "labelled_rows": len(windows.labelled)}  # fmt: skip
     start = time.perf_counter()
-    nodes.monitored_models(address, params["register"], {})
+    nodes.monitored_models(address, params.register.model_name, {})
     result["load_models_seconds"] = round(time.perf_counter() - start, 3)
     for name, work in timings.items():
         seconds, _ = median_seconds(work, runs if "evidently" not in name else max(1, runs // 2))
@@ -120,9 +122,9 @@ def _kedro_run(runs: int) -> float:
     return round(seconds, 2)
 
 
-def _evidently(windows: nodes.Windows, monitor: dict) -> list[dict]:
+def _evidently(windows: nodes.Windows, monitor: MonitorParams) -> list[dict]:
     """Evidently's drift report time and the sample's largest PSI / KS error against every row, by sample size."""
-    columns, bins = nodes.DRIFT_COLUMNS, int(monitor["bins"])
+    columns, bins = nodes.DRIFT_COLUMNS, monitor.bins
     full = drift_table(nodes._columns(windows.reference), nodes._columns(windows.current))
     rows = []
     for size in SAMPLE_SIZES:

@@ -24,15 +24,15 @@ from pathlib import Path
 
 import pandas as pd
 import polars as pl
-import yaml
 
 from bench.timing import save
 from fraud_detection.datasets import FileHashDataset, JSONDataset
 from fraud_detection.pipelines.register.nodes import gate_window, register_and_gate, version_lineage
 from fraud_detection.registry.candidate import Candidate, CandidateDataset
-from fraud_detection.registry.gate import GateParams
+from fraud_detection.registry.params import RegisterParams
 from fraud_detection.registry.promotion import gate_decision
 from fraud_detection.registry.registry import RegistryAddress
+from fraud_detection.runtime.project import project_params
 from fraud_detection.runtime.telemetry import disable_telemetry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,10 +47,10 @@ def main() -> None:
     args = parser.parse_args()
     disable_telemetry()
     logging.basicConfig(level=logging.WARNING)
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    window = gate_window(pl.read_parquet(TRAINING_SET), params["train"], params["features"])
+    params = project_params(root=ROOT)
+    window = gate_window(pl.read_parquet(TRAINING_SET), params.train.holdout_days, params.features.label_delay_days)
     lineage_inputs = (FileHashDataset(str(TRAINING_SET)).load(), JSONDataset(str(ROOT / "reports/metrics.json")).load())
-    gate = GateParams.from_params(params["register"]["gate"])
+    gate = params.register.gate
 
     with tempfile.TemporaryDirectory() as tmp:
         uri = f"sqlite:///{tmp}/mlflow.db"
@@ -59,7 +59,7 @@ def main() -> None:
         node = {"first (floors only)": [], "second (against the champion)": []}
         parts = {"register version": [], "gate scoring (both models)": [], "alias move": []}
         for run in range(args.runs):
-            register = {**params["register"], "model_name": f"bench-{run}"}
+            register = RegisterParams.model_validate({**params.register.model_dump(), "model_name": f"bench-{run}"})
             for label, candidate in zip(node, (first, second), strict=True):
                 lineage = version_lineage(candidate, *lineage_inputs)
                 start = time.perf_counter()

@@ -283,8 +283,12 @@ def _home(work: Path) -> Path:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
     (home / "conf/local").mkdir(exist_ok=True)
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["serve"]["shadow"] = "champion"
+    from fraud_detection.runtime.params import checked_params
+    from fraud_detection.runtime.project import config_loader
+
+    params = config_loader(ROOT)["parameters"]  # params.yaml as Kedro reads it (plain values)
+    params = {**params, "serve": {**params["serve"], "shadow": "champion"}}
+    checked_params(params)  # the service checks it too: a bad copy fails here, not in its workers
     (home / "params.yaml").write_text(yaml.safe_dump(params))
     return home
 

@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-from datetime import date
 from pathlib import Path
 
-from bench.timing import median_seconds, save
+from bench.timing import default_size_simulation, median_seconds, save
 from fraud_detection.datasets import ParquetDataset
-from fraud_detection.simulation import SimulationConfig, simulate_transactions
+from fraud_detection.simulation.simulator import simulate_transactions
 
 HANDBOOK_SECONDS = 150.0
 
 
 def main(runs: int) -> None:
-    config = SimulationConfig(n_customers=5000, n_terminals=10_000, n_days=183, start_date=date(2018, 4, 1))
+    config = default_size_simulation()
     generate, generate_runs = median_seconds(lambda: simulate_transactions(config), runs)
     frame = simulate_transactions(config)
     with tempfile.TemporaryDirectory() as tmp:

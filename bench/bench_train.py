@@ -22,7 +22,6 @@ import numpy as np
 import polars as pl
 import pytorch_lightning as pl_lightning
 import torch
-import yaml
 
 from bench.timing import median_seconds, save
 from fraud_detection.evaluation.protocol import labelled_window
@@ -30,30 +29,31 @@ from fraud_detection.features.definitions import FEATURES, HEAVY_TAILED
 from fraud_detection.features.matrix import feature_matrix
 from fraud_detection.models.data import TransactionDataModule
 from fraud_detection.models.network import FeedForward
+from fraud_detection.models.params import TrainParams
 from fraud_detection.models.preprocessing import Standardizer
 from fraud_detection.models.system import FraudClassifier
-from fraud_detection.models.training import TrainConfig
 from fraud_detection.pipelines.evaluate.nodes import backtest, backtest_metrics, backtest_plots
 from fraud_detection.pipelines.train.nodes import train_candidate
 from fraud_detection.registry.candidate import CandidateDataset
+from fraud_detection.runtime.project import project_params
 from fraud_detection.runtime.telemetry import disable_telemetry
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAINING_SET = ROOT / "data" / "05_model_input" / "training_set.parquet"
 
 
-def lightning_epochs(x: np.ndarray, y: np.ndarray, config: TrainConfig, epochs: int) -> None:
+def lightning_epochs(x: np.ndarray, y: np.ndarray, config: TrainParams, epochs: int) -> None:
     pl_lightning.seed_everything(config.seed, verbose=False)
     system = FraudClassifier(_network(config, x.shape[1]), config.learning_rate, config.weight_decay,
                              config.pos_weight, config.optimizer)  # fmt: skip
     trainer = pl_lightning.Trainer(
         max_epochs=epochs, limit_val_batches=0, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, **config.trainer,
+        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, **config.trainer.as_kwargs(),
     )  # fmt: skip
     trainer.fit(system, TransactionDataModule((x, y), (x[:1], y[:1]), config.batch_size, config.seed))
 
 
-def plain_torch_epochs(x: np.ndarray, y: np.ndarray, config: TrainConfig, epochs: int) -> None:
+def plain_torch_epochs(x: np.ndarray, y: np.ndarray, config: TrainParams, epochs: int) -> None:
     """The baseline: the same work written as a bare loop."""
     torch.manual_seed(config.seed)
     network = _network(config, x.shape[1])
@@ -69,8 +69,8 @@ def plain_torch_epochs(x: np.ndarray, y: np.ndarray, config: TrainConfig, epochs
             optimizer.step()
 
 
-def _network(config: TrainConfig, n_inputs: int) -> torch.nn.Module:
-    return FeedForward(n_inputs, config.hidden_sizes, config.dropout)
+def _network(config: TrainParams, n_inputs: int) -> torch.nn.Module:
+    return FeedForward(n_inputs, tuple(config.hidden_sizes), config.dropout)
 
 
 def main() -> None:
@@ -81,11 +81,11 @@ def main() -> None:
     args = parser.parse_args()
     disable_telemetry()
     logging.basicConfig(level=logging.WARNING)
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = project_params(root=ROOT)
     training_set = pl.read_parquet(TRAINING_SET)
-    config = TrainConfig.from_params(params["train"])
-    window = labelled_window(training_set, params["train"]["window_days"], params["features"]["label_delay_days"],
-                             before_horizon_days=params["train"]["holdout_days"])  # fmt: skip
+    config, label_delay_days = params.train, params.features.label_delay_days
+    window = labelled_window(training_set, config.window_days, label_delay_days,
+                             before_horizon_days=config.holdout_days)  # fmt: skip
     matrix = feature_matrix(window)
     x = Standardizer.fit(matrix, FEATURES, HEAVY_TAILED).transform(matrix)
     y = window["tx_fraud"].to_numpy()
@@ -96,15 +96,15 @@ def main() -> None:
 
     def train_stage() -> None:
         with tempfile.TemporaryDirectory() as tmp:
-            candidate = train_candidate(training_set, params["train"], params["features"], params["training_set"])
+            candidate = train_candidate(training_set, config, label_delay_days, params.training_set.feature_service)
             CandidateDataset(f"{tmp}/candidate", f"sqlite:///{tmp}/mlflow.db", "bench", f"{tmp}/artifacts").save(
                 candidate
             )
             epochs.append(len(candidate.history))
 
     def evaluate_stage() -> None:
-        scores = backtest(training_set, params["train"], params["evaluate"])
-        backtest_metrics(scores, params["evaluate"])
+        scores = backtest(training_set, config, params.evaluate, label_delay_days)
+        backtest_metrics(scores, params.evaluate)
         backtest_plots(scores)
 
     epochs: list[int] = []  # filled by train_stage

@@ -10,6 +10,11 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fraud_detection.runtime.params import Params
+    from fraud_detection.simulation.simulator import SimulationConfig
 
 RESULTS = Path(__file__).resolve().parents[1] / "reports" / "bench"
 
@@ -40,12 +45,28 @@ def save(name: str, figures: dict) -> Path:
     return path
 
 
-def default_project() -> tuple[dict, object]:
-    """For a benchmark of the default run (`make repro` first): telemetry off, quiet logs, the project root as the
-    working directory; returns params.yaml and the address of the project's MLflow registry."""
-    import logging
+def params() -> Params:
+    """The project's params.yaml, checked, as the stages read it."""
+    from fraud_detection.runtime.project import project_params
 
-    import yaml
+    return project_params(root=RESULTS.parents[1])
+
+
+def default_size_simulation() -> SimulationConfig:
+    """params.yaml `simulate` at the handbook's size (the `default` profile) and without drift: what the handbook's
+    figures are for, whatever profile or drift params.yaml selects."""
+    from fraud_detection.simulation.params import SimulateParams
+    from fraud_detection.simulation.simulator import SimulationConfig
+
+    simulate = params().simulate.model_dump()
+    return SimulationConfig.from_params(SimulateParams.model_validate({**simulate, "profile": "default", "drift": []}))
+
+
+def default_project() -> tuple[Params, object]:
+    """For a benchmark of the default run (`make repro` first): telemetry off, quiet logs, the project root as the
+    working directory; returns params.yaml (checked, as the stages read it) and the address of the project's MLflow
+    registry."""
+    import logging
 
     from fraud_detection.registry.registry import RegistryAddress
     from fraud_detection.runtime.telemetry import disable_telemetry
@@ -54,7 +75,6 @@ def default_project() -> tuple[dict, object]:
     disable_telemetry()
     logging.basicConfig(level=logging.WARNING)
     os.chdir(root)
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    return params, RegistryAddress(
+    return params(), RegistryAddress(
         f"sqlite:///{root / 'data/mlflow/mlflow.db'}", str(root / "data/mlflow/registry.lock")
     )

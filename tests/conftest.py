@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import tempfile
-from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import polars as pl
 import pytest
 from kedro.config import OmegaConfigLoader
+from pydantic import BaseModel
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -18,21 +18,39 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 from fraud_detection.features import polars_engine
-from fraud_detection.runtime.spark import get_spark
+from fraud_detection.models.params import TrainParams
+from fraud_detection.runtime.params import Params
+from fraud_detection.runtime.project import config_loader as project_config_loader
+from fraud_detection.runtime.project import project_params
+from fraud_detection.runtime.spark import SparkParams, get_spark
 from fraud_detection.runtime.telemetry import disable_telemetry
-from fraud_detection.settings import CONFIG_LOADER_ARGS
-from fraud_detection.simulation import SimulationConfig, simulate_transactions
+from fraud_detection.simulation.params import SimulateParams
+from fraud_detection.simulation.simulator import SimulationConfig, simulate_transactions
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # A small local session for the `spark` tests; loopback only.
-SPARK_TEST_PARAMS = {
-    "master": "local[2]",
-    "conf": {
+SPARK_TEST_PARAMS = SparkParams(
+    master="local[2]",
+    app_name="fraud_detection_tests",
+    conf={
         "spark.sql.shuffle.partitions": "4",
         "spark.driver.host": "127.0.0.1",
         "spark.driver.bindAddress": "127.0.0.1",
     },
-}
+)
+M = TypeVar("M", bound=BaseModel)
+
+
+def changed(model: M, **changes: Any) -> M:
+    """`model` with some values changed, checked like params.yaml: a mapping given for a nested model changes only
+    the keys it names (`trainer={"devices": 2}`); any other value, a mapping field's included, replaces it."""
+    values = model.model_dump()
+    for name, value in changes.items():
+        nested = getattr(model, name, None)
+        values[name] = changed(nested, **value).model_dump() if isinstance(nested, BaseModel) and isinstance(
+            value, dict) else value  # fmt: skip
+    return type(model).model_validate(values)
+
 
 disable_telemetry()
 # BentoML's model store for this test session (bentoml resolves it on first use): never the user's ~/bentoml
@@ -41,18 +59,19 @@ os.environ.setdefault("BENTOML_HOME", tempfile.mkdtemp(prefix="bentoml-tests-"))
 
 @pytest.fixture(scope="session")
 def config_loader() -> OmegaConfigLoader:
-    return OmegaConfigLoader(str(PROJECT_ROOT / "conf"), **CONFIG_LOADER_ARGS)
+    return project_config_loader(PROJECT_ROOT)
 
 
 @pytest.fixture(scope="session")
-def params(config_loader: OmegaConfigLoader) -> dict:
-    return config_loader["parameters"]
+def params() -> Params:
+    """params.yaml, checked and typed, as every stage reads it."""
+    return project_params(root=PROJECT_ROOT)
 
 
 @pytest.fixture(scope="session")
-def small_simulate_params(params: dict) -> dict:
+def small_simulate_params(params: Params) -> SimulateParams:
     """params.yaml `simulate`, switched to the small profile the tests use."""
-    return {**params["simulate"], "profile": "small"}
+    return changed(params.simulate, profile="small")
 
 
 @pytest.fixture(scope="session")
@@ -64,14 +83,13 @@ def spark() -> Iterator[SparkSession]:
 
 
 @pytest.fixture(scope="session")
-def small_training_set() -> pl.DataFrame:
+def small_training_set(small_simulate_params: SimulateParams) -> pl.DataFrame:
     """The features table of a small simulated set: what the training set holds (the skew tests prove it)."""
-    config = SimulationConfig(n_customers=300, n_terminals=600, n_days=60, start_date=date(2018, 4, 1), seed=0)
-    transactions = simulate_transactions(config)
+    transactions = simulate_transactions(SimulationConfig.from_params(changed(small_simulate_params, seed=0)))
     return polars_engine.transaction_features(transactions, polars_engine.state_tables(transactions, 7))
 
 
 @pytest.fixture(scope="session")
-def small_train_params(params: dict) -> dict:
+def small_train_params(params: Params) -> TrainParams:
     """params.yaml `train`, sized for tests: a small network, a few epochs."""
-    return {**params["train"], "window_days": 21, "hidden_sizes": [16], "max_epochs": 3, "patience": 2}
+    return changed(params.train, window_days=21, hidden_sizes=[16], max_epochs=3, patience=2)

@@ -16,6 +16,8 @@ from kedro.pipeline import Pipeline
 
 from fraud_detection.feature_store.definitions import SOURCE_PATHS
 from fraud_detection.runtime import stage_deps
+from fraud_detection.runtime.kedro_project import typed_entries
+from fraud_detection.runtime.params import Params
 from tests.conftest import PROJECT_ROOT
 
 CODE_PREFIX = "src/"
@@ -65,9 +67,14 @@ def _file_paths(catalog: dict, names: set[str], as_input: bool = False) -> set[s
     return paths
 
 
-def _top_level_params(pipeline: Pipeline) -> set[str]:
-    keys = (re.match(r"params:([^.]+)", i) for n in pipeline.nodes for i in n.inputs)
-    return {m.group(1) for m in keys if m}
+def _read_params(pipeline: Pipeline) -> set[str]:
+    """The dotted params.yaml keys the pipeline's nodes take (`params:train`, `params:features.label_delay_days`)."""
+    return {i.removeprefix("params:") for n in pipeline.nodes for i in n.inputs if i.startswith("params:")}
+
+
+def _covers(tracked: str, key: str) -> bool:
+    """DVC tracking `tracked` sees a change of `key` (the same key, or a block holding it)."""
+    return key == tracked or key.startswith(f"{tracked}.")
 
 
 def test_every_stage_runs_the_pipeline_of_its_name() -> None:
@@ -87,12 +94,15 @@ def test_stage_deps_and_outs_are_the_catalog_paths_of_its_pipeline(name: str, co
 
 
 @pytest.mark.parametrize("name", sorted(_stages()))
-def test_stage_params_cover_what_its_nodes_read(name: str, params: dict) -> None:
+def test_stage_params_cover_what_its_nodes_read(name: str, params: Params) -> None:
     stage_params = set(_stages()[name].get("params") or [])
-    read = _top_level_params(_pipelines()[name])
-    assert name in params, f"params.yaml needs a top-level `{name}` key"
+    read = _read_params(_pipelines()[name])
+    assert name in type(params).model_fields, f"params.yaml needs a top-level `{name}` key"
     assert name in stage_params
-    assert read <= stage_params, f"stage {name} reads params {read - stage_params} that DVC does not track"
+    untracked = {key for key in read if not any(_covers(tracked, key) for tracked in stage_params)}
+    assert not untracked, f"stage {name} reads params {untracked} that DVC does not track"
+    entries = typed_entries(params)
+    assert all(tracked in entries for tracked in stage_params), f"stage {name} tracks keys params.yaml lacks"
 
 
 # -- code deps: the import closure of what each stage runs (fraud_detection.runtime.stage_deps)
@@ -180,12 +190,12 @@ def test_every_notebook_has_its_stage() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(_notebook_stages()))
-def test_notebook_stage_runs_its_notebook_with_its_params(name: str, params: dict) -> None:
+def test_notebook_stage_runs_its_notebook_with_its_params(name: str, params: Params) -> None:
     stage = _notebook_stages()[name]
     assert stage["cmd"] == f"fraud-detection notebook {name}"
     assert {f"notebooks/{name}.ipynb", "src/fraud_detection/reporting"} <= _paths(stage["deps"])
     assert _paths(stage.get("outs")) == {f"reports/notebooks/{name}.ipynb", f"reports/notebooks/{name}.html"}
-    assert name in params.get("notebooks", {}), f"params.yaml needs notebooks.{name}"
+    assert name in type(params.notebooks).model_fields, f"params.yaml needs notebooks.{name}"
     assert {f"notebooks.{name}", "notebooks.cell_timeout_s"} <= set(stage.get("params") or [])
 
 
@@ -202,5 +212,5 @@ def test_notebook_stage_depends_on_what_the_notebook_reads(name: str, config_loa
     assert data_deps <= produced
     assert all((PROJECT_ROOT / p).exists() for p in deps if p.startswith(CODE_PREFIX))
     stage_params = set(stage.get("params") or [])
-    for block in set(re.findall(r"params\[\"(\w+)\"\]", code)):
-        assert any(p == block or p.startswith(f"{block}.") for p in stage_params), f"reads params {block}"
+    for key in set(re.findall(r"(?<![\w.])params\.((?!yaml\b)\w+(?:\.\w+)*)", code)):
+        assert any(_covers(p, key) or _covers(key, p) for p in stage_params), f"reads params {key}"

@@ -1,15 +1,15 @@
-"""Kedro project settings: `params.yaml` at the project root is the only parameters file."""
+"""Kedro project settings: `params.yaml` at the project root is the only parameters file, checked by a typed model
+when the context loads; nodes receive its typed values (runtime/kedro_project.py)."""
 
-from kedro.config import OmegaConfigLoader
-
+from fraud_detection.runtime.kedro_project import ProjectCatalog, ProjectContext, ProjectHooks
+from fraud_detection.runtime.project import CONFIG_LOADER_ARGS as PROJECT_CONFIG_LOADER_ARGS
+from fraud_detection.runtime.project import ProjectConfigLoader
 from fraud_detection.runtime.telemetry import disable_telemetry
 
 disable_telemetry()
 
-CONFIG_LOADER_CLASS = OmegaConfigLoader
-CONFIG_LOADER_ARGS = {
-    "base_env": "base",
-    "default_run_env": "local",
-    # Parameters come from params.yaml (shared with DVC), never from a copy under conf/.
-    "config_patterns": {"parameters": ["../../params.yaml"]},
-}
+HOOKS = (ProjectHooks(),)
+CONTEXT_CLASS = ProjectContext
+DATA_CATALOG_CLASS = ProjectCatalog
+CONFIG_LOADER_CLASS = ProjectConfigLoader
+CONFIG_LOADER_ARGS = PROJECT_CONFIG_LOADER_ARGS

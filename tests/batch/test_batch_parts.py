@@ -12,13 +12,14 @@ import polars as pl
 import pytest
 
 from fraud_detection.batch import risk_store as store_module
-from fraud_detection.batch.gate import GateParams, check
+from fraud_detection.batch.gate import check
+from fraud_detection.batch.params import BatchGateParams
 from fraud_detection.batch.queue import card_risk, investigation_queue
 from fraud_detection.batch.risk_store import RedisRiskStore, SqliteRiskStore
 from fraud_detection.features.definitions import FEATURES
 from fraud_detection.monitoring.drift import psi
 
-GATE = GateParams(max_psi=0.25, psi_bins=10)
+GATE = BatchGateParams(max_psi=0.25, psi_bins=10)
 
 
 def test_psi_is_zero_for_the_same_distribution_and_large_for_a_shift() -> None:

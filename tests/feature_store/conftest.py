@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from pathlib import Path
 
 import polars as pl
@@ -13,16 +12,20 @@ from fraud_detection.feature_store import dataset
 from fraud_detection.feature_store.dataset import repo_config
 from fraud_detection.feature_store.definitions import SOURCE_PATHS
 from fraud_detection.features import polars_engine
-from fraud_detection.simulation import SimulationConfig, simulate_transactions
+from fraud_detection.simulation.params import SimulateParams
+from fraud_detection.simulation.simulator import SimulationConfig, simulate_transactions
+from tests.conftest import changed
 
 LABEL_DELAY_DAYS = 7
 REDIS = {"type": "redis", "connection_string": "127.0.0.1:6379,db=0"}
 
 
 @pytest.fixture(scope="session")
-def transactions() -> pl.DataFrame:
-    config = SimulationConfig(n_customers=300, n_terminals=600, n_days=45, start_date=date(2018, 4, 1), seed=3)
-    return simulate_transactions(config)
+def transactions(small_simulate_params: SimulateParams) -> pl.DataFrame:
+    """45 days from 2018-04-01 of 300 customers and 600 terminals (the tests read those ranges and dates)."""
+    size = {"n_customers": 300, "n_terminals": 600, "n_days": 45}
+    simulate = changed(small_simulate_params, profiles={"small": size}, start_date="2018-04-01", seed=3)
+    return simulate_transactions(SimulationConfig.from_params(simulate))
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ import pytest
 
 from fraud_detection.feature_store.dataset import apply_and_materialize
 from fraud_detection.feature_store.online import OnlineFeatures, OnlineUpdaterSink, day_start
+from fraud_detection.feature_store.params import TrainingSetParams
 from fraud_detection.features.definitions import FEATURES, MICROS_PER_DAY
 from fraud_detection.features.online import OnlineFeatureUpdater
 from fraud_detection.pipelines.training_set.nodes import build_training_set
@@ -34,7 +35,7 @@ def _assert_same_features(got: pl.DataFrame, expected: pl.DataFrame) -> None:
 
 def test_feast_training_set_equals_the_batch_features(store, transactions, offline_features) -> None:
     apply_and_materialize(store, datetime(2018, 4, 2, tzinfo=UTC))
-    training_set = build_training_set(store, transactions, {"feature_service": "fraud_model_v1"})
+    training_set = build_training_set(store, transactions, TrainingSetParams(feature_service="fraud_model_v1"))
     assert training_set.height == transactions.height
     _assert_same_features(training_set, offline_features)
 

@@ -3,7 +3,7 @@ polars engine gives hand-computed values on a tiny frame, so the definition itse
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 import polars as pl
 import pytest
@@ -14,7 +14,9 @@ from fraud_detection.features import polars_engine, spark_engine
 from fraud_detection.features.definitions import FEATURES, STATE_COLUMNS, transaction_features
 from fraud_detection.features.online import OnlineFeatureUpdater
 from fraud_detection.features.polars_engine import StateTables
-from fraud_detection.simulation import SimulationConfig, simulate_transactions
+from fraud_detection.simulation.params import SimulateParams
+from fraud_detection.simulation.simulator import SimulationConfig, simulate_transactions
+from tests.conftest import changed
 from tests.features.replay import Event, replay
 
 LABEL_DELAY_DAYS = 7
@@ -54,11 +56,11 @@ def _frame(rows: list[tuple], first_id: int) -> pl.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def transactions() -> pl.DataFrame:
-    config = SimulationConfig(
-        n_customers=300, n_terminals=600, n_days=60, start_date=date(2018, 4, 1), radius=5, seed=1
-    )
-    simulated = simulate_transactions(config)
+def transactions(small_simulate_params: SimulateParams) -> pl.DataFrame:
+    """60 days from 2018-04-01 (the edge cases fall inside them) of 300 customers and 600 terminals."""
+    size = {"n_customers": 300, "n_terminals": 600, "n_days": 60}
+    simulate = changed(small_simulate_params, profiles={"small": size}, start_date="2018-04-01", seed=1)
+    simulated = simulate_transactions(SimulationConfig.from_params(simulate))
     edges = _frame(list(EDGE_CASES), first_id=simulated["transaction_id"].max() + 1)
     return pl.concat([simulated, edges.select(simulated.columns).cast(simulated.schema)]).sort(
         "tx_datetime", "transaction_id"

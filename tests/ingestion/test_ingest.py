@@ -9,27 +9,30 @@ import pytest
 
 from fraud_detection.ingestion.errors import IngestionError
 from fraud_detection.ingestion.ingest import ingest
+from fraud_detection.ingestion.params import IngestParams
 from fraud_detection.ingestion.sources import map_columns, read_files
+from fraud_detection.runtime.params import Params, ParamsError, checked_params
+from tests.conftest import changed
 from tests.ingestion.messy_source import COLUMN_MAP, DEFECTS, GOOD_TIMESTAMPS, messy_source
 
 
 @pytest.fixture
-def ingest_params(params: dict) -> dict:
+def ingest_params(params: Params) -> IngestParams:
     """params.yaml `ingest` for the messy source: its column names, and no quarantine ceiling."""
-    return {**params["ingest"], "column_map": COLUMN_MAP, "max_quarantine_fraction": 1.0}
+    return changed(params.ingest, column_map=COLUMN_MAP, max_quarantine_fraction=1.0)
 
 
-def test_every_defect_is_quarantined_with_its_reason(ingest_params: dict, params: dict) -> None:
+def test_every_defect_is_quarantined_with_its_reason(ingest_params: IngestParams, params: Params) -> None:
     raw, expected = messy_source()
-    result = ingest(raw, ingest_params, params["spark"])
+    result = ingest(raw, ingest_params, params.spark)
     reasons = dict(zip(result.quarantine["row_number"], result.quarantine["reason"], strict=True))
     assert [reasons.get(i) for i in range(raw.height)] == expected
     assert len({reason for _, reason in DEFECTS}) >= 10
 
 
-def test_rows_are_conserved_and_summarised(ingest_params: dict, params: dict) -> None:
+def test_rows_are_conserved_and_summarised(ingest_params: IngestParams, params: Params) -> None:
     raw, expected = messy_source()
-    result = ingest(raw, ingest_params, params["spark"])
+    result = ingest(raw, ingest_params, params.spark)
     summary = result.summary
     assert summary["rows_read"] == raw.height == result.transactions.height + result.quarantine.height
     assert summary["rows_quarantined"] == sum(r is not None for r in expected)
@@ -38,17 +41,17 @@ def test_rows_are_conserved_and_summarised(ingest_params: dict, params: dict) ->
     assert summary["dropped_columns"] == ["NOTE"]
 
 
-def test_quarantine_keeps_the_original_values(ingest_params: dict, params: dict) -> None:
+def test_quarantine_keeps_the_original_values(ingest_params: IngestParams, params: Params) -> None:
     raw, _ = messy_source()
-    quarantine = ingest(raw, ingest_params, params["spark"]).quarantine
+    quarantine = ingest(raw, ingest_params, params.spark).quarantine
     row = quarantine.filter(pl.col("reason") == "tx_amount:unparseable").row(0, named=True)
     assert row["tx_amount"] == "12,50" and row["terminal_id"] == "9"
     assert quarantine.filter(pl.col("reason") == "terminal_id:unparseable")["terminal_id"].item() == "T-9"
 
 
-def test_accepted_rows_are_typed_sorted_and_in_utc(ingest_params: dict, params: dict) -> None:
+def test_accepted_rows_are_typed_sorted_and_in_utc(ingest_params: IngestParams, params: Params) -> None:
     raw, _ = messy_source()
-    accepted = ingest(raw, ingest_params, params["spark"]).transactions
+    accepted = ingest(raw, ingest_params, params.spark).transactions
     assert accepted.schema == pl.Schema(
         {
             "transaction_id": pl.Int64,
@@ -66,7 +69,7 @@ def test_accepted_rows_are_typed_sorted_and_in_utc(ingest_params: dict, params: 
     assert accepted["tx_datetime"].is_sorted()
 
 
-def test_typed_sources_are_coerced_where_unambiguous(ingest_params: dict, params: dict) -> None:
+def test_typed_sources_are_coerced_where_unambiguous(ingest_params: IngestParams, params: Params) -> None:
     raw = pl.DataFrame(
         {
             "transaction_id": [1.0, 2.0, 3.5],
@@ -77,14 +80,15 @@ def test_typed_sources_are_coerced_where_unambiguous(ingest_params: dict, params
             "tx_fraud": [False, True, False],
         }
     )
-    result = ingest(raw, {**ingest_params, "column_map": {}}, params["spark"])
+    unmapped = IngestParams.model_validate({**ingest_params.model_dump(), "column_map": {}})  # ours already
+    result = ingest(raw, unmapped, params.spark)
     assert result.transactions["transaction_id"].to_list() == [1, 2]
     assert result.transactions["tx_fraud"].to_list() == [0, 1]
     assert result.transactions["tx_fraud_scenario"].is_null().all(), "an absent optional column is null"
     assert result.quarantine["reason"].to_list() == ["transaction_id:unparseable"]
 
 
-def test_column_map_renames_source_columns(ingest_params: dict) -> None:
+def test_column_map_renames_source_columns(ingest_params: IngestParams) -> None:
     raw, _ = messy_source()
     mapped, dropped = map_columns(raw, COLUMN_MAP)
     assert mapped.columns == ["row_number", *COLUMN_MAP.values()]
@@ -106,31 +110,51 @@ def test_a_column_map_naming_absent_columns_is_an_error() -> None:
         map_columns(raw, {**COLUMN_MAP, "TXN_TIME": "tx_datetime"})
 
 
-def test_numeric_timestamps_are_refused_as_ambiguous(ingest_params: dict, params: dict) -> None:
+def test_numeric_timestamps_are_refused_as_ambiguous(ingest_params: IngestParams, params: Params) -> None:
     raw = messy_source()[0].with_columns(pl.lit(1522540800).alias("TX_DATETIME"))
     with pytest.raises(IngestionError, match=r"tx_datetime has type Int32; expected a datetime, a date or an ISO"):
-        ingest(raw, ingest_params, params["spark"])
+        ingest(raw, ingest_params, params.spark)
 
 
-def test_too_many_bad_rows_fail_with_the_reasons(ingest_params: dict, params: dict) -> None:
+def test_too_many_bad_rows_fail_with_the_reasons(ingest_params: IngestParams, params: Params) -> None:
     raw, expected = messy_source()
     with pytest.raises(IngestionError) as error:
-        ingest(raw, {**ingest_params, "max_quarantine_fraction": 0.05}, params["spark"])
+        ingest(raw, changed(ingest_params, max_quarantine_fraction=0.05), params.spark)
     message = str(error.value)
     assert f"{sum(r is not None for r in expected)} of {raw.height} rows" in message
     assert "ingest.max_quarantine_fraction = 5.00%" in message and "tx_datetime:unparseable" in message
 
 
-def test_an_empty_source_fails(ingest_params: dict, params: dict) -> None:
+def test_an_empty_source_fails(ingest_params: IngestParams, params: Params) -> None:
     raw = messy_source()[0].clear()
     with pytest.raises(IngestionError, match="no rows"):
-        ingest(raw, ingest_params, params["spark"])
+        ingest(raw, ingest_params, params.spark)
 
 
-def test_an_unknown_engine_is_named(ingest_params: dict, params: dict) -> None:
-    raw, _ = messy_source()
-    with pytest.raises(IngestionError, match=r"ingest.engine is 'pandas'; expected one of \['polars', 'spark'\]"):
-        ingest(raw, {**ingest_params, "engine": "pandas"}, params["spark"])
+def ingest_problem(config_loader, **ingest_changes) -> str:
+    """The ParamsError message for params.yaml with `ingest` changed."""
+    raw = config_loader["parameters"]
+    with pytest.raises(ParamsError) as error:
+        checked_params({**raw, "ingest": {**raw["ingest"], **ingest_changes}})
+    return str(error.value)
+
+
+def test_an_unknown_engine_is_named(config_loader) -> None:
+    expected = "params.yaml ingest.engine='pandas': expected 'polars' or 'spark'"
+    assert ingest_problem(config_loader, engine="pandas") == expected
+
+
+def test_bad_limits_are_named(config_loader) -> None:
+    reversed_range = ingest_problem(config_loader, valid_from="2100-01-01", valid_to="2000-01-01")
+    assert reversed_range == (
+        "params.yaml ingest: expected valid_from before valid_to (2100-01-01 00:00:00 .. 2000-01-01 00:00:00)"
+    )
+    fraction = ingest_problem(config_loader, max_quarantine_fraction=1.5)
+    assert fraction == "params.yaml ingest.max_quarantine_fraction=1.5: expected a number in [0, 1]"
+    assert ingest_problem(config_loader, valid_to="the future") == (
+        "params.yaml ingest.valid_to='the future': expected a date or date-time (ISO 8601, e.g. 2018-04-01 or "
+        "2018-04-01T12:00:00Z)"
+    )
 
 
 def test_read_files_reads_csv_as_text_parquet_typed_and_folders(tmp_path) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
@@ -13,7 +13,10 @@ from pyspark.sql import SparkSession
 from fraud_detection.ingestion import polars_engine, spark_engine
 from fraud_detection.ingestion.schema import Limits
 from fraud_detection.ingestion.sources import map_columns
-from fraud_detection.simulation import SimulationConfig, simulate_transactions
+from fraud_detection.runtime.params import Params
+from fraud_detection.simulation.params import SimulateParams
+from fraud_detection.simulation.simulator import SimulationConfig, simulate_transactions
+from tests.conftest import changed
 from tests.ingestion.messy_source import COLUMN_MAP, messy_source
 
 pytestmark = pytest.mark.spark
@@ -25,8 +28,8 @@ TimeColumn = Callable[[pl.Series], pl.Series]
 
 
 @pytest.fixture(scope="module")
-def limits(params: dict) -> Limits:
-    return Limits.from_params(params["ingest"])
+def limits(params: Params) -> Limits:
+    return Limits.from_params(params.ingest)
 
 
 def both_engines(spark: SparkSession, mapped: pl.DataFrame, limits: Limits) -> Frames:
@@ -175,11 +178,10 @@ def test_typed_labels_and_absent_optional_field_give_the_same_frames(spark: Spar
     both_engines(spark, source, TYPED_LIMITS)
 
 
-def test_simulated_transactions_are_all_accepted_on_both(spark: SparkSession, limits: Limits) -> None:
-    config = SimulationConfig(
-        n_customers=300, n_terminals=600, n_days=60, start_date=date(2018, 4, 1), radius=5, seed=1
-    )
-    raw = simulate_transactions(config)
+def test_simulated_transactions_are_all_accepted_on_both(
+    spark: SparkSession, limits: Limits, small_simulate_params: SimulateParams
+) -> None:
+    raw = simulate_transactions(SimulationConfig.from_params(changed(small_simulate_params, seed=1)))
     mapped, _ = map_columns(raw, {})
     accepted, rejected = both_engines(spark, mapped, limits)
     assert rejected.height == 0 and accepted.height == raw.height

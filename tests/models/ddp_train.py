@@ -2,12 +2,12 @@
 extra rank. Every rank runs the train stage's node and the candidate dataset's save, as `kedro run` does, and
 leaves its final weights in `<workdir>/weights_rank<N>.pt` for the test to compare.
 
-Usage: python tests/models/ddp_train.py <workdir>   (workdir holds training_set.parquet and train_params.json)
+Usage: python tests/models/ddp_train.py <workdir>   (workdir holds training_set.parquet and train_params.json,
+params.yaml `train` as JSON: checked here by the same model)
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from pathlib import Path
@@ -15,6 +15,7 @@ from pathlib import Path
 import polars as pl
 import torch
 
+from fraud_detection.models.params import TrainParams
 from fraud_detection.pipelines.train.nodes import train_candidate
 from fraud_detection.registry.candidate import CandidateDataset
 from fraud_detection.runtime.telemetry import disable_telemetry
@@ -23,9 +24,9 @@ from fraud_detection.runtime.telemetry import disable_telemetry
 def main(workdir: Path) -> None:
     disable_telemetry()
     logging.basicConfig(level=logging.INFO)
-    params = json.loads((workdir / "train_params.json").read_text())
+    params = TrainParams.model_validate_json((workdir / "train_params.json").read_text())
     training_set = pl.read_parquet(workdir / "training_set.parquet")
-    candidate = train_candidate(training_set, params, {"label_delay_days": 7}, {"feature_service": "fraud_model_v1"})
+    candidate = train_candidate(training_set, params, 7, "fraud_model_v1")
     torch.save(candidate.scorer.network.state_dict(), workdir / f"weights_rank{candidate.global_rank}.pt")
     dataset = CandidateDataset(
         path=str(workdir / "candidate"),

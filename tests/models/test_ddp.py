@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 import torch
 
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, changed
 
 SCRIPT = PROJECT_ROOT / "tests" / "models" / "ddp_train.py"
 
@@ -22,7 +22,7 @@ SCRIPT = PROJECT_ROOT / "tests" / "models" / "ddp_train.py"
 def test_ddp_over_two_cpu_processes(tmp_path: Path, small_training_set: pl.DataFrame, small_train_params) -> None:
     small_training_set.write_parquet(tmp_path / "training_set.parquet")
     trainer = {"accelerator": "cpu", "devices": 2, "strategy": "ddp", "precision": "32-true", "num_nodes": 1}
-    (tmp_path / "train_params.json").write_text(json.dumps({**small_train_params, "trainer": trainer}))
+    (tmp_path / "train_params.json").write_text(changed(small_train_params, trainer=trainer).model_dump_json())
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "MASTER_ADDR": "127.0.0.1"}
     command = [sys.executable, str(SCRIPT), str(tmp_path)]
     done = subprocess.run(command, check=False, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)

@@ -47,7 +47,7 @@ def test_standardizer_names_a_feature_with_nan(data) -> None:
 def test_the_data_module_refuses_fewer_rows_than_a_batch(data) -> None:
     matrix, labels = data
     with pytest.raises(ValueError, match="fewer than one batch"):
-        TransactionDataModule((matrix[:10], labels[:10]), (matrix, labels), batch_size=64)
+        TransactionDataModule((matrix[:10], labels[:10]), (matrix, labels), batch_size=64, seed=0)
 
 
 def _train(data, seed: int, epochs: int) -> tuple[FraudClassifier, dict]:
@@ -55,7 +55,8 @@ def _train(data, seed: int, epochs: int) -> tuple[FraudClassifier, dict]:
     scaler = Standardizer.fit(matrix, FEATURES, ("tx_amount",))
     x = scaler.transform(matrix)
     pl.seed_everything(seed, workers=True)
-    system = FraudClassifier(FeedForward(len(FEATURES), (16, 8), dropout=0.0), learning_rate=1e-2, pos_weight=5.0)
+    network = FeedForward(len(FEATURES), (16, 8), dropout=0.0)
+    system = FraudClassifier(network, learning_rate=1e-2, weight_decay=0.0, pos_weight=5.0, optimizer="adam")
     trainer = pl.Trainer(
         max_epochs=epochs, accelerator="cpu", deterministic=True, logger=False, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False,
@@ -81,7 +82,9 @@ def test_the_network_can_overfit_one_batch() -> None:
     """The cheapest proof that the training system is wired right."""
     torch.manual_seed(0)
     x, y = torch.randn(32, 5), (torch.rand(32) < 0.5).float()
-    system = FraudClassifier(FeedForward(5, (32, 32), dropout=0.0), learning_rate=1e-2)
+    system = FraudClassifier(
+        FeedForward(5, (32, 32), dropout=0.0), 1e-2, weight_decay=0.0, pos_weight=1.0, optimizer="adam"
+    )
     optimiser = system.configure_optimizers()
     for _ in range(300):
         optimiser.zero_grad()

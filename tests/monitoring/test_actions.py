@@ -10,6 +10,7 @@ from fraud_detection.pipelines.train.nodes import train_candidate
 from fraud_detection.registry.candidate import CandidateDataset
 from fraud_detection.registry.promotion import force_promote
 from fraud_detection.registry.registry import RegistryAddress, RegistryError
+from tests.conftest import changed
 
 
 @pytest.fixture
@@ -18,8 +19,8 @@ def registry(tmp_path, small_training_set, small_train_params):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     registry = RegistryAddress(uri, str(tmp_path / "registry.lock")).open("fraud-detector", create=True)
     for seed in (0, 1):
-        params = {**small_train_params, "seed": seed, "max_epochs": 1}
-        candidate = train_candidate(small_training_set, params, {"label_delay_days": 7}, {"feature_service": "v1"})
+        params = changed(small_train_params, seed=seed, max_epochs=1)
+        candidate = train_candidate(small_training_set, params, label_delay_days=7, feature_service="v1")
         CandidateDataset(str(tmp_path / f"c{seed}"), uri, "actions", str(tmp_path / "artifacts")).save(candidate)
         version = registry.register(candidate.run, candidate.tags).version
         force_promote(registry, int(version), "tests", "actions fixture")

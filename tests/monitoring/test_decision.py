@@ -6,16 +6,17 @@ import polars as pl
 import pytest
 
 from fraud_detection.monitoring.decision import DecisionParams, Quality, decide, with_levels
+from fraud_detection.monitoring.params import DriftThresholds
+from fraud_detection.runtime.params import ParamsError, checked_params
+from tests.conftest import changed
 
-PARAMS = DecisionParams.from_params({
-    "thresholds": {"mild": 0.1, "moderate": 0.25, "severe": 0.5}, "retrain_level": "moderate",
-    "guardrail": {"min_auc_roc": 0.8, "min_average_precision": 0.4, "rollback_margin": 0.05},
-})  # fmt: skip
+THRESHOLDS = DriftThresholds(mild=0.1, moderate=0.25, severe=0.5)
+PARAMS = DecisionParams(THRESHOLDS, "moderate", {"auc_roc": 0.8, "average_precision": 0.4}, rollback_margin=0.05)
 GOOD, BAD = Quality("2", 1000, 10, 0.9, 0.7, 0.3), Quality("2", 1000, 10, 0.7, 0.3, 0.1)
 
 
 def table(**psi: float) -> pl.DataFrame:
-    return with_levels(pl.DataFrame({"column": list(psi), "psi": list(psi.values())}), PARAMS)
+    return with_levels(pl.DataFrame({"column": list(psi), "psi": list(psi.values())}), THRESHOLDS)
 
 
 def test_levels_follow_the_thresholds_at_their_lower_bounds():
@@ -49,10 +50,31 @@ def test_the_reasons_name_the_figures():
     assert "['a']" in decision["reasons"][2]
 
 
-def test_bad_params_are_named():
-    with pytest.raises(ValueError, match="expected 0 < mild <= moderate <= severe"):
-        DecisionParams.from_params({"thresholds": {"mild": 0.3, "moderate": 0.2, "severe": 0.5},
-                                    "retrain_level": "moderate", "guardrail": {}})  # fmt: skip
-    with pytest.raises(ValueError, match=r"monitor.retrain_level is 'none'; expected one of"):
-        DecisionParams.from_params({"thresholds": {"mild": 0.1, "moderate": 0.2, "severe": 0.5},
-                                    "retrain_level": "none", "guardrail": {}})  # fmt: skip
+def test_the_params_come_from_monitor_and_the_register_gates_floors(params):
+    monitor = changed(params.monitor, retrain_level="severe")
+    decision_params = DecisionParams.of(monitor, params.register.gate)
+    assert decision_params.thresholds == params.monitor.thresholds and decision_params.retrain_level == "severe"
+    assert decision_params.floors == {"auc_roc": params.register.gate.min_auc_roc,
+                                      "average_precision": params.register.gate.min_average_precision}  # fmt: skip
+    assert decision_params.rollback_margin == params.monitor.guardrail.rollback_margin
+
+
+def monitor_problem(config_loader, **monitor) -> str:
+    """The ParamsError message for params.yaml with `monitor` changed."""
+    raw = config_loader["parameters"]
+    with pytest.raises(ParamsError) as error:
+        checked_params({**raw, "monitor": {**raw["monitor"], **monitor}})
+    return str(error.value)
+
+
+def test_bad_params_are_named(config_loader):
+    thresholds = {"mild": 0.3, "moderate": 0.2, "severe": 0.5}
+    assert monitor_problem(config_loader, thresholds=thresholds) == (
+        "params.yaml monitor.thresholds: expected mild <= moderate <= severe (0.3, 0.2, 0.5)")  # fmt: skip
+    assert monitor_problem(config_loader, thresholds={**thresholds, "mild": 0}) == (
+        "params.yaml monitor.thresholds.mild=0: expected a number > 0")  # fmt: skip
+    assert monitor_problem(config_loader, retrain_level="none") == (
+        "params.yaml monitor.retrain_level='none': expected 'mild' or 'moderate' or 'severe'")  # fmt: skip
+    # the floors are the register gate's: a floor under monitor.guardrail is a leftover, named as such
+    assert monitor_problem(config_loader, guardrail={"min_auc_roc": 0.8, "rollback_margin": 0.05}) == (
+        "params.yaml monitor.guardrail.min_auc_roc=0.8: unknown key; expected one of ['rollback_margin']")  # fmt: skip

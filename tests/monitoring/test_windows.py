@@ -73,9 +73,9 @@ def test_a_window_without_transactions_is_named_with_its_days(offline_features, 
     stale = MonitoredModel("1", Span(date(2017, 1, 1), date(2017, 1, 28)), lambda m: np.zeros(len(m)))
     with pytest.raises(ValueError, match=r"the reference window 2017-01-01..2017-01-28 holds no transaction"):
         build_windows(offline_features.lazy(), pl.DataFrame(), {"champion": stale, "previous": None},
-                      params["monitor"], {"label_delay_days": 7})  # fmt: skip
+                      params.monitor, label_delay_days=7)  # fmt: skip
     fine = MonitoredModel("1", Span(date(2018, 4, 10), date(2018, 4, 20)), lambda m: np.full(len(m), 0.5))
     windows = build_windows(offline_features.lazy(), pl.DataFrame(), {"champion": fine, "previous": fine},
-                            params["monitor"], {"label_delay_days": 7})  # fmt: skip
+                            params.monitor, label_delay_days=7)  # fmt: skip
     assert windows.previous == "1" and (windows.labelled["previous_score"] == 0.5).all()
     assert len(windows.current) and len(windows.reference) and windows.source == "features"

@@ -20,11 +20,12 @@ from fraud_detection.pipelines.batch_predict.nodes import (
 )
 from fraud_detection.registry.promotion import force_promote
 from fraud_detection.registry.registry import RegistryAddress
+from fraud_detection.runtime.params import ParamsError, checked_params
+from tests.conftest import SPARK_TEST_PARAMS, changed
 from tests.feature_store.conftest import offline_features, transactions
 from tests.serving.conftest import MODEL, serving_project
 
 __all__ = ["offline_features", "serving_project", "transactions"]
-SPARK = {"master": "local[1]"}
 
 
 @pytest.fixture
@@ -35,11 +36,11 @@ def stage(serving_project, offline_features, params, tmp_path):
     features = offline_features.lazy()
 
     def run(**changes) -> dict:
-        settings = {**params["batch_predict"], **changes}
+        settings = changed(params.batch_predict, **changes)
         with serving_project.inside():
             days = plan_days(features, {"aliases": {}}, settings)
             predictions, queues, rejected, passed, report = score_days(
-                features, days, address, store, settings, {"model_name": MODEL}, SPARK
+                features, days, address, store, settings, MODEL, SPARK_TEST_PARAMS
             )
             final = publish_batches(passed, store, report)
         return {"days": days, "predictions": predictions, "queues": queues, "rejected": rejected, "report": final}
@@ -74,10 +75,36 @@ def test_a_backfill_publishes_day_by_day_and_compares_each_with_the_day_before(s
     assert result["report"]["published"] == days == sorted(store.published())
     psis = [result["report"]["days"][d]["psi"] for d in days]
     assert psis[0] is None and all(0 <= p < 0.25 for p in psis[1:]), psis
-    with pytest.raises(ValueError, match="expected both"):
-        run(start_date=start.isoformat())
     with pytest.raises(ValueError, match=r"expected days of the data"):
         run(date="2031-01-01")
+    with pytest.raises(ValueError, match=r"expected days of the data"):
+        run(start_date=(start - timedelta(days=365)).isoformat(), end_date=start.isoformat())
+
+
+def batch_predict_problem(config_loader, **batch_predict) -> str:
+    """The ParamsError message for params.yaml with `batch_predict` changed."""
+    raw = config_loader["parameters"]
+    with pytest.raises(ParamsError) as error:
+        checked_params({**raw, "batch_predict": {**raw["batch_predict"], **batch_predict}})
+    return str(error.value)
+
+
+def test_bad_days_and_engines_are_named(config_loader) -> None:
+    assert batch_predict_problem(config_loader, start_date="2018-05-01") == (
+        "params.yaml batch_predict: expected start_date and end_date both set (a backfill) or both null"
+    )
+    assert batch_predict_problem(config_loader, start_date="2018-05-03", end_date="2018-05-01") == (
+        "params.yaml batch_predict: expected start_date <= end_date (2018-05-03 .. 2018-05-01)"
+    )
+    assert batch_predict_problem(config_loader, date="yesterday") == (
+        "params.yaml batch_predict.date='yesterday': expected 'latest' or a date (YYYY-MM-DD)"
+    )
+    assert batch_predict_problem(config_loader, engine="pandas") == (
+        "params.yaml batch_predict.engine='pandas': expected 'polars' or 'spark'"
+    )
+    assert batch_predict_problem(config_loader, gate={"max_psi": 0.0, "psi_bins": 10}) == (
+        "params.yaml batch_predict.gate.max_psi=0.0: expected a number > 0"
+    )
 
 
 def test_a_rejected_batch_fails_the_stage_and_the_previous_one_stays_published(stage, offline_features) -> None:
@@ -85,12 +112,12 @@ def test_a_rejected_batch_fails_the_stage_and_the_previous_one_stays_published(s
     last = offline_features["tx_datetime"].max().date()
     run(date=(last - timedelta(days=1)).isoformat())
     before = {c: store.lookup(c) for c in range(300)}
-    result = run(gate={"max_psi": 0.0, "psi_bins": 10})  # any shift at all is too much
+    result = run(gate={"max_psi": 1e-9, "psi_bins": 10})  # any shift at all is too much
     day = last.isoformat()
     assert result["report"]["rejected"] == [day] and day not in store.published()
     assert result["rejected"][day]["rejected_because"][0].startswith("score PSI")
     assert {c: store.lookup(c) for c in range(300)} == before, "nothing of the rejected batch is visible"
-    with pytest.raises(BatchRejected, match=rf"{day}: score PSI .* expected at most 0.0"):
+    with pytest.raises(BatchRejected, match=rf"{day}: score PSI .* expected at most 1e-09"):
         fail_on_rejections(result["report"])
 
 

@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 
 from fraud_detection.features import polars_engine
+from fraud_detection.models.params import TrainParams
 from fraud_detection.pipelines.monitor.nodes import (
     build_windows,
     compute_drift,
@@ -22,35 +23,39 @@ from fraud_detection.pipelines.train.nodes import train_candidate
 from fraud_detection.registry.candidate import CandidateDataset
 from fraud_detection.registry.promotion import force_promote
 from fraud_detection.registry.registry import RegistryAddress
-from fraud_detection.simulation import SimulationConfig, simulate_transactions
+from fraud_detection.runtime.params import Params
+from fraud_detection.simulation.simulator import SimulationConfig, simulate_transactions
+from tests.conftest import changed
 
 MODEL = "fraud-detector"
 DAYS = 90  # the reference window (28 days before a 7-day holdout and the label delay) starts past the 37-day
 # warm-up of the terminal windows (30 days + the delay), which otherwise reads as drift
-LABEL_DELAY = {"label_delay_days": 7}
+LABEL_DELAY_DAYS = 7
 AMOUNT_FEATURES = {"tx_amount", "customer_avg_amount_1d", "customer_avg_amount_7d"}
+# card testing (scenario 4): 20 cards a day, 3 small (1 to 5) night-time transactions each, far from home
+CARD_TESTING = {"kind": "new_fraud_pattern", "customers_per_day": 20, "tx_per_card": 3, "min_amount": 1.0,
+                "max_amount": 5.0, "night_end_hour": 5.0}  # fmt: skip
 
 
-def features_of(params: dict, drift: list[dict]) -> pl.DataFrame:
-    config = SimulationConfig.from_params({**params["simulate"], "profile": "test", "drift": drift,
-                                           "profiles": {"test": {"n_customers": 300, "n_terminals": 600,
-                                                                 "n_days": DAYS}}})  # fmt: skip
-    transactions = simulate_transactions(config)
-    return polars_engine.transaction_features(transactions, polars_engine.state_tables(transactions, 7))
+def features_of(params: Params, drift: list[dict]) -> pl.DataFrame:
+    size = {"n_customers": 300, "n_terminals": 600, "n_days": DAYS}
+    simulate = changed(params.simulate, profile="test", profiles={"test": size}, drift=drift)
+    transactions = simulate_transactions(SimulationConfig.from_params(simulate))
+    return polars_engine.transaction_features(transactions, polars_engine.state_tables(transactions, LABEL_DELAY_DAYS))
 
 
 class Registry:
     """A temporary MLflow registry; `add` trains a candidate on `features` (its window ends `holdout_days` before
     the labels' horizon) and registers it as the new champion."""
 
-    def __init__(self, root, train_params: dict) -> None:
+    def __init__(self, root, train_params: TrainParams) -> None:
         self.root, self.uri, self.train = root, f"sqlite:///{root / 'mlflow.db'}", train_params
         self.address = RegistryAddress(self.uri, str(root / "registry.lock"))
         self.registry = self.address.open(MODEL, create=True)
 
     def add(self, features: pl.DataFrame, holdout_days: int, seed: int = 0) -> int:
-        params = {**self.train, "holdout_days": holdout_days, "seed": seed}
-        candidate = train_candidate(features, params, LABEL_DELAY, {"feature_service": "v1"})
+        params = changed(self.train, holdout_days=holdout_days, seed=seed)
+        candidate = train_candidate(features, params, LABEL_DELAY_DAYS, "v1")
         folder = self.root / f"candidate-{seed}-{holdout_days}"
         CandidateDataset(str(folder), self.uri, "monitor-tests", str(self.root / "artifacts")).save(candidate)
         version = int(self.registry.register(candidate.run, candidate.tags).version)
@@ -58,16 +63,17 @@ class Registry:
         return version
 
 
-def monitor(features: pl.DataFrame, registry: Registry, params: dict, tmp_path) -> tuple[dict, pl.DataFrame]:
-    models = monitored_models(registry.address, {"model_name": MODEL}, {})
-    windows = build_windows(features.lazy(), pl.DataFrame(), models, params["monitor"], LABEL_DELAY)
-    drift = compute_drift(windows, params["monitor"])
-    return decide_action(drift, windows, params["monitor"], params["evaluate"]), drift_levels(drift, params["monitor"])
+def monitor(features: pl.DataFrame, registry: Registry, params: Params, tmp_path) -> tuple[dict, pl.DataFrame]:
+    models = monitored_models(registry.address, MODEL, {})
+    windows = build_windows(features.lazy(), pl.DataFrame(), models, params.monitor, LABEL_DELAY_DAYS)
+    drift = compute_drift(windows, params.monitor)
+    decision = decide_action(drift, windows, params.monitor, params.register.gate, params.evaluate.top_k)
+    return decision, drift_levels(drift, params.monitor)
 
 
 @pytest.fixture(scope="module")
-def train_params(params: dict) -> dict:
-    return {**params["train"], "window_days": 28, "hidden_sizes": [32], "max_epochs": 6, "patience": 3}
+def train_params(params: Params) -> TrainParams:
+    return changed(params.train, window_days=28, hidden_sizes=[32], max_epochs=6, patience=3)
 
 
 def test_no_drift_gives_none(params, train_params, tmp_path):
@@ -96,31 +102,34 @@ def test_inflated_amounts_give_retrain_with_the_amount_features_flagged(params, 
 
 
 def test_a_new_fraud_pattern_that_the_champion_misses_gives_rollback(params, train_params, tmp_path):
-    drift = [{"kind": "new_fraud_pattern", "start_day": DAYS - 20, "days": 14}]  # card testing, in the labelled window
+    drift = [{**CARD_TESTING, "start_day": DAYS - 20, "days": 14}]  # days 70..83: in the labelled window
     features = features_of(params, drift)
     registry = Registry(tmp_path, train_params)
-    learned = registry.add(features, holdout_days=0)  # trained on days with the pattern: the previous champion
+    # the smallest holdout (train.holdout_days >= 1): each window ends a day before its labels' horizon
+    learned = registry.add(features, holdout_days=1)  # trained on days 54..81, with the pattern: the previous champion
     stale = features.filter(pl.col("tx_datetime") < features["tx_datetime"].min() + pl.duration(days=DAYS - 13))
-    champion = registry.add(stale, holdout_days=0, seed=1)  # trained before the pattern appeared
+    champion = registry.add(stale, holdout_days=1, seed=1)  # trained on the days before the pattern appeared
     decision, _ = monitor(features, registry, params, tmp_path)
     assert decision["action"] == "rollback", decision["reasons"]
     assert decision["champion"]["version"] == str(champion)
     assert decision["previous_champion"]["version"] == str(learned)
-    guardrail, champion_quality, previous = params["monitor"]["guardrail"], decision["champion"], decision[
-        "previous_champion"]  # fmt: skip
-    assert champion_quality["auc_roc"] < guardrail["min_auc_roc"] <= previous["auc_roc"]
-    assert previous["average_precision"] >= champion_quality["average_precision"] + guardrail["rollback_margin"]
+    floors, margin = params.register.gate, params.monitor.guardrail.rollback_margin  # the register gate's floors
+    champion_quality, previous = decision["champion"], decision["previous_champion"]
+    assert champion_quality["auc_roc"] < floors.min_auc_roc <= previous["auc_roc"]
+    assert previous["average_precision"] >= champion_quality["average_precision"] + margin
 
 
 def test_the_run_page_holds_the_decision_our_table_and_both_evidently_reports(params, train_params, tmp_path):
     features = features_of(params, [])
     registry = Registry(tmp_path, train_params)
     registry.add(features, holdout_days=7)
-    models = monitored_models(registry.address, {"model_name": MODEL}, {})
-    windows = build_windows(features.lazy(), pl.DataFrame(), models, params["monitor"], LABEL_DELAY)
-    monitor_params = {**params["monitor"], "evidently": {**params["monitor"]["evidently"], "max_rows": 3000}}
+    models = monitored_models(registry.address, MODEL, {})
+    windows = build_windows(features.lazy(), pl.DataFrame(), models, params.monitor, LABEL_DELAY_DAYS)
+    monitor_params = changed(params.monitor, evidently={"max_rows": 3000})
     drift = drift_levels(compute_drift(windows, monitor_params), monitor_params)
-    decision = decide_action(compute_drift(windows, monitor_params), windows, monitor_params, params["evaluate"])
+    decision = decide_action(
+        compute_drift(windows, monitor_params), windows, monitor_params, params.register.gate, params.evaluate.top_k
+    )
     files = evidently_reports(windows, drift, decision, monitor_params)
     day = features["tx_datetime"].max().date().isoformat()
     assert set(files) == {f"{day}.html", f"{day}-drift.json", f"{day}-quality.json"}

@@ -9,10 +9,12 @@ import polars as pl
 import pytest
 
 from fraud_detection.evaluation.protocol import labelled_window
+from fraud_detection.models.params import TrainParams
 from fraud_detection.pipelines.train.nodes import train_candidate
 from fraud_detection.registry.candidate import CandidateDataset
-from fraud_detection.registry.gate import GateParams
+from fraud_detection.registry.params import GateParams
 from fraud_detection.registry.registry import ModelRegistry, RegistryAddress
+from tests.conftest import changed
 
 LENIENT = GateParams(
     min_auc_roc=0.5,
@@ -36,14 +38,14 @@ class Store:
 
 
 @pytest.fixture(scope="session")
-def store(tmp_path_factory, small_training_set: pl.DataFrame, small_train_params: dict) -> Store:
+def store(tmp_path_factory, small_training_set: pl.DataFrame, small_train_params: TrainParams) -> Store:
     root = tmp_path_factory.mktemp("mlflow")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     runs = []
     for seed, epochs in ((0, 3), (1, 1), (2, 2)):
-        params = {**small_train_params, "seed": seed, "max_epochs": epochs}
-        candidate = train_candidate(small_training_set, params, {"label_delay_days": 7}, {"feature_service": "v1"})
+        params = changed(small_train_params, seed=seed, max_epochs=epochs)
+        candidate = train_candidate(small_training_set, params, 7, "v1")
         CandidateDataset(str(root / f"candidate{seed}"), uri, "test", str(root / "artifacts")).save(candidate)
         runs.append(candidate.run)
-    window = labelled_window(small_training_set, small_train_params["holdout_days"], 7)
+    window = labelled_window(small_training_set, small_train_params.holdout_days, 7)
     return Store(root, uri, runs, window)

@@ -4,6 +4,7 @@ signature, input example, per-epoch metrics and lineage tags, and written atomic
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 from pathlib import Path
 
@@ -17,13 +18,16 @@ from kedro.io import DatasetError
 from fraud_detection.evaluation.protocol import labelled_window
 from fraud_detection.features.definitions import FEATURES
 from fraud_detection.features.matrix import feature_matrix
+from fraud_detection.models.params import TrainParams
 from fraud_detection.models.scorer import FraudScorer
 from fraud_detection.pipelines.train.nodes import train_candidate
 from fraud_detection.registry import candidate as candidate_module
 from fraud_detection.registry.candidate import Candidate, CandidateDataset
+from fraud_detection.runtime.params import ParamsError, checked_params
+from tests.conftest import changed
 
-FEATURES_PARAMS = {"label_delay_days": 7}
-TRAINING_SET_PARAMS = {"feature_service": "fraud_model_v1"}
+LABEL_DELAY_DAYS = 7
+FEATURE_SERVICE = "fraud_model_v1"
 
 
 def _dataset(root: Path) -> CandidateDataset:
@@ -36,8 +40,8 @@ def _dataset(root: Path) -> CandidateDataset:
 
 
 @pytest.fixture(scope="module")
-def candidate(small_training_set: pl.DataFrame, small_train_params: dict) -> Candidate:
-    return train_candidate(small_training_set, small_train_params, FEATURES_PARAMS, TRAINING_SET_PARAMS)
+def candidate(small_training_set: pl.DataFrame, small_train_params: TrainParams) -> Candidate:
+    return train_candidate(small_training_set, small_train_params, LABEL_DELAY_DAYS, FEATURE_SERVICE)
 
 
 def test_the_window_ends_where_labels_stop_being_known(small_training_set: pl.DataFrame) -> None:
@@ -48,13 +52,13 @@ def test_the_window_ends_where_labels_stop_being_known(small_training_set: pl.Da
 
 
 def test_the_candidate_trains_before_the_days_held_out_for_the_gate(
-    candidate: Candidate, small_training_set: pl.DataFrame, small_train_params: dict
+    candidate: Candidate, small_training_set: pl.DataFrame, small_train_params: TrainParams
 ) -> None:
     last_day = small_training_set["tx_datetime"].max().date()
     start, end = (date.fromisoformat(candidate.tags[k]) for k in ("window_start", "window_end"))
-    holdout = small_train_params["holdout_days"]
+    holdout = small_train_params.holdout_days
     assert (last_day - end).days == 7 + holdout, "label delay, then the held-out days"
-    assert (end - start).days + 1 == small_train_params["window_days"]
+    assert (end - start).days + 1 == small_train_params.window_days
     schema = json.loads(candidate.tags["feature_schema"])
     assert [f["name"] for f in schema] == list(FEATURES)
     assert set(json.loads(candidate.tags["library_versions"])) >= {"torch", "mlflow", "feast"}
@@ -87,7 +91,7 @@ def test_the_candidate_is_logged_as_one_pyfunc_with_lineage(
 
 
 def test_training_is_reproducible(candidate: Candidate, small_training_set: pl.DataFrame, small_train_params) -> None:
-    again = train_candidate(small_training_set, small_train_params, FEATURES_PARAMS, TRAINING_SET_PARAMS)
+    again = train_candidate(small_training_set, small_train_params, LABEL_DELAY_DAYS, FEATURE_SERVICE)
     assert again.history == candidate.history
     assert again.metrics["best_val_average_precision"] == candidate.metrics["best_val_average_precision"]
     assert again.tags == candidate.tags
@@ -146,25 +150,31 @@ def test_the_scorer_round_trips(tmp_path: Path, candidate: Candidate, small_trai
 def test_bad_training_data_is_refused_by_name(small_training_set, small_train_params, change, message) -> None:
     window = labelled_window(small_training_set, 21, 7)
     with pytest.raises(ValueError, match=message):
-        train_candidate(change(window), small_train_params, FEATURES_PARAMS, TRAINING_SET_PARAMS)
+        train_candidate(change(window), small_train_params, LABEL_DELAY_DAYS, FEATURE_SERVICE)
 
 
 def test_fewer_rows_than_a_batch_is_refused(small_training_set, small_train_params) -> None:
-    params = {**small_train_params, "batch_size": 1_000_000}
+    params = changed(small_train_params, batch_size=1_000_000)
     with pytest.raises(ValueError, match="fewer than one batch"):
-        train_candidate(small_training_set, params, FEATURES_PARAMS, TRAINING_SET_PARAMS)
+        train_candidate(small_training_set, params, LABEL_DELAY_DAYS, FEATURE_SERVICE)
 
 
 @pytest.mark.parametrize(
     ("override", "message"),
-    [({"trainer": {"accelerator": "cpu", "gpus": 2}}, "train.trainer has unknown keys \\['gpus'\\]"),
-     ({"optimizer": "adagrad"}, "train.optimizer is 'adagrad'; expected one of"),
-     ({"validation_fraction": 1.5}, "train.validation_fraction is 1.5"),
-     ({"learning_rat": 0.1}, r"train has unknown keys \['learning_rat'\]")],
+    [({"trainer": {"gpus": 2}}, "train.trainer.gpus=2: unknown key; expected one of ['accelerator', 'devices', "),
+     ({"optimizer": "adagrad"}, "train.optimizer='adagrad': expected 'adam' or 'adamw' or 'sgd'"),
+     ({"validation_fraction": 1.5}, "train.validation_fraction=1.5: expected a number in (0, 1)"),
+     ({"learning_rat": 0.1}, "train.learning_rat=0.1: unknown key; expected one of ['window_days', "),
+     ({"batch_size": -5}, "train.batch_size=-5: expected an integer >= 1")],
 )  # fmt: skip
-def test_bad_train_params_are_refused_by_name(small_training_set, small_train_params, override, message) -> None:
-    with pytest.raises(ValueError, match=message):
-        train_candidate(small_training_set, {**small_train_params, **override}, FEATURES_PARAMS, TRAINING_SET_PARAMS)
+def test_bad_train_params_are_refused_by_name(config_loader, override, message) -> None:
+    """params.yaml is checked before anything trains (train_candidate takes the checked TrainParams)."""
+    raw = config_loader["parameters"]
+    train = {**raw["train"], **override}
+    if "trainer" in override:
+        train["trainer"] = {**raw["train"]["trainer"], **override["trainer"]}
+    with pytest.raises(ParamsError, match=re.escape(f"params.yaml {message}")):
+        checked_params({**raw, "train": train})
 
 
 def test_the_candidate_module_needs_no_mlflow_at_import() -> None:
@@ -173,9 +183,8 @@ def test_the_candidate_module_needs_no_mlflow_at_import() -> None:
 
 def test_the_trainer_settings_come_from_params(small_training_set, small_train_params) -> None:
     """Mixed precision through params only (bf16 runs on CPUs too); the scorer still serves float32 weights."""
-    trainer = {**small_train_params["trainer"], "precision": "bf16-mixed"}
-    params = {**small_train_params, "trainer": trainer, "max_epochs": 1}
-    candidate = train_candidate(small_training_set, params, FEATURES_PARAMS, TRAINING_SET_PARAMS)
+    params = changed(small_train_params, trainer={"precision": "bf16-mixed"}, max_epochs=1)
+    candidate = train_candidate(small_training_set, params, LABEL_DELAY_DAYS, FEATURE_SERVICE)
     scores = candidate.scorer.predict_proba(feature_matrix(small_training_set.head(100)))
     assert np.isfinite(scores).all()
     assert all(w.dtype == torch.float32 for w in candidate.scorer.network.state_dict().values())

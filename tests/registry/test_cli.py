@@ -16,6 +16,8 @@ from fraud_detection.cli import common
 from fraud_detection.registry.dataset import ModelRegistryDataset
 from fraud_detection.registry.gate import CHALLENGER, CHAMPION
 from fraud_detection.registry.promotion import promote_gated
+from fraud_detection.runtime.params import Params
+from tests.conftest import changed
 from tests.registry.conftest import LENIENT, Store
 
 MODEL_NAMES = (f"cli-model-{i}" for i in itertools.count())
@@ -25,29 +27,28 @@ MODEL_NAMES = (f"cli-model-{i}" for i in itertools.count())
 class Project:
     store: Store
     name: str  # a registered model of its own: versions 1, 2, 3 (the store's runs), version 1 champion
-    params: dict
+    params: Params
 
     def registry(self):
         return self.store.registry(self.name)
 
 
 @pytest.fixture
-def project(store: Store, small_training_set, params: dict, monkeypatch: pytest.MonkeyPatch) -> Project:
+def project(store: Store, small_training_set, params: Params, monkeypatch: pytest.MonkeyPatch) -> Project:
     """The CLI's configuration: the project's params with a lenient gate, a catalog on the test store."""
     name = next(MODEL_NAMES)
     registry = store.registry(name)
     for run in store.runs:
         registry.register(run, {})
     promote_gated(registry, 1, store.window, "w", LENIENT, "stage")
-    gate = {**params["register"]["gate"], "min_auc_roc": 0.5, "min_average_precision": 0.01,
-            "max_average_precision_drop": 1.0}  # fmt: skip
+    gate = {"min_auc_roc": 0.5, "min_average_precision": 0.01, "max_average_precision_drop": 1.0}
     catalog = DataCatalog({
         "model_registry": ModelRegistryDataset(store.uri, str(store.root / f"{name}.lock")),
         "training_set": MemoryDataset(small_training_set),
     })  # fmt: skip
-    project_params = {**params, "register": {"model_name": name, "gate": gate}}
-    monkeypatch.setattr(common, "context", lambda env: SimpleNamespace(params=project_params, catalog=catalog))
-    return Project(store, name, project_params)
+    project = Project(store, name, changed(params, register={"model_name": name, "gate": gate}))
+    monkeypatch.setattr(common, "context", lambda env: SimpleNamespace(params=project.params, catalog=catalog))
+    return project
 
 
 def _run(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
@@ -84,7 +85,7 @@ def test_promote_gated_forced_rollback_and_history(project: Project, capsys) -> 
 
 
 def test_a_refused_promotion_says_why(project: Project, capsys) -> None:
-    project.params["register"]["gate"]["min_auc_roc"] = 0.9999
+    project.params = changed(project.params, register={"gate": {"min_auc_roc": 0.9999}})  # the context reads it
     code, out, _ = _run(capsys, "promote", "3")
     assert code == 0 and "fails the gate: challenger" in out and "AUC ROC" in out
     assert project.registry().alias_version(CHALLENGER) == 3 and project.registry().alias_version(CHAMPION) == 1

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
-from fraud_detection.registry.gate import CHALLENGER, CHAMPION, GateParams, WindowFigures, decide
+from fraud_detection.registry.gate import CHALLENGER, CHAMPION, WindowFigures, decide
+from fraud_detection.registry.params import GateParams
+from fraud_detection.runtime.params import ParamsError, checked_params
 
 GATE = GateParams(
     min_auc_roc=0.8,
@@ -64,6 +68,15 @@ def test_figures_are_measured_on_the_window_and_refuse_nan_scores() -> None:
         WindowFigures.measure(labels, np.array([0.1, np.nan, 0.6, 0.7, 0.9]), latency_ms=0.3)
 
 
-def test_gate_params_name_what_is_missing() -> None:
-    with pytest.raises(ValueError, match=r"register.gate lacks \['max_latency_ms'\]"):
-        GateParams.from_params({k: 1 for k in GATE.__dict__ if k != "max_latency_ms"})
+@pytest.mark.parametrize(
+    ("gate", "message"),
+    [
+        ({k: 1 for k in GATE.model_fields if k != "max_latency_ms"}, "gate.max_latency_ms is missing; expected a"),
+        ({**GATE.model_dump(), "min_auc_roc": 1.5}, "gate.min_auc_roc=1.5: expected a number in [0, 1]"),
+        ({**GATE.model_dump(), "min_high_score_share": 0.1}, "gate: expected min_high_score_share <= max_high_score"),
+    ],
+)
+def test_gate_params_name_what_is_wrong(config_loader, gate: dict, message: str) -> None:
+    raw = config_loader["parameters"]
+    with pytest.raises(ParamsError, match=re.escape(f"params.yaml register.{message}")):
+        checked_params({**raw, "register": {**raw["register"], "gate": gate}})

@@ -36,9 +36,8 @@ def test_library_versions_and_sizes(tmp_path) -> None:
     assert folder_bytes(tmp_path) == 8
 
 
-def test_window_figures_of_a_trained_model(small_training_set: pl.DataFrame, small_train_params: dict) -> None:
-    candidate = train_candidate(small_training_set, small_train_params, {"label_delay_days": 7},
-                                {"feature_service": "v1"})  # fmt: skip
+def test_window_figures_of_a_trained_model(small_training_set: pl.DataFrame, small_train_params) -> None:
+    candidate = train_candidate(small_training_set, small_train_params, 7, "v1")
     window = labelled_window(small_training_set, 7, 7)
     matrix, labels = feature_matrix(window), window["tx_fraud"].to_numpy()
     figures = window_figures(candidate.scorer.predict_proba, matrix, labels)

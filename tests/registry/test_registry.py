@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
-from dataclasses import replace
 
 import pytest
 
@@ -23,6 +22,7 @@ from fraud_detection.registry.registry import (
     RegistryUnreachable,
     champion_stack,
 )
+from tests.conftest import changed
 from tests.registry.conftest import LENIENT, Store
 
 
@@ -53,7 +53,7 @@ def test_the_first_candidate_passing_the_floors_becomes_champion(store: Store) -
 def test_a_candidate_failing_a_floor_is_refused_as_challenger(store: Store) -> None:
     registry, (v1, v2, _) = _registered(store, "floors")
     promote_gated(registry, v1, store.window, "w", LENIENT, "tester")
-    decision, before, _ = promote_gated(registry, v2, store.window, "w", replace(LENIENT, min_auc_roc=0.9999), "t")
+    decision, before, _ = promote_gated(registry, v2, store.window, "w", changed(LENIENT, min_auc_roc=0.9999), "t")
     assert not decision.promoted and before == v1
     assert registry.alias_version(CHAMPION) == v1 and registry.alias_version(CHALLENGER) == v2
     assert any("AUC ROC" in reason and "<" in reason for reason in decision.reasons)
@@ -63,11 +63,12 @@ def test_a_candidate_failing_a_floor_is_refused_as_challenger(store: Store) -> N
 def test_the_candidate_is_compared_with_the_champion_on_the_same_window(store: Store) -> None:
     registry, (v1, v2, v3) = _registered(store, "versus")
     promote_gated(registry, v1, store.window, "w", LENIENT, "tester")
-    strict = replace(LENIENT, max_average_precision_drop=-1.0)  # must beat the champion's AP by a whole point
+    strict = changed(LENIENT, max_average_precision_drop=0.0)  # must at least match the champion's AP
     decision, _, _ = promote_gated(registry, v2, store.window, "w", strict, "tester")
     assert not decision.promoted and decision.champion is not None
     [check] = [c for c in decision.checks if c.name == "average_precision_vs_champion"]
-    assert check.threshold == pytest.approx(decision.champion.average_precision + 1.0) and not check.passed
+    assert check.threshold == pytest.approx(decision.champion.average_precision) and not check.passed
+    assert [c.name for c in decision.checks if not c.passed] == ["average_precision_vs_champion"]
 
     decision, _, events = promote_gated(registry, v3, store.window, "w", LENIENT, "tester")
     assert decision.promoted and registry.alias_version(CHAMPION) == v3
@@ -78,7 +79,7 @@ def test_the_candidate_is_compared_with_the_champion_on_the_same_window(store: S
 def test_promoting_the_challenger_takes_its_challenger_alias_off(store: Store) -> None:
     registry, (v1, v2, _) = _registered(store, "takeoff")
     promote_gated(registry, v1, store.window, "w", LENIENT, "tester")
-    promote_gated(registry, v2, store.window, "w", replace(LENIENT, min_auc_roc=0.9999), "tester")
+    promote_gated(registry, v2, store.window, "w", changed(LENIENT, min_auc_roc=0.9999), "tester")
     events = force_promote(registry, v2, "tester", "hotfix")
     assert [(e.alias, e.version, e.action) for e in events] == [(CHAMPION, v2, FORCED), (CHALLENGER, None, "remove")]
     assert registry.status()["aliases"] == {CHAMPION: v2}
@@ -105,7 +106,7 @@ def test_rollback_walks_back_through_the_previous_champions(store: Store) -> Non
 def test_history_records_every_move_with_time_actor_and_reason(store: Store) -> None:
     registry, (v1, v2, _) = _registered(store, "history")
     promote_gated(registry, v1, store.window, "w", LENIENT, "stage")
-    promote_gated(registry, v2, store.window, "w", replace(LENIENT, min_auc_roc=0.9999), "stage")
+    promote_gated(registry, v2, store.window, "w", changed(LENIENT, min_auc_roc=0.9999), "stage")
     force_promote(registry, v2, "alice", "hotfix")
     registry.rollback("bob", "regression")
     history = registry.history()

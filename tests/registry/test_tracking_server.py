@@ -26,6 +26,7 @@ from fraud_detection.registry.candidate import CandidateDataset
 from fraud_detection.registry.gate import CHAMPION
 from fraud_detection.registry.promotion import force_promote, load_predict, promote_gated
 from fraud_detection.registry.registry import GATE, ROLLBACK, RegistryAddress
+from tests.conftest import changed
 from tests.registry.conftest import LENIENT, Store
 from tests.registry.test_registry import _promote_many
 
@@ -114,13 +115,13 @@ def server(tmp_path_factory) -> Iterator[tuple[str, str]]:
 
 
 def test_register_promote_and_roll_back_through_the_tracking_server(
-    server: tuple[str, str], store: Store, small_training_set: pl.DataFrame, small_train_params: dict, tmp_path: Path
+    server: tuple[str, str], store: Store, small_training_set: pl.DataFrame, small_train_params, tmp_path: Path
 ) -> None:
     uri, database = server
     runs = []
     for seed in (0, 1, 2):
-        params = {**small_train_params, "seed": seed, "max_epochs": 1}
-        candidate = train_candidate(small_training_set, params, {"label_delay_days": 7}, {"feature_service": "v1"})
+        params = changed(small_train_params, seed=seed, max_epochs=1)
+        candidate = train_candidate(small_training_set, params, 7, "v1")
         CandidateDataset(str(tmp_path / f"candidate{seed}"), uri, "production-test").save(candidate)
         runs.append(candidate.run)
     assert all(run["tracking_uri"] == uri for run in runs)

@@ -11,14 +11,15 @@ import pytest
 from fraud_detection.pipelines.train.nodes import train_candidate
 from fraud_detection.registry.candidate import CandidateDataset
 from fraud_detection.registry.versions import find_version, register_candidate
+from tests.conftest import changed
 
 
 @pytest.fixture(scope="module")
-def candidate_run(tmp_path_factory, small_training_set: pl.DataFrame, small_train_params: dict) -> tuple[str, dict]:
+def candidate_run(tmp_path_factory, small_training_set: pl.DataFrame, small_train_params) -> tuple[str, dict]:
     root = tmp_path_factory.mktemp("registry")
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    params = {**small_train_params, "max_epochs": 1}
-    candidate = train_candidate(small_training_set, params, {"label_delay_days": 7}, {"feature_service": "v1"})
+    params = changed(small_train_params, max_epochs=1)
+    candidate = train_candidate(small_training_set, params, 7, "v1")
     CandidateDataset(str(root / "candidate"), uri, "test", str(root / "artifacts")).save(candidate)
     return uri, candidate.run
 

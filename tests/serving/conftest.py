@@ -12,7 +12,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, changed
 from tests.feature_store.conftest import LABEL_DELAY_DAYS, feature_root, offline_features, transactions
 
 from fraud_detection.feature_store.dataset import FeatureStoreDataset, apply_and_materialize
@@ -79,8 +79,8 @@ def serving_project(
         uri = f"sqlite:///{root / 'data/mlflow/mlflow.db'}"
         registry = RegistryAddress(uri, str(root / "data/mlflow/registry.lock")).open(MODEL, create=True)
         for seed in (0, 1):
-            params = {**small_train_params, "seed": seed, "max_epochs": 2}
-            candidate = train_candidate(small_training_set, params, {"label_delay_days": 7}, {"feature_service": "v1"})
+            params = changed(small_train_params, seed=seed, max_epochs=2)
+            candidate = train_candidate(small_training_set, params, 7, "v1")
             CandidateDataset(str(root / f"candidate{seed}"), uri, "fraud-detection", str(root / "artifacts")).save(
                 candidate
             )

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import numpy as np
 import polars as pl
 import pytest
+from tests.conftest import changed
 from tests.feature_store.conftest import open_store
 
 from fraud_detection.feature_store import dataset
@@ -18,9 +19,10 @@ from fraud_detection.feature_store.dataset import apply_and_materialize
 from fraud_detection.feature_store.online import OnlineFeatures, OnlineStoreUnavailable, day_start
 from fraud_detection.features.definitions import FEATURES, MICROS_PER_DAY
 from fraud_detection.pipelines.train.nodes import train_candidate
-from fraud_detection.serving.decision import FallbackRules, Thresholds
+from fraud_detection.serving.decision import FallbackRules
 from fraud_detection.serving.detector import RULES_VERSION, FraudDetector, ServedModel
 from fraud_detection.serving.online_state import StoreFeatures
+from fraud_detection.serving.params import ABParams, Thresholds
 from fraud_detection.serving.prediction_log import JsonLinesSink, PredictionLog, read_json_lines
 from fraud_detection.serving.routing import ABRouter
 from fraud_detection.serving.schemas import Transaction
@@ -30,9 +32,9 @@ RULES = FallbackRules(amount_threshold=220, terminal_risk=0.5, amount_ratio=3)
 
 
 @pytest.fixture(scope="module")
-def model(small_training_set: pl.DataFrame, small_train_params: dict) -> ServedModel:
-    params = {**small_train_params, "max_epochs": 2}
-    candidate = train_candidate(small_training_set, params, {"label_delay_days": 7}, {"feature_service": "v1"})
+def model(small_training_set: pl.DataFrame, small_train_params) -> ServedModel:
+    params = changed(small_train_params, max_epochs=2)
+    candidate = train_candidate(small_training_set, params, 7, "v1")
     return ServedModel("1", candidate.scorer.predict_proba)
 
 
@@ -51,7 +53,7 @@ def store(feature_root, monkeypatch: pytest.MonkeyPatch, last_day: int):
 
 
 def _detector(store, models: dict[str, ServedModel], tmp_path, variants: dict | None = None) -> FraudDetector:
-    router = ABRouter.from_params({"salt": "t", "variants": variants or {"champion": 1.0}})
+    router = ABRouter.from_params(ABParams(salt="t", variants=variants or {"champion": 1.0}))
     log = PredictionLog(JsonLinesSink(tmp_path / "log"))
     features = StoreFeatures(store, dataset.open_store(store.config), "fraud_model_v1")
     return FraudDetector(models, features, router, THRESHOLDS, RULES, log)

@@ -13,7 +13,9 @@ import pytest
 from pydantic import ValidationError
 
 from fraud_detection.ingestion.schema import Limits
-from fraud_detection.serving.decision import FallbackRules, Thresholds, decide, rule_score
+from fraud_detection.runtime.params import ParamsError, checked_params
+from fraud_detection.serving.decision import FallbackRules, decide, rule_score
+from fraud_detection.serving.params import ABParams, FallbackParams, Thresholds
 from fraud_detection.serving.prediction_log import JsonLinesSink, PredictionLog, RedisStreamSink, read_json_lines
 from fraud_detection.serving.routing import ABRouter
 from fraud_detection.serving.schemas import InvalidTransaction, Transaction, check_limits
@@ -69,15 +71,29 @@ def test_values_outside_the_ingestion_limits_are_refused_by_name(change: dict, m
 
 
 def test_decisions_follow_the_thresholds() -> None:
-    thresholds = Thresholds.from_params({"review": 0.3, "decline": 0.7})
+    thresholds = Thresholds(review=0.3, decline=0.7)
     assert [decide(p, thresholds) for p in (0.0, 0.29, 0.3, 0.69, 0.7, 1.0)] == [
         "approve", "approve", "review", "review", "decline", "decline"]  # fmt: skip
-    with pytest.raises(ValueError, match=r"review=0\.8, decline=0\.5"):
-        Thresholds.from_params({"review": 0.8, "decline": 0.5})
+
+
+@pytest.mark.parametrize(
+    ("serve", "message"),
+    [
+        ({"thresholds": {"review": 0.8, "decline": 0.5}}, "serve.thresholds: expected review <= decline (0.8 > 0.5)"),
+        ({"thresholds": {"review": 0.3, "decline": 1.5}}, "serve.thresholds.decline=1.5: expected a number in [0, 1]"),
+        ({"ab": {"salt": "s", "variants": {"a": 0.5, "b": 0.4}}}, "serve.ab: expected variants' shares summing to 1"),
+        ({"ab": {"salt": "s", "variants": {"a": 1.5, "b": -0.5}}}, "serve.ab.variants.a=1.5: expected a number in [0"),
+        ({"ab": {"salt": "s", "variants": {}}}, "serve.ab.variants={}: expected a non-empty mapping"),
+    ],
+)
+def test_bad_thresholds_and_ab_shares_are_refused_by_name(config_loader, serve: dict, message: str) -> None:
+    raw = config_loader["parameters"]
+    with pytest.raises(ParamsError, match=re.escape(f"params.yaml {message}")):
+        checked_params({**raw, "serve": {**raw["serve"], **serve}})
 
 
 def test_the_rule_fallback_follows_the_fraud_scenarios() -> None:
-    rules = FallbackRules(amount_threshold=220, terminal_risk=0.5, amount_ratio=3)
+    rules = FallbackRules.of(FallbackParams(terminal_risk=0.5, amount_ratio=3), amount_threshold=220)
     base = {"tx_amount": 50.0, "terminal_risk_7d": 0.0, "tx_amount_over_customer_avg_30d": 1.0}
     assert rule_score(base, rules) == 0.01
     assert rule_score({**base, "tx_amount": 300.0}, rules) == 0.9
@@ -87,22 +103,20 @@ def test_the_rule_fallback_follows_the_fraud_scenarios() -> None:
 
 @pytest.mark.parametrize("shares", [{"champion": 0.9, "challenger": 0.1}, {"a": 0.5, "b": 0.3, "c": 0.2}])
 def test_ab_shares_over_100_000_customers_are_within_half_a_point(shares: dict) -> None:
-    router = ABRouter.from_params({"salt": "test", "variants": shares})
+    router = ABRouter.from_params(ABParams(salt="test", variants=shares))
     counts = Counter(router.variant(c) for c in range(100_000))
     for name, share in shares.items():
         assert abs(counts[name] / 100_000 - share) < 0.005, (name, counts[name])
 
 
 def test_a_customer_always_gets_the_same_variant_and_the_salt_reshuffles() -> None:
-    router = ABRouter.from_params({"salt": "s1", "variants": {"a": 0.5, "b": 0.5}})
+    router = ABRouter.from_params(ABParams(salt="s1", variants={"a": 0.5, "b": 0.5}))
     assert all(router.variant(c) == router.variant(c) for c in range(1000))
-    again = ABRouter.from_params({"salt": "s1", "variants": {"a": 0.5, "b": 0.5}})
+    again = ABRouter.from_params(ABParams(salt="s1", variants={"a": 0.5, "b": 0.5}))
     assert [router.variant(c) for c in range(1000)] == [again.variant(c) for c in range(1000)]
-    other = ABRouter.from_params({"salt": "s2", "variants": {"a": 0.5, "b": 0.5}})
+    other = ABRouter.from_params(ABParams(salt="s2", variants={"a": 0.5, "b": 0.5}))
     moved = sum(router.variant(c) != other.variant(c) for c in range(10_000))
     assert 4000 < moved < 6000
-    with pytest.raises(ValueError, match="sum to 1"):
-        ABRouter.from_params({"salt": "s", "variants": {"a": 0.5, "b": 0.4}})
 
 
 def test_the_log_writes_every_record_by_a_clean_close(tmp_path) -> None:

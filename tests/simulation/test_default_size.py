@@ -6,16 +6,16 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from fraud_detection.simulation import SimulationConfig, simulate_transactions
+from fraud_detection.simulation.simulator import SimulationConfig, simulate_transactions
 
 HANDBOOK_TRANSACTIONS = 1_754_155
 HANDBOOK_FRAUDS_BY_SCENARIO = {1: 973, 2: 9_077, 3: 4_631}
 
 
 @pytest.fixture(scope="module")
-def transactions(params: dict) -> pl.DataFrame:
-    simulate = params["simulate"]
-    assert simulate["profile"] == "default", "params.yaml must default to the handbook's size"
+def transactions(params) -> pl.DataFrame:
+    simulate = params.simulate
+    assert simulate.profile == "default", "params.yaml must default to the handbook's size"
     return simulate_transactions(SimulationConfig.from_params(simulate))
 
 

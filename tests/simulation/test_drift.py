@@ -6,8 +6,6 @@ import dataclasses
 import hashlib
 import itertools
 import re
-from datetime import date
-from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -15,17 +13,14 @@ import pytest
 import yaml
 from polars.testing import assert_frame_equal
 
-from fraud_detection.simulation import (
-    AmountInflation,
-    CardTesting,
-    SimulationConfig,
-    TerminalCluster,
-    simulate_transactions,
-)
-from fraud_detection.simulation.drift import drift_from_params
+from fraud_detection.runtime.params import ParamsError, checked_params
+from fraud_detection.runtime.project import project_params
+from fraud_detection.simulation.params import AmountInflation, CardTesting, SimulateParams, TerminalCluster
+from fraud_detection.simulation.simulator import SimulationConfig, simulate_transactions
+from tests.conftest import PROJECT_ROOT, changed
 
-PARAMS_YAML = Path(__file__).resolve().parents[2] / "params.yaml"
-SMALL = SimulationConfig(n_customers=300, n_terminals=600, n_days=60, start_date=date(2018, 4, 1))
+PARAMS_YAML = PROJECT_ROOT / "params.yaml"
+SMALL = SimulationConfig.from_params(changed(project_params(root=PROJECT_ROOT).simulate, profile="small"))
 # sha256 of the columns of the simulator's output before drift existed (numpy 2 Generator streams; a numpy upgrade
 # that changes a distribution's stream would change them too, and the reason should then be checked).
 HASHES_BEFORE_DRIFT = {
@@ -33,6 +28,29 @@ HASHES_BEFORE_DRIFT = {
     (200, 400, 30, 3, 7.0): "6b277da7d5371a27eaa8a44aa4cf8032dcc5e7bf7407a2ecf7c1e24237cb29ce",
 }
 DAY = (pl.col("tx_datetime").dt.date() - pl.lit(SMALL.start_date)).dt.total_days().alias("day")
+
+
+def _commented_examples() -> list[dict]:
+    """The drift entries params.yaml shows, commented out, under `drift: []`."""
+    lines = PARAMS_YAML.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("  drift: []"))
+    commented = itertools.takewhile(lambda line: line.startswith("  # "), lines[start + 1 :])
+    return yaml.safe_load("\n".join(line.replace("  # ", "  ", 1) for line in commented))["drift"]
+
+
+EXAMPLES = {entry["kind"]: entry for entry in _commented_examples()}
+
+
+def inflation(**changes: object) -> AmountInflation:
+    return AmountInflation.model_validate({**EXAMPLES["amount_inflation"], **changes})
+
+
+def card_test(**changes: object) -> CardTesting:
+    return CardTesting.model_validate({**EXAMPLES["new_fraud_pattern"], **changes})
+
+
+def terminal_cluster(**changes: object) -> TerminalCluster:
+    return TerminalCluster.model_validate({**EXAMPLES["terminal_cluster"], **changes})
 
 
 def _digest(frame: pl.DataFrame) -> str:
@@ -58,35 +76,28 @@ def base() -> pl.DataFrame:
 @pytest.mark.parametrize(("size", "expected"), HASHES_BEFORE_DRIFT.items())
 def test_no_drift_output_is_bit_identical_to_before(size: tuple, expected: str) -> None:
     n_customers, n_terminals, n_days, seed, radius = size
-    config = SimulationConfig(n_customers, n_terminals, n_days, date(2018, 4, 1), radius=radius, seed=seed)
+    config = dataclasses.replace(SMALL, n_customers=n_customers, n_terminals=n_terminals, n_days=n_days,
+                                 radius=radius, seed=seed, drift=())  # fmt: skip
     assert _digest(simulate_transactions(config)) == expected
 
 
-@pytest.mark.parametrize("drift", [[], None, "absent"])
-def test_no_drift_in_params_means_no_scenario(small_simulate_params: dict, drift: list | str | None) -> None:
-    params = {key: value for key, value in small_simulate_params.items() if key != "drift"}
-    if drift != "absent":
-        params["drift"] = drift
-    assert SimulationConfig.from_params(params).drift == ()
+def test_an_empty_drift_list_means_no_scenario(small_simulate_params: SimulateParams) -> None:
+    assert SimulationConfig.from_params(changed(small_simulate_params, drift=[])).drift == ()
 
 
-def test_params_yaml_defaults_to_no_drift_and_its_commented_examples_parse(small_simulate_params: dict) -> None:
-    assert small_simulate_params["drift"] == []
-    lines = PARAMS_YAML.read_text().splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("  drift: []"))
-    commented = itertools.takewhile(lambda line: line.startswith("  # "), lines[start + 1 :])
-    examples = yaml.safe_load("\n".join(line.replace("  # ", "  ", 1) for line in commented))
-    parsed = drift_from_params(examples["drift"], n_days=183)
+def test_params_yaml_has_no_drift_and_its_commented_examples_parse(small_simulate_params: SimulateParams) -> None:
+    assert small_simulate_params.drift == []
+    parsed = changed(small_simulate_params, drift=list(EXAMPLES.values()), profile="default").drift
     assert [type(scenario) for scenario in parsed] == [AmountInflation, CardTesting, TerminalCluster]
 
 
 def test_amount_inflation_leaves_the_days_before_start_unchanged(base: pl.DataFrame) -> None:
-    drifted = _simulate(AmountInflation(start_day=30, factor=1.5))
+    drifted = _simulate(inflation(start_day=30, factor=1.5))
     assert_frame_equal(drifted.filter(pl.col("day") < 30), base.filter(pl.col("day") < 30))
 
 
 def test_amount_inflation_multiplies_amounts_from_start_day(base: pl.DataFrame) -> None:
-    drifted = _simulate(AmountInflation(start_day=30, factor=1.2))
+    drifted = _simulate(inflation(start_day=30, factor=1.2))
     assert drifted.height == base.height, "inflation draws nothing: same transactions"
     after = pl.col("day") >= 30
     np.testing.assert_allclose(
@@ -98,7 +109,7 @@ def test_amount_inflation_multiplies_amounts_from_start_day(base: pl.DataFrame) 
 
 
 def test_amount_inflation_comes_before_the_labels_so_the_threshold_rule_holds() -> None:
-    drifted = _simulate(AmountInflation(start_day=30, factor=2.0))
+    drifted = _simulate(inflation(start_day=30, factor=2.0))
     threshold = SMALL.fraud.amount_threshold
     assert (drifted.filter(pl.col("tx_fraud_scenario") == 0)["tx_amount"] <= threshold).all()
     assert (drifted.filter(pl.col("tx_fraud_scenario") == 1)["tx_amount"] > threshold).all()
@@ -106,7 +117,7 @@ def test_amount_inflation_comes_before_the_labels_so_the_threshold_rule_holds() 
 
 @pytest.fixture(scope="module")
 def card_testing() -> tuple[CardTesting, pl.DataFrame]:
-    scenario = CardTesting(start_day=40, customers_per_day=20, days=7, tx_per_card=3, max_amount=5.0)
+    scenario = card_test(start_day=40, customers_per_day=20, days=7, tx_per_card=3, max_amount=5.0)
     return scenario, _simulate(scenario)
 
 
@@ -143,7 +154,7 @@ def test_card_testing_adds_rows_in_time_order_and_keeps_the_others(
 
 
 def test_terminal_cluster_frauds_only_near_center_in_window(base: pl.DataFrame) -> None:
-    scenario = TerminalCluster(start_day=20, center=(40.0, 60.0), radius=15.0, days=14, fraud_fraction=0.5)
+    scenario = terminal_cluster(start_day=20, center=[40.0, 60.0], radius=15.0, days=14, fraud_fraction=0.5)
     drifted = _simulate(scenario)
     rng = np.random.default_rng(SMALL.seed)  # re-derive the grid: customers (xy, mean, rate), then terminals
     rng.uniform(size=(SMALL.n_customers, 2)), rng.uniform(size=SMALL.n_customers), rng.uniform(size=SMALL.n_customers)
@@ -164,55 +175,50 @@ def test_terminal_cluster_frauds_only_near_center_in_window(base: pl.DataFrame) 
 
 def test_entries_combine() -> None:
     drifted = _simulate(
-        AmountInflation(start_day=30, factor=1.5),
-        CardTesting(start_day=40),
-        TerminalCluster(start_day=20, center=(50.0, 50.0), radius=15.0),
+        inflation(start_day=30, factor=1.5),
+        card_test(start_day=40),
+        terminal_cluster(start_day=20, center=[50.0, 50.0], radius=15.0),
     )
     assert set(drifted["tx_fraud_scenario"].unique()) == {0, 1, 2, 3, 4, 5}
     assert ((drifted["tx_fraud_scenario"] > 0).cast(pl.Int8) == drifted["tx_fraud"]).all()
     assert drifted["transaction_id"].to_list() == list(range(drifted.height))
 
 
+KINDS = "expected a mapping whose kind is one of ['amount_inflation', 'new_fraud_pattern', 'terminal_cluster']"
+INFLATION = {"kind": "amount_inflation", "start_day": 3, "factor": 2}
+CARD_TEST = {**EXAMPLES["new_fraud_pattern"], "start_day": 3}
+CLUSTER = {**EXAMPLES["terminal_cluster"], "start_day": 3}
+
+
 @pytest.mark.parametrize(
     ("drift", "message"),
     [
-        ({"kind": "amount_inflation"}, "simulate.drift is {'kind': 'amount_inflation'}; expected a list"),
-        (["amount_inflation"], "simulate.drift[0] is 'amount_inflation'; expected a mapping"),
-        ([{"kind": "inflation", "start_day": 3}], "simulate.drift[0].kind is 'inflation'; expected one of"),
-        ([{"start_day": 3}], "simulate.drift[0].kind is None; expected one of ['amount_inflation', "),
+        ({"kind": "amount_inflation"}, "simulate.drift={'kind': 'amount_inflation'}: expected a list of mappings"),
+        (None, "simulate.drift=None: expected a list of mappings whose kind is one of"),
+        (["amount_inflation"], f"simulate.drift[0]='amount_inflation': {KINDS}"),
+        ([{**INFLATION, "kind": "inflation"}], "simulate.drift[0].kind='inflation': expected one of 'amount_infl"),
+        ([{"start_day": 3}], f"simulate.drift[0]={{'start_day': 3}}: {KINDS}"),
         (
-            [{"kind": "amount_inflation", "start_day": 3, "factor": 2}, {"kind": "amount_inflation", "start_day": 3}],
-            "simulate.drift[1] (amount_inflation) lacks field(s) ['factor']; expected ['kind', 'start_day', 'factor']",
+            [INFLATION, {"kind": "amount_inflation", "start_day": 3}],
+            "simulate.drift[1].factor is missing; expected a number > 0",
         ),
-        (
-            [{"kind": "terminal_cluster", "start_day": 3, "center": [1, 2], "radius_km": 4}],
-            "simulate.drift[0] (terminal_cluster) has unknown field(s) ['radius_km']; expected only ['kind', ",
-        ),
-        ([{"kind": "amount_inflation", "start_day": 60, "factor": 2}], "[0].start_day is 60; expected a 0-based day "),
-        ([{"kind": "amount_inflation", "start_day": -1, "factor": 2}], "index in 0..59"),
-        ([{"kind": "amount_inflation", "start_day": 1.5, "factor": 2}], "[0].start_day is 1.5; expected a 0-based"),
-        ([{"kind": "amount_inflation", "start_day": 3, "factor": 0}], "[0].factor is 0; expected a number > 0"),
-        ([{"kind": "amount_inflation", "start_day": 3, "factor": "2"}], "[0].factor is '2'; expected a number > 0"),
-        ([{"kind": "new_fraud_pattern", "start_day": 3, "days": 0}], "[0].days is 0; expected an integer >= 1"),
-        (
-            [{"kind": "new_fraud_pattern", "start_day": 3, "min_amount": 5, "max_amount": 2}],
-            "[0].max_amount is 2; expected a number >= 5",
-        ),
-        ([{"kind": "new_fraud_pattern", "start_day": 3, "night_end_hour": 30}], "expected a number of hours in"),
-        (
-            [{"kind": "new_fraud_pattern", "start_day": 3, "max_amount": 2, "min_amount": "1"}],
-            "[0].min_amount is '1'; expected a number > 0",
-        ),
-        (
-            [{"kind": "terminal_cluster", "start_day": 3, "center": [50, 150]}],
-            "[0].center is [50, 150]; expected [x, y] with 0 <= x, y <= 100",
-        ),
-        (
-            [{"kind": "terminal_cluster", "start_day": 3, "center": [5, 5], "fraud_fraction": 1.5}],
-            "[0].fraud_fraction is 1.5; expected a number in (0, 1]",
-        ),
+        ([{**CLUSTER, "radius_km": 4}], "simulate.drift[0].radius_km=4: unknown key; expected one of ['kind', "),
+        ([{**INFLATION, "start_day": 60}], "simulate: expected drift start days within the profile's 60 days (0..59)"),
+        ([{**INFLATION, "start_day": -1}], "simulate.drift[0].start_day=-1: expected an integer >= 0"),
+        ([{**INFLATION, "start_day": 1.5}], "simulate.drift[0].start_day=1.5: expected an integer >= 0"),
+        ([{**INFLATION, "factor": 0}], "simulate.drift[0].factor=0: expected a number > 0"),
+        ([{**INFLATION, "factor": "2"}], "simulate.drift[0].factor='2': expected a number > 0"),
+        ([{**CARD_TEST, "days": 0}], "simulate.drift[0].days=0: expected an integer >= 1"),
+        ([{**CARD_TEST, "min_amount": 5, "max_amount": 2}], "simulate.drift[0]: expected max_amount >= min_amount (5"),
+        ([{**CARD_TEST, "night_end_hour": 30}], "simulate.drift[0].night_end_hour=30: expected a number in (0, 24]"),
+        ([{**CARD_TEST, "min_amount": "1"}], "simulate.drift[0].min_amount='1': expected a number > 0"),
+        ([{**CLUSTER, "center": [50, 150]}], "simulate.drift[0].center[1]=150: expected a number in [0, 100.0]"),
+        ([{**CLUSTER, "center": [50]}], "simulate.drift[0].center=[50]: expected a list of 2 numbers in [0, 100.0]"),
+        ([{**CLUSTER, "fraud_fraction": 1.5}], "simulate.drift[0].fraud_fraction=1.5: expected a number in (0, 1]"),
     ],
 )
-def test_bad_entries_are_clear_errors(small_simulate_params: dict, drift: object, message: str) -> None:
-    with pytest.raises(ValueError, match=re.escape(message)):
-        SimulationConfig.from_params({**small_simulate_params, "drift": drift})
+def test_bad_entries_are_clear_errors(config_loader, drift: object, message: str) -> None:
+    raw = config_loader["parameters"]
+    simulate = {**raw["simulate"], "profile": "small", "drift": drift}
+    with pytest.raises(ParamsError, match=re.escape(f"params.yaml {message}")):
+        checked_params({**raw, "simulate": simulate})

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from fraud_detection.simulation import SimulationConfig, simulate_transactions
-from fraud_detection.simulation.simulator import TRANSACTION_COLUMNS
+from fraud_detection.runtime.params import ParamsError, checked_params
+from fraud_detection.simulation.simulator import TRANSACTION_COLUMNS, SimulationConfig, simulate_transactions
 
 
 @pytest.fixture(scope="module")
-def config(small_simulate_params: dict) -> SimulationConfig:
+def config(small_simulate_params) -> SimulationConfig:
     return SimulationConfig.from_params(small_simulate_params)
 
 
@@ -81,9 +82,11 @@ def test_compromised_customers_amounts_are_inflated(transactions: pl.DataFrame) 
     assert 3 < ratio < 7
 
 
-def test_unknown_profile_is_a_clear_error(small_simulate_params: dict) -> None:
-    with pytest.raises(ValueError, match=r"simulate.profile is 'huge'; expected one of \['default', 'small'\]"):
-        SimulationConfig.from_params({**small_simulate_params, "profile": "huge"})
+def test_unknown_profile_is_a_clear_error(config_loader) -> None:
+    raw = config_loader["parameters"]
+    message = "params.yaml simulate: expected profile one of ['default', 'small']"
+    with pytest.raises(ParamsError, match=re.escape(message)):
+        checked_params({**raw, "simulate": {**raw["simulate"], "profile": "huge"}})
 
 
 def test_customers_only_use_terminals_within_the_radius(config: SimulationConfig) -> None:

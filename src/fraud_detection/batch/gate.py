@@ -7,17 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from fraud_detection.batch.params import BatchGateParams
 from fraud_detection.monitoring.drift import psi
-
-
-@dataclass(frozen=True)
-class GateParams:
-    max_psi: float
-    psi_bins: int
-
-    @classmethod
-    def from_params(cls, params: dict) -> GateParams:
-        return cls(float(params["max_psi"]), int(params["psi_bins"]))
 
 
 @dataclass(frozen=True)
@@ -27,7 +18,9 @@ class GateResult:
     psi: float | None = None  # None: no previous batch to compare with
 
 
-def check(expected_rows: int, scores: np.ndarray, previous_scores: np.ndarray | None, params: GateParams) -> GateResult:
+def check(
+    expected_rows: int, scores: np.ndarray, previous_scores: np.ndarray | None, params: BatchGateParams
+) -> GateResult:
     reasons = []
     if len(scores) != expected_rows:
         reasons.append(f"{len(scores)} of {expected_rows} transactions scored; expected every one")

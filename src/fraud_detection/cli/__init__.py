@@ -53,6 +53,13 @@ def main(argv: list[str] | None = None) -> int:
     except (RegistryError, RegistryUnreachable, LockTimeout, NotInProject, NotebookError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except click.ClickException as error:
+        from fraud_detection.runtime.params import ParamsError  # imported already if params.yaml was checked
+
+        if not isinstance(error, ParamsError):
+            raise
+        print(f"error: {error.format_message()}", file=sys.stderr)  # params.yaml breaks its schema: one line each
+        return EXIT_BAD_INPUT
     except (NotebookFailed, ActionFailed) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_FAILED

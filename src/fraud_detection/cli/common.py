@@ -24,8 +24,7 @@ def opened_context(args: argparse.Namespace) -> Any:
 def opened_registry(args: argparse.Namespace) -> Any:
     """The registered model params.yaml `register.model_name` names, in the catalog's registry."""
     project = opened_context(args)
-    name = project.params["register"]["model_name"]
-    return project.catalog.load("model_registry").open(name)
+    return project.catalog.load("model_registry").open(project.params.register.model_name)
 
 
 def print_events(events: list) -> None:

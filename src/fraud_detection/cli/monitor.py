@@ -39,7 +39,7 @@ def _run(args: argparse.Namespace) -> None:
     report = project_root() / "reports" / "monitoring.json"
     before = report.stat().st_mtime_ns if report.exists() else None
     monitor_again(stage_ran=lambda: report.exists() and report.stat().st_mtime_ns != before)
-    if common.opened_context(args).params["monitor"]["act"]:
+    if common.opened_context(args).params.monitor.act:
         _act(args)
     else:
         decision = json.loads(report.read_text())

@@ -18,7 +18,7 @@ def _notebook(args: argparse.Namespace) -> None:
     from fraud_detection.runtime.project import project_params, project_root
 
     root = project_root()
-    parameters, timeout = stage_settings(args.name, project_params())
+    parameters, timeout = stage_settings(args.name, project_params(root=root).notebooks)
     run = run_notebook(args.name, root, parameters, timeout)
     print(f"notebooks/{args.name}.ipynb executed in {run.seconds:.1f} s: "
           f"{run.executed.relative_to(root)}, {run.html.relative_to(root)}")  # fmt: skip

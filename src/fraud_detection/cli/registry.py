@@ -100,16 +100,16 @@ def _import_bento(args: argparse.Namespace) -> None:
 
 
 def _gate(args: argparse.Namespace) -> Any:
-    from fraud_detection.registry.gate import GateParams
-
-    return GateParams.from_params(common.opened_context(args).params["register"]["gate"])
+    return common.opened_context(args).params.register.gate
 
 
 def _gate_window(args: argparse.Namespace) -> tuple[Any, str]:
     from fraud_detection.pipelines.register.nodes import gate_window
 
-    params = common.opened_context(args).params
-    window = gate_window(common.opened_context(args).catalog.load("training_set"), params["train"], params["features"])
+    project = common.opened_context(args)
+    params = project.params
+    window = gate_window(project.catalog.load("training_set"), params.train.holdout_days,
+                         params.features.label_delay_days)  # fmt: skip
     return window, f"{window['tx_datetime'].min().date()}..{window['tx_datetime'].max().date()}"
 
 

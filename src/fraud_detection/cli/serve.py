@@ -23,8 +23,8 @@ def _build_bento(args: argparse.Namespace) -> None:
 
     from fraud_detection.registry.bento import import_alias
 
-    registry, serve = common.opened_registry(args), common.opened_context(args).params["serve"]
-    aliases = sorted({*serve["ab"]["variants"], *([serve["shadow"]] if serve.get("shadow") else [])})
+    registry, serve = common.opened_registry(args), common.opened_context(args).params.serve
+    aliases = sorted({*serve.ab.variants, *([serve.shadow] if serve.shadow else [])})
     tags = {alias: str(import_alias(registry, alias).tag) for alias in aliases}
     bento = bentoml.bentos.build_bentofile("bentofile.yaml", args=tags)
     print(f"built {bento.tag} with {', '.join(f'{a} = {t}' for a, t in tags.items())} ({bento.path})")

@@ -6,13 +6,12 @@ Feast is imported lazily: `import feast` takes seconds and sets up Prometheus mu
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fraud_detection.feature_store.feast_adapter import SqliteWriter, state_reader, value_kinds
+from fraud_detection.feature_store.feast_adapter import state_reader, state_writer
 from fraud_detection.features.definitions import (
     CUSTOMER_INTRADAY,
     EPOCH,
@@ -55,7 +54,7 @@ class OnlineFeatures:
 
     Driven by the feature service: its on-demand view names the stored views to read and the function to apply
     (`features_of_one`, the body of that view). `vector` reads those views straight from the online store in one
-    round trip (`online_rows`) and applies the function, as `store.get_online_features(service, ...)` does,
+    round trip (`feast_adapter`) and applies the function, as `store.get_online_features(service, ...)` does,
     without its ~1 ms of generic Python per call; `vector_via_feast` is the generic call, kept as the reference
     that tests/feature_store/test_skew.py compares against. As in Feast, the latest value is returned whatever its
     age: the online updater's day rollover (or a daily materialization) keeps the daily views current. Views named
@@ -69,7 +68,6 @@ class OnlineFeatures:
         self._store = store
         self._service: FeatureService = store.get_feature_service(feature_service)  # once: a lookup costs ms
         self._file = _sqlite_file(store)
-        self._provider = store._get_provider()  # no public accessor; get_online_features uses the same one
         on_demand = [store.get_on_demand_feature_view(p.name) for p in self._service.feature_view_projections]
         names = {view for odfv in on_demand for view in odfv.source_feature_view_projections}
         self._views = [store.get_feature_view(name) for name in sorted(names)]
@@ -118,18 +116,15 @@ class OnlineUpdaterSink:
     """Writes what the online updater produces into the online store.
 
     Equivalent to `store.push(<view>_push, rows)`, whose registry lookups and DataFrame conversions cost about
-    10 ms a call here: the feature views are looked up once and rows go to `online_rows.SqliteWriter` (Feast's
+    10 ms a call here: the feature views are looked up once and rows go to `feast_adapter.SqliteWriter` (Feast's
     SQLite row format, one statement a view) or, as Feast's value protos, to the provider's writer (the online
-    store's own write path, which push also ends in).
+    store's own write path, which push also ends in: `feast_adapter.ProviderWriter`).
     """
 
     def __init__(self, store: FeatureStore) -> None:
-        self._config = store.config
-        self._provider = store._get_provider()  # no public accessor; push() uses the same one
         self._file = _sqlite_file(store)
-        self._views = {name: store.get_feature_view(name) for name in (*DAILY_VIEWS, INTRADAY_VIEW)}
-        self._kinds = {name: value_kinds(view) for name, view in self._views.items()}
-        self._sqlite = SqliteWriter(store, list(self._views.values())) if SqliteWriter.supports(store) else None
+        views = [store.get_feature_view(name) for name in (*DAILY_VIEWS, INTRADAY_VIEW)]
+        self._writer = state_writer(store, views)
 
     def new_day(self, day: int, customer_rows: dict[int, dict], terminal_rows: dict[int, dict]) -> None:
         """Every entity's daily state for the day that starts."""
@@ -152,37 +147,10 @@ class OnlineUpdaterSink:
     def write(self, view: str, rows: Sequence[tuple[int, int, dict[str, Any]]]) -> None:
         """(entity id, event time in epoch microseconds, values) rows of one view."""
         _check_file(self._file)
-        table, kinds = self._views[view], self._kinds[view]
         try:
-            if self._sqlite is not None:
-                self._sqlite.write(view, rows)
-                return
-            EntityKey, Value = _protos()
-            key = table.entity_columns[0].name
-            data = [(EntityKey(join_keys=[key], entity_values=[Value(int64_val=int(entity))]),
-                     {name: _value(Value, kinds[name], row[name]) for name in kinds},
-                     EPOCH + timedelta(microseconds=event_us), None)
-                    for entity, event_us, row in rows]  # fmt: skip
-            self._provider.online_write_batch(self._config, table, data, None)
-        except Exception as error:
+            self._writer.write(view, rows)
+        except Exception as error:  # the store's own errors differ by backend: one typed error for callers
             raise OnlineStoreUnavailable(f"online feature store unwritable: {error}") from error
-
-
-@functools.cache
-def _protos() -> tuple[type, type]:
-    """Feast's entity key and value protos (imported on first use: `import feast` takes seconds)."""
-    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
-    from feast.protos.feast.types.Value_pb2 import Value
-
-    return EntityKey, Value
-
-
-def _value(Value: type, kind: str, value: Any) -> Any:
-    if value is None:
-        return Value()
-    if kind == "double_list_val":
-        return Value(double_list_val={"val": [float(v) for v in value]})
-    return Value(int64_val=int(value)) if kind == "int64_val" else Value(double_val=float(value))
 
 
 def day_start(day: int) -> datetime:

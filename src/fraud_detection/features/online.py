@@ -7,6 +7,10 @@ plus each customer's running totals for today. Events:
 - `add_label(...)`: a fraud label becomes known (`label_delay_days` after the transaction).
 `state(customer_id, terminal_id)` is what the online store holds for a request, and `features(...)` applies the one
 definition to it. Transactions must arrive in time order; labels are only used once the delay has passed.
+
+Serving keeps each customer's intraday totals with `Intraday`; the whole updater is proven equal to the batch
+engines (tests/features/test_engine_parity.py, tests/feature_store/test_skew.py) and is what the consumer of the
+label stream runs to keep the online store's terminal risk current as labels become known.
 """
 
 from __future__ import annotations

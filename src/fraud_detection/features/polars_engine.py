@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import numpy as np
 import polars as pl
 
 from fraud_detection.features.definitions import (
@@ -138,8 +137,3 @@ def with_stored_intraday(tables: StateTables) -> StateTables:
     (`INTRADAY_STATE`), whichever engine computed them."""
     stored = pl.concat_list([pl.col(name).cast(pl.Float64) for name in CUSTOMER_INTRADAY]).alias(INTRADAY_STATE)
     return tables._replace(customer_intraday=tables.customer_intraday.with_columns(stored))
-
-
-def feature_matrix(features: pl.DataFrame, names: tuple[str, ...]) -> np.ndarray:
-    """The model's input matrix, in the feature order given."""
-    return features.select(names).to_numpy()

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import logging
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import polars as pl
 
 from fraud_detection.ingestion.errors import IngestionError
+from fraud_detection.ingestion.params import IngestParams
 from fraud_detection.ingestion.schema import REASON, ROW_NUMBER, Limits, transactions_contract
 from fraud_detection.ingestion.sources import as_text, map_columns
 
+if TYPE_CHECKING:
+    from fraud_detection.runtime.spark import SparkParams
+
 log = logging.getLogger(__name__)
-ENGINES = ("polars", "spark")
 
 
 class IngestResult(NamedTuple):
@@ -21,22 +24,22 @@ class IngestResult(NamedTuple):
     summary: dict
 
 
-def ingest(raw: pl.DataFrame, params: dict, spark_params: dict) -> IngestResult:
+def ingest(raw: pl.DataFrame, params: IngestParams, spark: SparkParams) -> IngestResult:
     """Validate `raw` source rows. Raises IngestionError, writing nothing, if too many rows are bad."""
-    mapped, dropped = map_columns(raw, params.get("column_map") or {})
+    mapped, dropped = map_columns(raw, params.column_map)
     limits = Limits.from_params(params)
-    accepted, rejected = _validate(mapped, limits, params["engine"], spark_params)
+    accepted, rejected = _validate(mapped, limits, params.engine, spark)
     transactions_contract(limits).validate(accepted)
     quarantine = rejected.join(as_text(mapped), on=ROW_NUMBER, how="left").sort(ROW_NUMBER)
-    summary = summarise(mapped.height, accepted, quarantine, dropped, params["engine"])
+    summary = summarise(mapped.height, accepted, quarantine, dropped, params.engine)
     if summary["rows_read"] != summary["rows_accepted"] + summary["rows_quarantined"]:
         raise AssertionError(f"rows not conserved: {summary}")  # a bug in an engine, never bad data
-    _check_quarantine_fraction(summary, float(params["max_quarantine_fraction"]))
+    _check_quarantine_fraction(summary, params.max_quarantine_fraction)
     return IngestResult(accepted, quarantine, summary)
 
 
 def _validate(
-    mapped: pl.DataFrame, limits: Limits, engine: str, spark_params: dict
+    mapped: pl.DataFrame, limits: Limits, engine: str, spark: SparkParams
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     if engine == "polars":
         from fraud_detection.ingestion.polars_engine import validate
@@ -46,8 +49,8 @@ def _validate(
         from fraud_detection.ingestion.spark_engine import validate as validate_on_spark
         from fraud_detection.runtime.spark import get_spark
 
-        return validate_on_spark(get_spark(spark_params), mapped, limits)
-    raise IngestionError(f"ingest.engine is {engine!r}; expected one of {list(ENGINES)}")
+        return validate_on_spark(get_spark(spark), mapped, limits)
+    raise IngestionError(f"ingest.engine is {engine!r}; expected polars or spark")
 
 
 def summarise(

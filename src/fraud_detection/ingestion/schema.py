@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import pandera.polars as pa
 import polars as pl
+
+if TYPE_CHECKING:
+    from fraud_detection.ingestion.params import IngestParams
 
 FieldKind = Literal["id", "timestamp", "amount", "label", "scenario"]
 
@@ -45,16 +48,11 @@ class Limits:
     max_amount: float
 
     @classmethod
-    def from_params(cls, params: dict) -> Limits:
-        return cls(
-            valid_from=_utc(params["valid_from"]),
-            valid_to=_utc(params["valid_to"]),
-            max_amount=float(params["max_amount"]),
-        )
+    def from_params(cls, params: IngestParams) -> Limits:
+        return cls(valid_from=_utc(params.valid_from), valid_to=_utc(params.valid_to), max_amount=params.max_amount)
 
 
-def _utc(value: object) -> datetime:
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 

@@ -23,8 +23,8 @@ class TransactionDataModule(pl.LightningDataModule):
         self,
         train: tuple[np.ndarray, np.ndarray],
         validation: tuple[np.ndarray, np.ndarray],
-        batch_size: int = 512,
-        seed: int = 0,
+        batch_size: int,
+        seed: int,
     ) -> None:
         super().__init__()
         for name, (features, labels) in (("train", train), ("validation", validation)):

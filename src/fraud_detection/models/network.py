@@ -7,7 +7,7 @@ from torch import nn
 
 
 class FeedForward(nn.Module):
-    def __init__(self, n_inputs: int, hidden_sizes: tuple[int, ...] = (64, 32), dropout: float = 0.1) -> None:
+    def __init__(self, n_inputs: int, hidden_sizes: tuple[int, ...], dropout: float) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         width = n_inputs

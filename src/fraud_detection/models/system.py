@@ -17,10 +17,10 @@ class FraudClassifier(pl.LightningModule):
     def __init__(
         self,
         network: nn.Module,
-        learning_rate: float = 1e-3,
-        weight_decay: float = 0.0,
-        pos_weight: float = 1.0,
-        optimizer: str = "adam",
+        learning_rate: float,
+        weight_decay: float,
+        pos_weight: float,
+        optimizer: str,
     ) -> None:
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"train.optimizer is {optimizer!r}; expected one of {sorted(OPTIMIZERS)}")

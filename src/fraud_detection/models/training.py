@@ -1,5 +1,5 @@
 """Training, one code path for every scale: the same `fit` runs on a CPU, one GPU, or DDP over many GPUs and nodes;
-only the Trainer's settings (`TrainConfig.trainer`) change.
+only the Trainer's settings (params.yaml `train.trainer`) change.
 
 `fit` fits the preprocessing on the training rows only, trains with early stopping on validation average
 precision and returns the best epoch's weights as a `FraudScorer`. Under DDP every rank returns the same scorer;
@@ -9,58 +9,19 @@ callers write artifacts on global rank 0 only.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback, EarlyStopping
 
 from fraud_detection.models.data import TransactionDataModule
+from fraud_detection.models.params import TrainParams
 from fraud_detection.models.preprocessing import Standardizer
 from fraud_detection.models.scorer import FraudScorer, NetworkSpec
 from fraud_detection.models.system import FraudClassifier
 
 MONITOR = "val_average_precision"
-TRAINER_KEYS = {"accelerator", "devices", "strategy", "precision", "num_nodes"}
-DATA_KEYS = {
-    "window_days",
-    "holdout_days",
-    "validation_fraction",
-}  # the rest of params.yaml `train`: which rows to train on
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """The model and optimisation settings of params.yaml `train` (see there for what each does)."""
-
-    hidden_sizes: tuple[int, ...] = (64, 32)
-    dropout: float = 0.1
-    pos_weight: float = 1.0
-    optimizer: str = "adam"
-    learning_rate: float = 1e-3
-    weight_decay: float = 0.0
-    batch_size: int = 512
-    max_epochs: int = 20
-    patience: int = 3
-    seed: int = 0
-    trainer: dict[str, Any] = field(default_factory=lambda: {"accelerator": "cpu", "devices": 1})
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any]) -> TrainConfig:
-        """From the `train` params (the data keys are read by the callers); an unknown key is an error, not a typo
-        silently ignored."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(params) - known - DATA_KEYS
-        if unknown:
-            raise ValueError(f"train has unknown keys {sorted(unknown)}; expected some of {sorted(known | DATA_KEYS)}")
-        config = cls(**{k: v for k, v in params.items() if k in known})
-        unknown = set(config.trainer) - TRAINER_KEYS
-        if unknown:
-            raise ValueError(
-                f"train.trainer has unknown keys {sorted(unknown)}; expected some of {sorted(TRAINER_KEYS)}"
-            )
-        return cls(**{**config.__dict__, "hidden_sizes": tuple(config.hidden_sizes)})
 
 
 @dataclass(frozen=True)
@@ -79,7 +40,7 @@ def fit(
     validation: tuple[np.ndarray, np.ndarray],
     features: tuple[str, ...],
     log_features: tuple[str, ...],
-    config: TrainConfig,
+    config: TrainParams,
 ) -> FitResult:
     """Train on `train` (raw feature matrix in `features` order, labels), early-stopping on `validation`."""
     for name, (_, labels) in (("training", train), ("validation", validation)):
@@ -92,7 +53,7 @@ def fit(
         config.seed,
     )
     pl.seed_everything(config.seed, workers=True, verbose=False)
-    spec = NetworkSpec(len(features), config.hidden_sizes, config.dropout)
+    spec = NetworkSpec(len(features), tuple(config.hidden_sizes), config.dropout)
     system = FraudClassifier(
         spec.build(), config.learning_rate, config.weight_decay, config.pos_weight, config.optimizer
     )
@@ -106,7 +67,7 @@ def fit(
         enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
-        **config.trainer,
+        **config.trainer.as_kwargs(),
     )
     started = time.perf_counter()
     trainer.fit(system, data)
@@ -129,12 +90,11 @@ def fit_with_holdout(
     labels: np.ndarray,
     features: tuple[str, ...],
     log_features: tuple[str, ...],
-    config: TrainConfig,
-    validation_fraction: float,
+    config: TrainParams,
 ) -> FitResult:
-    """`fit`, early-stopping on a stratified `validation_fraction` of the rows (drawn with the config's seed)."""
+    """`fit`, early-stopping on a stratified `config.validation_fraction` of the rows (drawn with the config's seed)."""
     _check_both_classes("training", labels)
-    train_rows, validation_rows = stratified_split(labels, validation_fraction, config.seed)
+    train_rows, validation_rows = stratified_split(labels, config.validation_fraction, config.seed)
     train = (matrix[train_rows], labels[train_rows])
     return fit(train, (matrix[validation_rows], labels[validation_rows]), features, log_features, config)
 

@@ -1,12 +1,12 @@
 """From drift and live quality to one action.
 
 Per column (every feature and the score), a drift level from its PSI: `none` below `thresholds.mild`, then `mild`,
-`moderate` from `thresholds.moderate`, `severe` from `thresholds.severe` (defaults 0.1 / 0.25 / 0.5: the usual
-rules of thumb put 0.1 at "some shift" and 0.25 at "a major shift"; 0.5 marks a shift twice that).
+`moderate` from `thresholds.moderate`, `severe` from `thresholds.severe` (params.yaml: 0.1 / 0.25 / 0.5; the
+usual rules of thumb put 0.1 at "some shift" and 0.25 at "a major shift"; 0.5 marks a shift twice that).
 
 The action, first match wins:
 - `rollback`: the champion's live quality (on the labels known by now) is below a guardrail floor
-  (`guardrail.min_auc_roc`, `guardrail.min_average_precision`: by default the register stage's floors) while the
+  (the register gate's `min_auc_roc` and `min_average_precision`) while the
   previous champion, on the same transactions, clears every floor and beats the champion's average precision by
   `guardrail.rollback_margin`: going back is safe right now, retraining is not yet;
 - `retrain`: some column drifted to `retrain_level` or beyond, or the champion is below the guardrail with no
@@ -18,12 +18,15 @@ The action, first match wins:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import polars as pl
 
+if TYPE_CHECKING:
+    from fraud_detection.monitoring.params import DriftThresholds, MonitorParams
+    from fraud_detection.registry.params import GateParams
+
 LEVELS = ("none", "mild", "moderate", "severe")
-ACTIONS = ("none", "investigate", "retrain", "rollback")
 
 
 @dataclass(frozen=True)
@@ -40,32 +43,26 @@ class Quality:
 
 @dataclass(frozen=True)
 class DecisionParams:
-    mild: float
-    moderate: float
-    severe: float
+    """What the decision weighs: the drift levels and the retrain level (`monitor`), the rollback guardrail's floors
+    (the register gate's) and margin (`monitor.guardrail`)."""
+
+    thresholds: DriftThresholds
     retrain_level: str
     floors: dict[str, float]  # Quality field -> its lowest acceptable value
     rollback_margin: float
 
     @classmethod
-    def from_params(cls, params: dict[str, Any]) -> DecisionParams:
-        thresholds, guardrail = params["thresholds"], params["guardrail"]
-        mild, moderate, severe = (float(thresholds[k]) for k in ("mild", "moderate", "severe"))
-        if not 0 < mild <= moderate <= severe:
-            raise ValueError(f"monitor.thresholds {thresholds}; expected 0 < mild <= moderate <= severe")
-        if params["retrain_level"] not in LEVELS[1:]:
-            raise ValueError(f"monitor.retrain_level is {params['retrain_level']!r}; expected one of {LEVELS[1:]}")
-        floors = {"auc_roc": float(guardrail["min_auc_roc"]),
-                  "average_precision": float(guardrail["min_average_precision"])}  # fmt: skip
-        return cls(mild, moderate, severe, params["retrain_level"], floors, float(guardrail["rollback_margin"]))
+    def of(cls, monitor: MonitorParams, gate: GateParams) -> DecisionParams:
+        floors = {"auc_roc": gate.min_auc_roc, "average_precision": gate.min_average_precision}
+        return cls(monitor.thresholds, monitor.retrain_level, floors, monitor.guardrail.rollback_margin)
 
 
-def with_levels(table: pl.DataFrame, params: DecisionParams) -> pl.DataFrame:
+def with_levels(table: pl.DataFrame, thresholds: DriftThresholds) -> pl.DataFrame:
     """The drift table with each column's `level`."""
     psi = pl.col("psi")
-    level = (pl.when(psi >= params.severe).then(pl.lit("severe"))
-             .when(psi >= params.moderate).then(pl.lit("moderate"))
-             .when(psi >= params.mild).then(pl.lit("mild"))
+    level = (pl.when(psi >= thresholds.severe).then(pl.lit("severe"))
+             .when(psi >= thresholds.moderate).then(pl.lit("moderate"))
+             .when(psi >= thresholds.mild).then(pl.lit("mild"))
              .otherwise(pl.lit("none")))  # fmt: skip
     return table.with_columns(level.alias("level"))
 

@@ -13,27 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from fraud_detection.registry.params import GateParams
+
 CHAMPION, CHALLENGER = "champion", "challenger"
 HIGH_SCORE = 0.5  # a score above this is a "fraud" call, for the score-distribution check
-
-
-@dataclass(frozen=True)
-class GateParams:
-    """params.yaml `register.gate`."""
-
-    min_auc_roc: float
-    min_average_precision: float
-    max_average_precision_drop: float  # the candidate's AP may be at most this much below the champion's
-    max_high_score_share: float  # share of the window scored above 0.5 (a model that flags everything is broken)
-    min_high_score_share: float  # ... and one that flags nothing is broken too
-    max_latency_ms: float  # single-row inference, p50
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any]) -> GateParams:
-        missing = sorted(set(cls.__dataclass_fields__) - set(params))
-        if missing:
-            raise ValueError(f"register.gate lacks {missing}; expected every one of {sorted(cls.__dataclass_fields__)}")
-        return cls(**{name: float(params[name]) for name in cls.__dataclass_fields__})
 
 
 @dataclass(frozen=True)

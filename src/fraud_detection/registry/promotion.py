@@ -12,7 +12,8 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from fraud_detection.features.definitions import FEATURES
-from fraud_detection.registry.gate import CHALLENGER, CHAMPION, Decision, GateParams, decide
+from fraud_detection.registry.gate import CHALLENGER, CHAMPION, Decision, decide
+from fraud_detection.registry.params import GateParams
 from fraud_detection.registry.registry import FORCED, GATE, AliasEvent, ModelRegistry, RegistryError
 from fraud_detection.registry.scoring import Predict, window_figures
 

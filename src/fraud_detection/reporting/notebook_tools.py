@@ -3,30 +3,31 @@ as PNGs (so that the executed notebook and its HTML carry them)."""
 
 from __future__ import annotations
 
-import logging
+import os
 from io import BytesIO
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fraud_detection.runtime.params import Params
 
 
-def open_project(project_root: str | Path) -> tuple[Any, dict[str, Any]]:
-    """(catalog, params) of the project at `project_root` (conf/base/catalog.yml and params.yaml); matplotlib
-    switched to its headless backend; polars tables printed in full."""
+def open_project(project_root: str | Path) -> tuple[Any, Params]:
+    """(catalog, params) of the project at `project_root` (the catalog of conf/base + conf/local, params.yaml checked
+    and typed, as `kedro run` reads them; the working directory becomes the project root); matplotlib switched to its
+    headless backend; polars tables printed in full."""
     import matplotlib
     import polars as pl
-    from kedro.framework.session import KedroSession
-    from kedro.framework.startup import bootstrap_project
+    from kedro.io import DataCatalog
+
+    from fraud_detection.runtime.params import checked_params
+    from fraud_detection.runtime.project import config_loader
 
     matplotlib.use("Agg")
     root = Path(project_root).resolve()
-    bootstrap_project(root)
-    logging.disable(logging.WARNING)  # Kedro checks every pipeline's type hints as it reads the parameters
-    try:
-        with KedroSession.create(project_path=root) as session:
-            context = session.load_context()
-            catalog, params = context.catalog, context.params
-    finally:
-        logging.disable(logging.NOTSET)
+    os.chdir(root)  # the catalog's paths are relative to the project root
+    loader = config_loader(root)
+    catalog, params = DataCatalog.from_config(loader["catalog"]), checked_params(loader["parameters"])
     pl.Config(tbl_rows=40, tbl_cols=20, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True,
               float_precision=4)  # fmt: skip
     return catalog, params

@@ -22,10 +22,13 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fraud_detection.datasets.atomic import atomic_file
 from fraud_detection.runtime.telemetry import disable_telemetry
+
+if TYPE_CHECKING:
+    from fraud_detection.reporting.params import NotebooksParams
 
 log = logging.getLogger(__name__)
 
@@ -91,17 +94,13 @@ def notebook_parameters(path: Path) -> dict[str, Any]:
         raise NotebookError(message) from error
 
 
-def stage_settings(name: str, params: Mapping[str, Any]) -> tuple[dict[str, Any], float]:
-    """(`notebooks.NAME`, `notebooks.cell_timeout_s`) from params.yaml; a notebook with no entry keeps its defaults."""
-    settings = params.get("notebooks")
-    if not isinstance(settings, Mapping):
-        raise NotebookError("params.yaml has no `notebooks` block; expected {cell_timeout_s: ..., NAME: {...}}")
-    parameters, timeout = settings.get(name) or {}, settings.get("cell_timeout_s")
-    if not isinstance(parameters, Mapping):
-        raise NotebookError(f"params.yaml notebooks.{name} is {parameters!r}; expected a mapping of parameters")
-    if isinstance(timeout, bool) or not (isinstance(timeout, int | float) and timeout > 0):
-        raise NotebookError(f"params.yaml notebooks.cell_timeout_s is {timeout!r}; expected seconds (a number > 0)")
-    return dict(parameters), float(timeout)
+def stage_settings(name: str, params: NotebooksParams) -> tuple[dict[str, Any], float]:
+    """(`notebooks.NAME`, `notebooks.cell_timeout_s`) from params.yaml."""
+    declared = [field for field in type(params).model_fields if field != "cell_timeout_s"]
+    if name not in declared:
+        raise NotebookError(f"params.yaml has no notebooks.{name}; expected one of {declared} (a new notebook needs "
+                            "its entry in params.yaml and its model in reporting/params.py)")  # fmt: skip
+    return getattr(params, name).model_dump(mode="json"), params.cell_timeout_s
 
 
 def run_notebook(

@@ -1,12 +1,18 @@
-"""The project's configuration outside `kedro run`: params.yaml and the catalog, read the way Kedro reads them, for
-the operations CLI and the serving process. Without a Kedro session: it would import every pipeline (feast and
-Lightning included) to check parameter types, seconds before the first command."""
+"""The project's configuration: where the project is, how Kedro reads its config (params.yaml at the root is the
+only parameters file), and params.yaml + the catalog for the entry points that are not `kedro run` (the operations
+CLI, the serving process, the report notebooks), read the same way and checked by the same typed model."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+from kedro.config import OmegaConfigLoader
+
+if TYPE_CHECKING:
+    from fraud_detection.runtime.params import Params
 
 
 class NotInProject(ValueError):
@@ -14,6 +20,28 @@ class NotInProject(ValueError):
 
 
 HOME_ENV = "FRAUD_DETECTION_HOME"  # the project root, for processes that run elsewhere (a Bento runs in its own copy)
+CONFIG_LOADER_ARGS: dict[str, Any] = {
+    "base_env": "base",
+    "default_run_env": "local",
+    # Parameters come from params.yaml (shared with DVC), never from a copy under conf/.
+    "config_patterns": {"parameters": ["../../params.yaml"]},
+}
+
+
+class ProjectConfigLoader(OmegaConfigLoader):
+    """Kedro's OmegaConfigLoader, hiding only what is hidden inside the project.
+
+    Kedro skips config files whose path has a part starting with "."; for a file outside `conf/` (params.yaml) it
+    checks the whole absolute path, so a clone under `~/.cache/...` would load no parameters at all. Here only the
+    part of the path below the project root counts. (Overrides `_is_hidden`, verified on kedro 1.7: see
+    tests/runtime/test_project.py, which clones the project under a dot-folder.)
+    """
+
+    def _is_hidden(self, path_str: str) -> bool:
+        root = Path(self.conf_source).resolve().parent
+        path = Path(path_str).resolve()
+        inside = path.relative_to(root) if path.is_relative_to(root) else path
+        return any(part.startswith(".") for part in inside.parts)
 
 
 def project_root() -> Path:
@@ -29,24 +57,29 @@ def project_root() -> Path:
     raise NotInProject(f"{Path.cwd()} is not inside the project; expected to run from the project root")
 
 
-def project_params(env: str | None = None) -> dict:
-    """params.yaml as Kedro reads it (no catalog, no change of directory)."""
-    from kedro.config import OmegaConfigLoader
+def config_loader(root: Path, env: str | None = None) -> ProjectConfigLoader:
+    return ProjectConfigLoader(str(root / "conf"), env=env, **CONFIG_LOADER_ARGS)
 
-    from fraud_detection.settings import CONFIG_LOADER_ARGS
 
-    return OmegaConfigLoader(str(project_root() / "conf"), env=env, **CONFIG_LOADER_ARGS)["parameters"]
+def project_params(env: str | None = None, root: Path | None = None) -> Params:
+    """params.yaml as Kedro reads it, checked (no catalog, no change of directory)."""
+    from fraud_detection.runtime.params import checked_params
+
+    return checked_params(config_loader(root or project_root(), env)["parameters"])
 
 
 def project_context(env: str | None = None) -> SimpleNamespace:
-    """`params` (params.yaml) and `catalog` (conf/base, overlaid by conf/<env>); the working directory becomes the
-    project root, since the catalog's paths are relative to it."""
-    from kedro.config import OmegaConfigLoader
+    """`params` (params.yaml, checked) and `catalog` (conf/base, overlaid by conf/<env>); the working directory
+    becomes the project root, since the catalog's paths are relative to it. Without a Kedro session: Kedro would
+    import every pipeline (feast and Lightning included) to check parameter types, seconds before the first
+    command."""
     from kedro.io import DataCatalog
 
-    from fraud_detection.settings import CONFIG_LOADER_ARGS
+    from fraud_detection.runtime.params import checked_params
 
     root = project_root()
     os.chdir(root)
-    loader = OmegaConfigLoader(str(root / "conf"), env=env, **CONFIG_LOADER_ARGS)
-    return SimpleNamespace(params=loader["parameters"], catalog=DataCatalog.from_config(loader["catalog"]))
+    loader = config_loader(root, env)
+    return SimpleNamespace(
+        params=checked_params(loader["parameters"]), catalog=DataCatalog.from_config(loader["catalog"])
+    )

@@ -3,7 +3,7 @@
 `decide`: approve below `serve.thresholds.review`, decline at or above `serve.thresholds.decline`, review between.
 
 `rule_score` is the documented fallback (`degraded: true`): the handbook's scenarios as rules on the features that
-are always available. An amount above `serve.fallback.amount_threshold` (scenario 1) scores 0.9; a terminal whose
+are always available. An amount above `simulate.fraud.amount_threshold` (scenario 1) scores 0.9; a terminal whose
 known fraud rate over the last 7 days is at least `serve.fallback.terminal_risk` (scenario 2) scores 0.8; an amount
 at least `serve.fallback.amount_ratio` times the customer's 30-day mean (scenario 3) scores 0.6; anything else 0.01
 (`NO_RULE`).
@@ -17,22 +17,10 @@ least as the rule scores it (the shadow too, so that the two compare like for li
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
-
-@dataclass(frozen=True)
-class Thresholds:
-    review: float
-    decline: float
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any]) -> Thresholds:
-        review, decline = float(params["review"]), float(params["decline"])
-        if not 0 <= review <= decline <= 1:
-            raise ValueError(
-                f"serve.thresholds review={review}, decline={decline}; expected 0 <= review <= decline <= 1"
-            )
-        return cls(review, decline)
+if TYPE_CHECKING:
+    from fraud_detection.serving.params import FallbackParams, Thresholds
 
 
 def decide(probability: float, thresholds: Thresholds) -> str:
@@ -43,13 +31,13 @@ def decide(probability: float, thresholds: Thresholds) -> str:
 
 @dataclass(frozen=True)
 class FallbackRules:
-    amount_threshold: float
+    amount_threshold: float  # simulate.fraud.amount_threshold (scenario 1)
     terminal_risk: float
     amount_ratio: float
 
     @classmethod
-    def from_params(cls, params: dict[str, Any]) -> FallbackRules:
-        return cls(float(params["amount_threshold"]), float(params["terminal_risk"]), float(params["amount_ratio"]))
+    def of(cls, fallback: FallbackParams, amount_threshold: float) -> FallbackRules:
+        return cls(amount_threshold, fallback.terminal_risk, fallback.amount_ratio)
 
 
 NO_RULE = 0.01  # the rules' score when none of them flags the transaction

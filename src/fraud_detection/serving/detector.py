@@ -41,7 +41,8 @@ from fraud_detection.features.definitions import (
     transaction_features,
 )
 from fraud_detection.features.online import Intraday
-from fraud_detection.serving.decision import NO_RULE, FallbackRules, Thresholds, decide, rule_score
+from fraud_detection.serving.decision import NO_RULE, FallbackRules, decide, rule_score
+from fraud_detection.serving.params import Thresholds
 from fraud_detection.serving.prediction_log import PredictionLog
 from fraud_detection.serving.routing import ABRouter
 from fraud_detection.serving.schemas import PREDICTIONS, Prediction, Transaction

@@ -12,10 +12,12 @@ import hashlib
 from bisect import bisect_right
 from dataclasses import dataclass
 from itertools import accumulate
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fraud_detection.serving.params import ABParams
 
 SCALE = float(2**64)
-TOLERANCE = 1e-9
 
 
 @dataclass(frozen=True)
@@ -25,14 +27,11 @@ class ABRouter:
     cuts: tuple[float, ...]  # cumulative shares, the last one 1
 
     @classmethod
-    def from_params(cls, params: dict[str, Any]) -> ABRouter:
-        """`params`: {salt: str, variants: {name: share, ...}} with shares in [0, 1] summing to 1."""
-        shares = {str(name): float(share) for name, share in params["variants"].items()}
-        if not shares or any(not 0 <= s <= 1 for s in shares.values()) or abs(sum(shares.values()) - 1) > TOLERANCE:
-            raise ValueError(f"serve.ab.variants={shares}; expected shares between 0 and 1 that sum to 1")
-        cuts = list(accumulate(shares.values()))
+    def from_params(cls, params: ABParams) -> ABRouter:
+        """`serve.ab`: the salt, and the variants' shares (checked: in [0, 1], summing to 1)."""
+        cuts = list(accumulate(params.variants.values()))
         cuts[-1] = 1.0
-        return cls(str(params["salt"]), tuple(shares), tuple(cuts))
+        return cls(params.salt, tuple(params.variants), tuple(cuts))
 
     def point(self, customer_id: int) -> float:
         return _point(self.salt, customer_id)

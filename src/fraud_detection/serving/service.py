@@ -46,8 +46,8 @@ os.environ.setdefault("OTEL_SDK_DISABLED", "true")  # BentoML's tracing middlewa
 log = logging.getLogger(__name__)
 
 PARAMS = project_params(os.environ.get("FRAUD_DETECTION_ENV"))
-SERVE = PARAMS["serve"]
-CheckedTransaction = with_limits(Limits.from_params(PARAMS["ingest"]))
+SERVE = PARAMS.serve
+CheckedTransaction = with_limits(Limits.from_params(PARAMS.ingest))
 # A batch's answer, serialized by pydantic-core in one call: BentoML renders a string as the body as it is, where
 # it would dump each prediction to a dict and then `json.dumps` the list (~7 ms against 0.5 ms for 1,000). The
 # declared content type spares BentoML deriving it from the JSON schema on every response.
@@ -75,11 +75,11 @@ def _instance() -> Any:
 
 @bentoml.service(
     name="fraud-detection-service",  # not a module name: `bentoml serve <bento tag>` must not resolve to the package
-    workers=SERVE["workers"],
-    traffic={"timeout": float(SERVE["request_timeout_s"])},
-    logging={"access": {"enabled": bool(SERVE["access_log"])}},
+    workers=SERVE.workers,
+    traffic={"timeout": SERVE.request_timeout_s},
+    logging={"access": {"enabled": SERVE.access_log}},
     metrics={"enabled": False},  # ours are cheaper (serving/metrics.py) and `GET /metrics` serves them
-    tracing={"excluded_urls": [] if SERVE["tracing"] else [".*"]},  # ~0.25 ms a request, even with a no-op tracer
+    tracing={"excluded_urls": [] if SERVE.tracing else [".*"]},  # ~0.25 ms a request, even with a no-op tracer
     http={"host": "127.0.0.1"},
 )
 class FraudService:
@@ -90,7 +90,7 @@ class FraudService:
         from threadpoolctl import threadpool_limits
 
         from fraud_detection.runtime.project import project_context
-        from fraud_detection.serving.decision import FallbackRules, Thresholds
+        from fraud_detection.serving.decision import FallbackRules
         from fraud_detection.serving.detector import FraudDetector
         from fraud_detection.serving.metrics import Exporter
         from fraud_detection.serving.online_state import StoreFeatures
@@ -99,39 +99,38 @@ class FraudService:
 
         threadpool_limits(1)  # one BLAS thread a worker: the workers are the parallelism (idle BLAS threads spin)
         context = project_context(os.environ.get("FRAUD_DETECTION_ENV"))
-        params, serve = context.params, context.params["serve"]
-        self._address, self._model_name = context.catalog.load("model_registry"), params["register"]["model_name"]
-        router = ABRouter.from_params(serve["ab"])
-        self.variants, self.shadow_alias = router.variants, serve.get("shadow")
+        params, serve = context.params, context.params.serve
+        self._address, self._model_name = context.catalog.load("model_registry"), params.register.model_name
+        router = ABRouter.from_params(serve.ab)
+        self.variants, self.shadow_alias = router.variants, serve.shadow
         models, shadow = self._load_models()
         features = StoreFeatures(
             context.catalog.load("feature_store"), context.catalog.load("feature_store"),
-            params["training_set"]["feature_service"], float(serve["state_write_interval_ms"]) / 1000,
-            int(serve["daily_cache_entries"]),
+            params.training_set.feature_service, serve.state_write_interval_ms / 1000, serve.daily_cache_entries,
         )  # fmt: skip
-        self.admin_token = os.environ.get(serve["admin_token_env"], "")  # checked by the edge, then admin_reload
+        self.admin_token = os.environ.get(serve.admin_token_env, "")  # checked by the edge, then admin_reload
         self.risk_store = context.catalog.load("risk_store")  # the batch stage's per-card risk table
         self.detector = FraudDetector(
-            models, features, router, Thresholds.from_params(serve["thresholds"]),
-            FallbackRules.from_params(serve["fallback"]),
-            PredictionLog(context.catalog.load("prediction_log"), capacity=serve["log_queue"]), shadow,
-            shadow_backlog=int(serve["shadow_backlog"]),
+            models, features, router, serve.thresholds,
+            FallbackRules.of(serve.fallback, params.simulate.fraud.amount_threshold),
+            PredictionLog(context.catalog.load("prediction_log"), capacity=serve.log_queue), shadow,
+            shadow_backlog=serve.shadow_backlog,
         )  # fmt: skip
         self._exporter, self._reload_lock, self._stop = Exporter(), threading.Lock(), threading.Event()
-        for action, every in ((self.reload, serve["reload_interval_s"]), (self._export, serve["metrics_interval_s"])):
-            threading.Thread(target=self._every, args=(float(every), action), daemon=True).start()
+        for action, every in ((self.reload, serve.reload_interval_s), (self._export, serve.metrics_interval_s)):
+            threading.Thread(target=self._every, args=(every, action), daemon=True).start()
         gc.collect()
         gc.freeze()  # start-up objects (libraries, models) leave the collector: full collections stay short
-        gc.set_threshold(int(serve["gc_threshold"]), 10, 10)  # most objects of a request die young, uncollected
+        gc.set_threshold(serve.gc_threshold, 10, 10)  # most objects of a request die young, uncollected
 
     @bentoml.api(
         route="/predict_batch",
         batchable=True,
-        max_batch_size=int(SERVE["max_batch"]),
-        max_latency_ms=int(SERVE["batch_max_latency_ms"]),
+        max_batch_size=SERVE.max_batch,
+        max_latency_ms=SERVE.batch_max_latency_ms,
     )
     async def predict_batch(
-        self, transactions: Annotated[list[CheckedTransaction], Field(max_length=int(SERVE["max_batch"]))]
+        self, transactions: Annotated[list[CheckedTransaction], Field(max_length=SERVE.max_batch)]
     ) -> PredictionsJson:
         """Transactions of one or more requests (BentoML merges concurrent requests into one call)."""
         start = time.perf_counter()
@@ -216,4 +215,4 @@ class FraudService:
         self.risk_store.close()
 
 
-FraudService.add_asgi_middleware(edge(CheckedTransaction, _instance, int(SERVE["max_body_bytes"])))
+FraudService.add_asgi_middleware(edge(CheckedTransaction, _instance, SERVE.max_body_bytes))

@@ -19,18 +19,18 @@ with no drift configured the output is the handbook process's, bit for bit.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 import numpy as np
 import polars as pl
 
-from fraud_detection.simulation.drift import DriftScenario, add_drift_frauds, drift_from_params, inflate_amounts
+from fraud_detection.simulation.drift import add_drift_frauds, inflate_amounts
+from fraud_detection.simulation.params import GRID_SIZE, DriftScenario, FraudScenarios, SimulateParams
 
 log = logging.getLogger(__name__)
 
 SECONDS_PER_DAY = 86_400
-GRID_SIZE = 100.0
 TERMINAL_CHUNK = 512  # customers per block when matching customers to nearby terminals
 
 TRANSACTION_COLUMNS = (
@@ -45,48 +45,23 @@ TRANSACTION_COLUMNS = (
 
 
 @dataclass(frozen=True)
-class FraudScenarios:
-    """Parameters of the handbook's three fraud scenarios."""
-
-    amount_threshold: float = 220.0
-    terminals_per_day: int = 2
-    terminal_compromise_days: int = 28
-    customers_per_day: int = 3
-    customer_compromise_days: int = 14
-    customer_fraud_fraction: float = 1 / 3
-    customer_amount_multiplier: float = 5.0
-
-
-@dataclass(frozen=True)
 class SimulationConfig:
+    """What the simulator draws: params.yaml `simulate` with its profile resolved to a size."""
+
     n_customers: int
     n_terminals: int
     n_days: int
     start_date: date
-    radius: float = 5.0
-    seed: int = 0
-    fraud: FraudScenarios = field(default_factory=FraudScenarios)
-    drift: tuple[DriftScenario, ...] = ()
+    radius: float
+    seed: int
+    fraud: FraudScenarios
+    drift: tuple[DriftScenario, ...]
 
     @classmethod
-    def from_params(cls, params: dict) -> SimulationConfig:
-        """Build from the `simulate` block of params.yaml, using the profile it selects."""
-        profile_name = params["profile"]
-        if profile_name not in params["profiles"]:
-            raise ValueError(f"simulate.profile is {profile_name!r}; expected one of {sorted(params['profiles'])}")
-        profile = params["profiles"][profile_name]
-        start = params["start_date"]
-        n_days = int(profile["n_days"])
-        return cls(
-            n_customers=int(profile["n_customers"]),
-            n_terminals=int(profile["n_terminals"]),
-            n_days=n_days,
-            start_date=start if isinstance(start, date) else date.fromisoformat(str(start)),
-            radius=float(params["radius"]),
-            seed=int(params["seed"]),
-            fraud=FraudScenarios(**params.get("fraud", {})),
-            drift=drift_from_params(params.get("drift"), n_days),
-        )
+    def from_params(cls, params: SimulateParams) -> SimulationConfig:
+        size = params.size
+        return cls(size.n_customers, size.n_terminals, size.n_days, params.start_date, params.radius, params.seed,
+                   params.fraud, tuple(params.drift))  # fmt: skip
 
 
 def simulate_transactions(config: SimulationConfig) -> pl.DataFrame:

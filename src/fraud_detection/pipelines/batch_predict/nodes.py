@@ -13,13 +13,14 @@ import numpy as np
 import polars as pl
 
 from fraud_detection.batch import gate as batch_gate
+from fraud_detection.batch.params import BatchPredictParams
 from fraud_detection.batch.queue import card_risk, investigation_queue
 from fraud_detection.batch.risk_store import RiskStore
 from fraud_detection.batch.scoring import SCORE, day_rows, score_polars
+from fraud_detection.runtime.spark import SparkParams
 
 log = logging.getLogger(__name__)
 LATEST = "latest"
-ENGINES = ("polars", "spark")
 
 
 class BatchRejected(RuntimeError):
@@ -36,19 +37,16 @@ class Scored:
     scores: np.ndarray
 
 
-def plan_days(transaction_features: pl.LazyFrame, promotion: dict[str, Any], params: dict[str, Any]) -> list[str]:
+def plan_days(transaction_features: pl.LazyFrame, promotion: dict[str, Any], params: BatchPredictParams) -> list[str]:
     """The days to score: `batch_predict.start_date`..`end_date` (a backfill, inclusive), else `batch_predict.date`
     (`latest`: the last day of the data). `promotion` (the register stage's decision) is read so that DVC runs this
     stage again after a new registration."""
     first, last = (d.date() for d in transaction_features.select(
         pl.col("tx_datetime").min().alias("a"), pl.col("tx_datetime").max().alias("b")).collect().row(0))  # fmt: skip
-    start, end = params.get("start_date"), params.get("end_date")
-    if (start is None) != (end is None):
-        raise ValueError(f"batch_predict.start_date={start}, end_date={end}; expected both (a backfill) or neither")
-    if start is None:
-        start = end = last if str(params["date"]) == LATEST else _day(params["date"], "date")
-    start, end = _day(start, "start_date"), _day(end, "end_date")
-    if start > end or start < first or end > last:
+    start, end = params.start_date, params.end_date
+    if start is None or end is None:
+        start = end = last if params.date == LATEST else params.date
+    if start < first or end > last:
         raise ValueError(f"batch_predict days {start}..{end}; expected days of the data, {first}..{last}, in order")
     log.info("batch_predict: %s..%s (champion after the register stage: %s)", start, end,
              promotion.get("aliases", {}).get("champion"))  # fmt: skip
@@ -60,19 +58,15 @@ def score_days(
     days: list[str],
     model_registry: Any,
     risk_store: RiskStore,
-    params: dict[str, Any],
-    register: dict[str, Any],
-    spark_params: dict[str, Any],
+    params: BatchPredictParams,
+    model_name: str,
+    spark: SparkParams,
 ) -> tuple[dict[str, pl.DataFrame], dict[str, pl.DataFrame], dict[str, pl.DataFrame], list[Scored], dict]:
     """Each day scored with the champion and gated. Returns predictions and queues of the batches that passed,
     the rejected batches (with their reasons), the batches to publish, and the report."""
     from fraud_detection.serving.models import served_scorer
 
-    engine = params["engine"]
-    if engine not in ENGINES:
-        raise ValueError(f"batch_predict.engine is {engine!r}; expected one of {list(ENGINES)}")
-    version, scorer = served_scorer(model_registry.open(register["model_name"]), "champion")
-    gate_params = batch_gate.GateParams.from_params(params["gate"])
+    version, scorer = served_scorer(model_registry.open(model_name), "champion")
     published = risk_store.published()
     predictions, queues, rejected, passed, report = {}, {}, {}, [], {}
     for day in days:
@@ -80,11 +74,11 @@ def score_days(
             report[day] = {"status": "skipped", "reason": f"already published with version {version}"}
             continue
         rows = day_rows(transaction_features, date.fromisoformat(day))
-        scored = _score(engine, rows, scorer.predict_proba, spark_params).with_columns(
+        scored = _score(params.engine, rows, scorer.predict_proba, spark).with_columns(
             pl.lit(version).alias("model_version"), pl.lit(day).alias("batch_date"))  # fmt: skip
         scores = scored[SCORE].to_numpy()
         previous = _previous(published, {s.day: s for s in passed}, day, risk_store)
-        result = batch_gate.check(len(rows), scores, previous, gate_params)
+        result = batch_gate.check(len(rows), scores, previous, params.gate)
         figures = {"transactions": len(rows), "psi": result.psi, "mean_score": float(np.nanmean(scores)) if len(scores)
                    else None, "model_version": version}  # fmt: skip
         if not result.passed:
@@ -93,7 +87,7 @@ def score_days(
             continue
         cards = card_risk(scored)
         predictions[day] = scored
-        queues[day] = investigation_queue(rows, scored, int(params["queue_size"]), int(params["drivers"]),
+        queues[day] = investigation_queue(rows, scored, params.queue_size, params.drivers,
                                           scorer.predict_proba, scorer.neutral_row())  # fmt: skip
         passed.append(Scored(day, version, cards, scores))
         report[day] = {"status": "published", "cards": len(cards), **figures}
@@ -121,12 +115,12 @@ def fail_on_rejections(batch_report: dict) -> None:
                             "the rejected ones are in data/07_model_output/rejected/")  # fmt: skip
 
 
-def _score(engine: str, rows: pl.DataFrame, predict: Any, spark_params: dict) -> pl.DataFrame:
+def _score(engine: str, rows: pl.DataFrame, predict: Any, spark: SparkParams) -> pl.DataFrame:
     if engine == "spark":
         from fraud_detection.batch.scoring import score_spark
         from fraud_detection.runtime.spark import get_spark
 
-        return score_spark(get_spark(spark_params), rows, predict)
+        return score_spark(get_spark(spark), rows, predict)
     return score_polars(rows, predict)
 
 
@@ -137,10 +131,3 @@ def _previous(published: dict, passed_now: dict[str, Scored], day: str, store: R
         return None
     latest = earlier[-1]
     return passed_now[latest].scores if latest in passed_now else store.scores(latest)
-
-
-def _day(value: Any, name: str) -> date:
-    try:
-        return value if isinstance(value, date) else date.fromisoformat(str(value))
-    except ValueError as error:
-        raise ValueError(f"batch_predict.{name}={value!r}; expected a day as YYYY-MM-DD") from error

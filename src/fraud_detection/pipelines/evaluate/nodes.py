@@ -7,7 +7,6 @@ a holdout of that week) and scores its test week, without the cards already know
 from __future__ import annotations
 
 import logging
-from datetime import date
 from typing import Any
 
 import numpy as np
@@ -16,10 +15,12 @@ import polars as pl
 from fraud_detection.evaluation import curves
 from fraud_detection.evaluation.baselines import BASELINES
 from fraud_detection.evaluation.metrics import auc_roc, average_precision, card_precision_at_k
+from fraud_detection.evaluation.params import EvaluateParams
 from fraud_detection.evaluation.protocol import Fold, fold_test_set, fold_train_set, folds
 from fraud_detection.features.definitions import FEATURES, HEAVY_TAILED
 from fraud_detection.features.matrix import feature_matrix
-from fraud_detection.models.training import TrainConfig, fit_with_holdout
+from fraud_detection.models.params import TrainParams
+from fraud_detection.models.training import fit_with_holdout
 
 log = logging.getLogger(__name__)
 
@@ -27,24 +28,23 @@ CANDIDATE = "candidate"
 SCORE_COLUMNS = ("transaction_id", "tx_datetime", "customer_id", "tx_fraud")
 
 
-def backtest(training_set: pl.DataFrame, train: dict[str, Any], params: dict[str, Any]) -> pl.DataFrame:
+def backtest(
+    training_set: pl.DataFrame, train: TrainParams, params: EvaluateParams, label_delay_days: int
+) -> pl.DataFrame:
     """Test-set scores of every model on every fold: fold, test_start, model, transaction ids, label, score.
 
     A fold whose training or test week lacks frauds or genuine transactions is skipped with a warning; if every
     fold is skipped, the stage fails.
     """
-    unknown = set(params["baselines"]) - set(BASELINES)
-    if unknown:
-        raise ValueError(f"evaluate.baselines names {sorted(unknown)}; expected some of {sorted(BASELINES)}")
     scored = []
-    for number, fold in enumerate(_folds(params)):
+    for number, fold in enumerate(_folds(params, label_delay_days)):
         train_rows = fold_train_set(training_set, fold)
-        test_rows = fold_test_set(training_set, fold, params["delay_days"])
+        test_rows = fold_test_set(training_set, fold, label_delay_days)
         reason = _unusable(train_rows, "training") or _unusable(test_rows, "test")
         if reason:
             log.warning("fold %d (test from %s) skipped: %s", number, fold.test_start, reason)
             continue
-        for model, scores in _fold_scores(train_rows, test_rows, train, params["baselines"]).items():
+        for model, scores in _fold_scores(train_rows, test_rows, train, params.baselines).items():
             scored.append(
                 test_rows.select(SCORE_COLUMNS).with_columns(
                     pl.lit(number).alias("fold"),
@@ -58,17 +58,17 @@ def backtest(training_set: pl.DataFrame, train: dict[str, Any], params: dict[str
     return pl.concat(scored).select("fold", "test_start", "model", *SCORE_COLUMNS, "score")
 
 
-def backtest_metrics(scores: pl.DataFrame, params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def backtest_metrics(scores: pl.DataFrame, params: EvaluateParams) -> tuple[dict[str, Any], dict[str, Any]]:
     """Per model, mean and standard deviation over folds (sample std, ddof=1; 0 for one fold) of AUC ROC,
     average precision and card precision@k; and each fold's figures (by the fold's first test day)."""
-    cp_name = f"card_precision_at_{params['top_k']}"
+    cp_name = f"card_precision_at_{params.top_k}"
     per_fold: dict[str, dict[str, dict[str, float]]] = {}
     for (model, test_start), rows in scores.group_by("model", "test_start", maintain_order=True):
         labels, values = rows["tx_fraud"].to_numpy(), rows["score"].to_numpy()
         per_fold.setdefault(model, {})[str(test_start)] = {
             "auc_roc": auc_roc(labels, values),
             "average_precision": average_precision(labels, values),
-            cp_name: card_precision_at_k(rows, params["top_k"]),
+            cp_name: card_precision_at_k(rows, params.top_k),
         }
     metrics = ("auc_roc", "average_precision", cp_name)
     summary = {
@@ -89,14 +89,8 @@ def backtest_plots(scores: pl.DataFrame) -> dict[str, pl.DataFrame]:
     return plots
 
 
-def _folds(params: dict[str, Any]) -> list[Fold]:
-    return folds(
-        date.fromisoformat(str(params["first_test_start"])),
-        params["folds"],
-        params["train_days"],
-        params["delay_days"],
-        params["test_days"],
-    )
+def _folds(params: EvaluateParams, label_delay_days: int) -> list[Fold]:
+    return folds(params.first_test_start, params.folds, params.train_days, label_delay_days, params.test_days)
 
 
 def _unusable(rows: pl.DataFrame, name: str) -> str | None:
@@ -107,14 +101,13 @@ def _unusable(rows: pl.DataFrame, name: str) -> str | None:
 
 
 def _fold_scores(
-    train_rows: pl.DataFrame, test_rows: pl.DataFrame, train: dict[str, Any], baselines: list[str]
+    train_rows: pl.DataFrame, test_rows: pl.DataFrame, train: TrainParams, baselines: list[str]
 ) -> dict[str, np.ndarray]:
     matrix, labels, test = feature_matrix(train_rows), train_rows["tx_fraud"].to_numpy(), feature_matrix(test_rows)
-    config = TrainConfig.from_params(train)
-    fitted = fit_with_holdout(matrix, labels, FEATURES, HEAVY_TAILED, config, train["validation_fraction"])
+    fitted = fit_with_holdout(matrix, labels, FEATURES, HEAVY_TAILED, train)
     scores = {CANDIDATE: fitted.scorer.predict_proba(test)}
     for name in baselines:
-        scores[name] = BASELINES[name](matrix, labels, FEATURES, HEAVY_TAILED, train["seed"])(test)
+        scores[name] = BASELINES[name](matrix, labels, FEATURES, HEAVY_TAILED, train.seed)(test)
     return scores
 
 

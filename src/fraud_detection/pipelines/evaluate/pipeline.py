@@ -8,7 +8,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 backtest,
-                ["training_set", "params:train", "params:evaluate"],
+                ["training_set", "params:train", "params:evaluate", "params:features.label_delay_days"],
                 "backtest_scores",
                 name="backtest",
             ),

@@ -7,21 +7,21 @@ import polars as pl
 
 from fraud_detection.features import polars_engine
 from fraud_detection.features.definitions import INTRADAY_STATE
+from fraud_detection.features.params import FeaturesParams
 from fraud_detection.features.polars_engine import StateTables
+from fraud_detection.runtime.spark import SparkParams
 
-ENGINES = ("polars", "spark")
 
-
-def compute_state_tables(transactions: pl.DataFrame, params: dict, spark_params: dict) -> StateTables:
+def compute_state_tables(transactions: pl.DataFrame, params: FeaturesParams, spark: SparkParams) -> StateTables:
     """customer_daily, customer_intraday and terminal_daily with the engine `features.engine` names, as the feature
     store's sources."""
-    if _engine(params) == "spark":
+    if params.engine == "spark":
         from fraud_detection.features import spark_engine
         from fraud_detection.runtime.spark import get_spark
 
-        tables = spark_engine.state_tables(get_spark(spark_params), transactions, int(params["label_delay_days"]))
+        tables = spark_engine.state_tables(get_spark(spark), transactions, params.label_delay_days)
     else:
-        tables = polars_engine.state_tables(transactions, int(params["label_delay_days"]))
+        tables = polars_engine.state_tables(transactions, params.label_delay_days)
     return polars_engine.with_stored_intraday(tables)
 
 
@@ -30,23 +30,16 @@ def compute_transaction_features(
     customer_daily: pl.LazyFrame,
     customer_intraday: pl.LazyFrame,
     terminal_daily: pl.LazyFrame,
-    params: dict,
-    spark_params: dict,
+    params: FeaturesParams,
+    spark: SparkParams,
 ) -> pl.DataFrame:
     """Every transaction with its labels and features (the definitions applied to the state tables; the intraday
     values from their five columns, the stored list left unread)."""
     intraday = customer_intraday.drop(INTRADAY_STATE, strict=False)
     tables = StateTables(*pl.collect_all([customer_daily, intraday, terminal_daily]))
-    if _engine(params) == "spark":
+    if params.engine == "spark":
         from fraud_detection.features import spark_engine
         from fraud_detection.runtime.spark import get_spark
 
-        return spark_engine.transaction_features(get_spark(spark_params), transactions, tables)
+        return spark_engine.transaction_features(get_spark(spark), transactions, tables)
     return polars_engine.transaction_features(transactions, tables)
-
-
-def _engine(params: dict) -> str:
-    engine = params["engine"]
-    if engine not in ENGINES:
-        raise ValueError(f"features.engine is {engine!r}; expected one of {list(ENGINES)}")
-    return engine

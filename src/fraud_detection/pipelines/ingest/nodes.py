@@ -3,18 +3,19 @@
 import polars as pl
 
 from fraud_detection.ingestion.ingest import IngestResult, ingest
+from fraud_detection.ingestion.params import IngestParams
 from fraud_detection.ingestion.sources import read_files
+from fraud_detection.runtime.spark import SparkParams
 
 SIMULATOR = "simulate"
 
 
-def read_source(params: dict, simulated: pl.LazyFrame) -> pl.DataFrame:
+def read_source(params: IngestParams, simulated: pl.LazyFrame) -> pl.DataFrame:
     """The rows to ingest: the simulator's output (`ingest.source: simulate`) or the user's files at a path."""
-    source = str(params["source"])
-    return simulated.collect() if source == SIMULATOR else read_files(source)
+    return simulated.collect() if params.source == SIMULATOR else read_files(params.source)
 
 
-def validate_transactions(raw: pl.DataFrame, params: dict, spark_params: dict) -> IngestResult:
+def validate_transactions(raw: pl.DataFrame, params: IngestParams, spark: SparkParams) -> IngestResult:
     """Accepted transactions, quarantined rows with reasons, and the summary; raises before writing anything
     if more than `ingest.max_quarantine_fraction` of the rows are bad."""
-    return ingest(raw, params, spark_params)
+    return ingest(raw, params, spark)

@@ -3,22 +3,26 @@ definitions and materializes when it is saved)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC
 
 import polars as pl
 
 from fraud_detection.feature_store.dataset import Materialization
+from fraud_detection.feature_store.params import MaterializeParams
 
 LATEST = "latest"
 
 
 def plan_materialization(
-    customer_daily: pl.LazyFrame, customer_intraday: pl.LazyFrame, terminal_daily: pl.LazyFrame, params: dict
+    customer_daily: pl.LazyFrame,
+    customer_intraday: pl.LazyFrame,
+    terminal_daily: pl.LazyFrame,
+    params: MaterializeParams,
 ) -> Materialization:
     """Materialize up to `materialize.end`: an ISO date, or `latest` (the newest row of the state tables, i.e. the
     start of the day after the last transaction)."""
-    if str(params["end"]) != LATEST:
-        end = datetime.fromisoformat(str(params["end"]))
+    if params.end != LATEST:
+        end = params.end
         return Materialization(end=end if end.tzinfo else end.replace(tzinfo=UTC))
     newest = [
         t.select(pl.col("event_timestamp").max()).collect().item()

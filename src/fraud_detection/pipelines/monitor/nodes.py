@@ -18,6 +18,7 @@ from fraud_detection.features.matrix import feature_matrix
 from fraud_detection.monitoring import evidently_report
 from fraud_detection.monitoring.decision import DecisionParams, Quality, decide, with_levels
 from fraud_detection.monitoring.drift import drift_table
+from fraud_detection.monitoring.params import MonitorParams
 from fraud_detection.monitoring.report_page import report_page
 from fraud_detection.monitoring.windows import (
     SCORE,
@@ -28,6 +29,7 @@ from fraud_detection.monitoring.windows import (
     last_day,
     logged_rows,
 )
+from fraud_detection.registry.params import GateParams
 
 log = logging.getLogger(__name__)
 DRIFT_COLUMNS = [*FEATURES, SCORE]
@@ -53,16 +55,16 @@ class Windows:
 
 
 def monitored_models(
-    model_registry: Any, register: dict[str, Any], promotion: dict[str, Any]
+    model_registry: Any, model_name: str, promotion: dict[str, Any]
 ) -> dict[str, MonitoredModel | None]:
     """The champion and the previous champion (None if there is none), loaded from the registry (`promotion`, the
     register stage's decision, only orders this node after it)."""
     from fraud_detection.registry.registry import champion_stack
 
-    registry = model_registry.open(register["model_name"])
+    registry = model_registry.open(model_name)
     champion = registry.alias_version("champion")
     if champion is None:
-        raise ValueError(f"model {register['model_name']!r} has no champion; expected the register stage to set one")
+        raise ValueError(f"model {model_name!r} has no champion; expected the register stage to set one")
     stack = [v for v in champion_stack(registry.history()) if v != champion]
     previous = stack[-1] if stack else None
     return {"champion": _load(registry, champion), "previous": None if previous is None else _load(registry, previous)}
@@ -72,16 +74,16 @@ def build_windows(
     transaction_features: pl.LazyFrame,
     prediction_records: pl.DataFrame,
     models: dict[str, MonitoredModel | None],
-    params: dict[str, Any],
-    features: dict[str, Any],
+    params: MonitorParams,
+    label_delay_days: int,
 ) -> Windows:
     """The reference, current and labelled samples, each scored (see monitoring.windows)."""
     champion, previous = models["champion"], models["previous"]
     source, logged, current_span = choose_current(
-        transaction_features, logged_rows(prediction_records), params["source"], int(params["window_days"])
+        transaction_features, logged_rows(prediction_records), params.source, params.window_days
     )
     end = last_day(transaction_features)
-    labelled_days = labelled_span(end, int(params["quality_window_days"]), int(features["label_delay_days"]))
+    labelled_days = labelled_span(end, params.quality_window_days, label_delay_days)
     spans = {"reference": champion.training_window, "current": current_span, "labelled": labelled_days}
     rows = {name: _rows(transaction_features, span, name) for name, span in spans.items() if name != "current"}
     current = logged if logged is not None else _scored(_rows(transaction_features, current_span, "current"), champion)
@@ -95,23 +97,22 @@ def build_windows(
                    None if previous is None else previous.version)  # fmt: skip
 
 
-def compute_drift(windows: Windows, params: dict[str, Any]) -> pl.DataFrame:
+def compute_drift(windows: Windows, params: MonitorParams) -> pl.DataFrame:
     """PSI, KS and Jensen-Shannon of every feature and the score, on every row of both windows."""
-    return drift_table(_columns(windows.reference), _columns(windows.current), params["binning"], int(params["bins"]))
+    return drift_table(_columns(windows.reference), _columns(windows.current), params.binning, params.bins)
 
 
 def evidently_reports(
-    windows: Windows, drift: pl.DataFrame, decision: dict[str, Any], params: dict[str, Any]
+    windows: Windows, drift: pl.DataFrame, decision: dict[str, Any], params: MonitorParams
 ) -> dict[str, str]:
     """The run's page (`<day>.html`: the decision, our drift table, the live quality, and Evidently's drift report
     over the features and the score and its quality report of the labelled window against the training window)
     and Evidently's two snapshots as JSON, named after the current window's last day."""
-    report_params = params["evidently"]
-    rows, seed, method = int(report_params["max_rows"]), int(report_params["seed"]), report_params["method"]
+    rows, seed, method = params.evidently.max_rows, params.evidently.seed, params.evidently.method
     sampled = {name: evidently_report.sample(getattr(windows, name), rows, seed)
                for name in ("reference", "current", "labelled")}  # fmt: skip
     drift_snapshot = evidently_report.drift_report(sampled["reference"], sampled["current"], DRIFT_COLUMNS, method,
-                                                   int(params["bins"]))  # fmt: skip
+                                                   params.bins)  # fmt: skip
     quality_snapshot = evidently_report.quality_report(sampled["reference"], sampled["labelled"], SCORE)
     page = report_page(decision, drift, evidently_report.as_html(drift_snapshot),
                        evidently_report.as_html(quality_snapshot))  # fmt: skip
@@ -120,12 +121,12 @@ def evidently_reports(
             f"{name}-quality.json": evidently_report.as_json(quality_snapshot)}  # fmt: skip
 
 
-def decide_action(drift: pl.DataFrame, windows: Windows, params: dict[str, Any], evaluate: dict[str, Any]) -> dict:
+def decide_action(drift: pl.DataFrame, windows: Windows, params: MonitorParams, gate: GateParams, top_k: int) -> dict:
     """The decision (reports/monitoring.json): per column its statistics and level, the quality of the champion and
-    of the previous champion on the labelled window, and one action with its reasons."""
-    decision_params = DecisionParams.from_params(params)
-    levelled = with_levels(drift, decision_params)
-    top_k = int(evaluate["top_k"])
+    of the previous champion on the labelled window (card precision@`evaluate.top_k`), and one action with its
+    reasons (the rollback guardrail's floors are the register gate's)."""
+    decision_params = DecisionParams.of(params, gate)
+    levelled = with_levels(drift, params.thresholds)
     champion = _quality(windows.champion, windows.labelled, SCORE, top_k)
     previous = None if windows.previous is None else _quality(windows.previous, windows.labelled, "previous_score",
                                                               top_k)  # fmt: skip
@@ -142,9 +143,9 @@ def decide_action(drift: pl.DataFrame, windows: Windows, params: dict[str, Any],
     }
 
 
-def drift_levels(drift: pl.DataFrame, params: dict[str, Any]) -> pl.DataFrame:
+def drift_levels(drift: pl.DataFrame, params: MonitorParams) -> pl.DataFrame:
     """The drift table with each column's level (reports/drift_table.csv)."""
-    return with_levels(drift, DecisionParams.from_params(params))
+    return with_levels(drift, params.thresholds)
 
 
 def _load(registry: Any, version: int) -> MonitoredModel:

@@ -10,7 +10,14 @@ from fraud_detection.pipelines.monitor.nodes import (
 )
 
 WINDOW_INPUTS = ["transaction_features", "prediction_records", "monitored_models", "params:monitor",
-                 "params:features"]  # fmt: skip
+                 "params:features.label_delay_days"]  # fmt: skip
+DECISION_INPUTS = [
+    "drift_statistics",
+    "monitor_windows",
+    "params:monitor",
+    "params:register.gate",
+    "params:evaluate.top_k",
+]
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -19,7 +26,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             # promotion (the register stage's decision) is read so that DVC runs this stage after a registration
             node(
                 monitored_models,
-                ["model_registry", "params:register", "promotion"],
+                ["model_registry", "params:register.model_name", "promotion"],
                 "monitored_models",
                 name="load_models",
             ),
@@ -34,7 +41,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 decide_action,
-                ["drift_statistics", "monitor_windows", "params:monitor", "params:evaluate"],
+                DECISION_INPUTS,
                 "monitoring_decision",
                 name="decide",
             ),

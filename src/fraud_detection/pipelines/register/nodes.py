@@ -11,16 +11,16 @@ import polars as pl
 
 from fraud_detection.evaluation.protocol import labelled_window
 from fraud_detection.registry.candidate import Candidate
-from fraud_detection.registry.gate import GateParams
+from fraud_detection.registry.params import RegisterParams
 from fraud_detection.registry.promotion import promote_gated, report
 from fraud_detection.registry.registry import RegistryAddress, default_actor
 
 BACKTEST_MODEL = "candidate"  # the backtest's name for our model (the others are baselines)
 
 
-def gate_window(training_set: pl.DataFrame, train: dict[str, Any], features: dict[str, Any]) -> pl.DataFrame:
+def gate_window(training_set: pl.DataFrame, holdout_days: int, label_delay_days: int) -> pl.DataFrame:
     """The latest `train.holdout_days` labelled days: the most recent test window, unseen by the candidate."""
-    return labelled_window(training_set, train["holdout_days"], features["label_delay_days"])
+    return labelled_window(training_set, holdout_days, label_delay_days)
 
 
 def version_lineage(candidate: Candidate, training_set_md5: str, backtest_metrics: dict[str, Any]) -> dict[str, str]:
@@ -43,15 +43,19 @@ def register_and_gate(
     lineage: dict[str, str],
     window: pl.DataFrame,
     registry: RegistryAddress,
-    params: dict[str, Any],
+    params: RegisterParams,
 ) -> dict[str, Any]:
     """Register the candidate (once: a re-run finds its version), gate it, move its alias; the decision record."""
-    gate = GateParams.from_params(params["gate"])
-    model = registry.open(params["model_name"], create=True)
+    model = registry.open(params.model_name, create=True)
     version = int(model.register(candidate.run, lineage).version)
     span = {"start": str(window["tx_datetime"].min().date()), "end": str(window["tx_datetime"].max().date()),
             "rows": window.height, "frauds": int(window["tx_fraud"].sum())}  # fmt: skip
     decision, champion_before, events = promote_gated(
-        model, version, window, f"{span['start']}..{span['end']}", gate, actor=f"register stage ({default_actor()})"
+        model,
+        version,
+        window,
+        f"{span['start']}..{span['end']}",
+        params.gate,
+        actor=f"register stage ({default_actor()})",
     )
     return report(model, version, decision, champion_before, events, span)

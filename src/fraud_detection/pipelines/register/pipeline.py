@@ -6,7 +6,12 @@ from fraud_detection.pipelines.register.nodes import gate_window, register_and_g
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
-            node(gate_window, ["training_set", "params:train", "params:features"], "gate_window", name="gate_window"),
+            node(
+                gate_window,
+                ["training_set", "params:train.holdout_days", "params:features.label_delay_days"],
+                "gate_window",
+                name="gate_window",
+            ),
             node(
                 version_lineage,
                 ["candidate", "training_set_md5", "backtest_metrics"],

@@ -2,9 +2,10 @@
 
 import polars as pl
 
-from fraud_detection.simulation import SimulationConfig, simulate_transactions
+from fraud_detection.simulation.params import SimulateParams
+from fraud_detection.simulation.simulator import SimulationConfig, simulate_transactions
 
 
-def simulate(params: dict) -> pl.DataFrame:
+def simulate(params: SimulateParams) -> pl.DataFrame:
     """Generate the default source of transactions from params.yaml `simulate`."""
     return simulate_transactions(SimulationConfig.from_params(params))

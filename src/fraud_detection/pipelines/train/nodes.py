@@ -4,14 +4,14 @@ the register stage's gate does not hold out."""
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import polars as pl
 
 from fraud_detection.evaluation.protocol import labelled_window
 from fraud_detection.features.definitions import FEATURES, HEAVY_TAILED
 from fraud_detection.features.matrix import feature_matrix
-from fraud_detection.models.training import TrainConfig, fit_with_holdout
+from fraud_detection.models.params import TrainParams
+from fraud_detection.models.training import fit_with_holdout
 from fraud_detection.registry.candidate import Candidate
 from fraud_detection.registry.lineage import (
     as_tags,
@@ -27,15 +27,14 @@ EXAMPLE_ROWS = 5
 
 
 def train_candidate(
-    training_set: pl.DataFrame, params: dict[str, Any], features: dict[str, Any], training_set_params: dict[str, Any]
+    training_set: pl.DataFrame, params: TrainParams, label_delay_days: int, feature_service: str
 ) -> Candidate:
     window = labelled_window(
-        training_set, params["window_days"], features["label_delay_days"], before_horizon_days=params["holdout_days"]
+        training_set, params.window_days, label_delay_days, before_horizon_days=params.holdout_days
     )
     matrix, labels = feature_matrix(window), window["tx_fraud"].to_numpy()
-    config = TrainConfig.from_params(params)
-    result = fit_with_holdout(matrix, labels, FEATURES, HEAVY_TAILED, config, params["validation_fraction"])
-    model_params = {"train": params, "label_delay_days": features["label_delay_days"]}
+    result = fit_with_holdout(matrix, labels, FEATURES, HEAVY_TAILED, params)
+    model_params = {"train": params.model_dump(mode="json"), "label_delay_days": label_delay_days}
     log.info("best epoch %d: validation average precision %.4f", result.best_epoch, result.best_score)
     return Candidate(
         scorer=result.scorer,
@@ -53,7 +52,7 @@ def train_candidate(
             {
                 "data_hash": frame_hash(training_set),
                 "params_hash": params_hash(model_params),
-                "feature_service": training_set_params["feature_service"],
+                "feature_service": feature_service,
                 "feature_service_version": feature_definitions_hash(),
                 "feature_schema": feature_schema(window),
                 "library_versions": library_versions(),

@@ -8,7 +8,12 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 train_candidate,
-                ["training_set", "params:train", "params:features", "params:training_set"],
+                [
+                    "training_set",
+                    "params:train",
+                    "params:features.label_delay_days",
+                    "params:training_set.feature_service",
+                ],
                 "candidate",
                 name="train_candidate",
             ),

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
+from fraud_detection.feature_store.params import TrainingSetParams
 from fraud_detection.features.definitions import FEATURES, ON_DEMAND_FEATURES
 
 if TYPE_CHECKING:
@@ -16,10 +17,10 @@ ENTITY_COLUMNS = ("transaction_id", "customer_id", "terminal_id", "tx_datetime",
 TOLERANCE = 1e-9
 
 
-def build_training_set(store: FeatureStore, transactions: pl.DataFrame, params: dict) -> pl.DataFrame:
+def build_training_set(store: FeatureStore, transactions: pl.DataFrame, params: TrainingSetParams) -> pl.DataFrame:
     """One row per transaction: ids, time, label and the feature service's features, in transaction order."""
     entity_rows = transactions.select(*ENTITY_COLUMNS, pl.col("tx_datetime").alias("event_timestamp"))
-    service = store.get_feature_service(params["feature_service"])
+    service = store.get_feature_service(params.feature_service)
     joined = store.get_historical_features(entity_df=entity_rows.to_pandas(), features=service).to_df()
     result = pl.from_pandas(joined[[*ENTITY_COLUMNS, *ON_DEMAND_FEATURES]])
     return (

@@ -6,24 +6,26 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from kedro.io import DataCatalog, MemoryDataset
+from kedro.io import DataCatalog
 from kedro.runner import SequentialRunner
 
 from fraud_detection.datasets import JSONDataset, ParquetDataset, PartitionedParquetDataset
 from fraud_detection.ingestion.errors import IngestionError
 from fraud_detection.pipelines.ingest import create_pipeline
+from fraud_detection.runtime.params import Params
+from tests.conftest import changed
 from tests.ingestion.messy_source import COLUMN_MAP, messy_source
+from tests.pipelines.kedro_catalog import param_entries
 
 
-def _catalog(root: Path, ingest_params: dict, spark_params: dict) -> DataCatalog:
+def _catalog(root: Path, params: Params) -> DataCatalog:
     return DataCatalog(
         {
             "simulated_transactions": ParquetDataset(str(root / "simulated.parquet"), lazy=True),
             "transactions": PartitionedParquetDataset(str(root / "transactions"), "tx_datetime"),
             "quarantine": ParquetDataset(str(root / "quarantine.parquet")),
             "ingest_summary": JSONDataset(str(root / "ingest.json")),
-            "params:ingest": MemoryDataset(ingest_params),
-            "params:spark": MemoryDataset(spark_params),
+            **param_entries(create_pipeline(), params),
         }
     )
 
@@ -32,16 +34,16 @@ def _snapshot(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def _run(root: Path, ingest_params: dict, spark_params: dict) -> None:
-    SequentialRunner().run(create_pipeline(), _catalog(root, ingest_params, spark_params))
+def _run(root: Path, params: Params, **ingest: object) -> None:
+    """The ingest pipeline on `params` with `ingest` changed."""
+    SequentialRunner().run(create_pipeline(), _catalog(root, changed(params, ingest=ingest)))
 
 
-def test_ingest_writes_partitions_quarantine_and_summary(tmp_path: Path, params: dict) -> None:
+def test_ingest_writes_partitions_quarantine_and_summary(tmp_path: Path, params: Params) -> None:
     raw, expected = messy_source()
     raw.write_csv(tmp_path / "source.csv")
-    ingest_params = {**params["ingest"], "source": str(tmp_path / "source.csv"), "column_map": COLUMN_MAP}
     out = tmp_path / "out"
-    _run(out, {**ingest_params, "max_quarantine_fraction": 1.0}, params["spark"])
+    _run(out, params, source=str(tmp_path / "source.csv"), column_map=COLUMN_MAP, max_quarantine_fraction=1.0)
 
     days = sorted(p.parent.name for p in (out / "transactions").glob("date=*/part-0.parquet"))
     assert days == ["date=2016-02-29", "date=2018-04-02"]
@@ -51,19 +53,17 @@ def test_ingest_writes_partitions_quarantine_and_summary(tmp_path: Path, params:
     assert JSONDataset(str(out / "ingest.json")).load()["rows_quarantined"] == sum(e is not None for e in expected)
 
 
-def test_a_source_over_the_quarantine_ceiling_leaves_previous_outputs_untouched(
-    tmp_path: Path, params: dict, small_simulate_params: dict
-) -> None:
+def test_a_source_over_the_quarantine_ceiling_leaves_previous_outputs_untouched(tmp_path: Path, params: Params) -> None:
     out = tmp_path / "out"
     good = pl.DataFrame(messy_source()[0].head(7))  # the good rows only
     good.write_csv(tmp_path / "good.csv")
-    ingest_params = {**params["ingest"], "column_map": COLUMN_MAP}
-    _run(out, {**ingest_params, "source": str(tmp_path / "good.csv")}, params["spark"])
+    assert params.ingest.max_quarantine_fraction < 0.5
+    _run(out, params, source=str(tmp_path / "good.csv"), column_map=COLUMN_MAP)
     before = _snapshot(out)
     assert "ingest.json" in before and "quarantine.parquet" in before
 
     messy_source()[0].write_csv(tmp_path / "bad.csv")
     with pytest.raises(Exception) as error:
-        _run(out, {**ingest_params, "source": str(tmp_path / "bad.csv")}, params["spark"])
+        _run(out, params, source=str(tmp_path / "bad.csv"), column_map=COLUMN_MAP)
     assert isinstance(error.value, IngestionError) or isinstance(error.value.__cause__, IngestionError)
     assert _snapshot(out) == before

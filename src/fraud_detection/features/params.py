@@ -1,0 +1,12 @@
+"""params.yaml `features`: the engine of the features stage and the label delay every stage respects."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fraud_detection.runtime.param_model import NonNegativeInt, ParamModel
+
+
+class FeaturesParams(ParamModel):
+    engine: Literal["polars", "spark"]  # the online updater is the third engine, used by serving
+    label_delay_days: NonNegativeInt  # a label is known this many days after its transaction (every stage)

@@ -1,0 +1,66 @@
+"""The training_set stage: labelled transactions joined point-in-time through Feast's offline store, checked row for
+row against the features stage's table (no skew between Feast and the batch engine)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from fraud_detection.feature_store.dataset import apply_and_materialize
+from fraud_detection.features.definitions import FEATURES
+from fraud_detection.pipelines.training_set.nodes import (
+    ENTITY_COLUMNS,
+    build_training_set,
+    check_against_offline_features,
+)
+from fraud_detection.runtime.params import Params
+from tests.feature_store.conftest import feature_root, offline_features, sqlite_store, transactions
+
+__all__ = ["feature_root", "offline_features", "sqlite_store", "transactions"]
+
+
+def test_the_feast_training_set_passes_the_check(
+    sqlite_store, transactions: pl.DataFrame, offline_features: pl.DataFrame, params: Params
+) -> None:
+    """params.yaml's feature service gives every transaction, in time order, with its label and features."""
+    apply_and_materialize(sqlite_store, datetime(2018, 4, 2, tzinfo=UTC))
+    training_set = build_training_set(sqlite_store, transactions, params.training_set)
+    assert training_set.columns[: len(ENTITY_COLUMNS)] == list(ENTITY_COLUMNS)
+    assert set(FEATURES) <= set(training_set.columns)
+    in_order = offline_features.sort("tx_datetime", "transaction_id")
+    assert_frame_equal(training_set.select(ENTITY_COLUMNS), in_order.select(ENTITY_COLUMNS))
+    assert check_against_offline_features(training_set, offline_features.lazy()) is training_set
+
+
+def test_a_skewed_feature_is_named_with_its_transaction(offline_features: pl.DataFrame) -> None:
+    reference = offline_features.sort("tx_datetime", "transaction_id")
+    row = reference.height // 2
+    transaction_id = reference["transaction_id"][row]
+    value = float(reference["terminal_risk_7d"][row])
+    skewed = reference.with_columns(
+        pl.when(pl.int_range(pl.len()) == row)
+        .then(pl.col("terminal_risk_7d") + 0.5)
+        .otherwise(pl.col("terminal_risk_7d"))
+        .alias("terminal_risk_7d")
+    )
+    expected = (
+        f"feature terminal_risk_7d of transaction {transaction_id} is {value + 0.5} through Feast but {value} in the "
+        "features table (1 rows differ)"
+    )
+    with pytest.raises(ValueError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+        check_against_offline_features(skewed, offline_features.lazy())
+    tiny = reference.with_columns(pl.col("tx_amount") + 1e-12)  # within the tolerance: not skew
+    assert check_against_offline_features(tiny, offline_features.lazy()) is tiny
+
+
+def test_a_missing_or_reordered_transaction_is_an_error(offline_features: pl.DataFrame) -> None:
+    reference = offline_features.sort("tx_datetime", "transaction_id")
+    with pytest.raises(ValueError, match=rf"training set has {reference.height - 1} rows, the features table "
+                                         rf"{reference.height}: expected the same transactions"):  # fmt: skip
+        check_against_offline_features(reference.slice(1), offline_features.lazy())
+    swapped = pl.concat([reference.slice(1, 1), reference.slice(0, 1), reference.slice(2)])
+    with pytest.raises(ValueError, match="expected the same transactions in the same order"):
+        check_against_offline_features(swapped, offline_features.lazy())
