@@ -28,6 +28,11 @@ class ProjectHooks:
 
 class ProjectContext(KedroContext):
     @property
+    def catalog(self) -> ProjectCatalog:
+        """The catalog with typed parameters, as `kedro run` builds it (Kedro's default here is a plain one)."""
+        return self._get_catalog(catalog_class=ProjectCatalog)
+
+    @property
     def params(self) -> dict[str, Any]:
         """params.yaml with the run's `--params` overrides, checked (the catalog types each `params:` entry)."""
         raw = self.config_loader["parameters"]
