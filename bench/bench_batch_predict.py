@@ -44,9 +44,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     params, address = default_project()
-    from fraud_detection.serving.models import served_scorer
+    from fraud_detection.registry.loading import load_model
 
-    version, scorer = served_scorer(address.open(params.register.model_name), "champion")
+    champion = load_model(address.open(params.register.model_name), "champion")
+    version, scorer = str(champion.version), champion.scorer
     features = pl.scan_parquet(FEATURES_TABLE)
     last = features.select(pl.col("tx_datetime").max()).collect().item().date()
     matrix = features.select(FEATURES).collect().to_numpy().astype(np.float64)

@@ -35,6 +35,7 @@ def scratch_project(folder: Path) -> Path:
         shutil.copy2(ROOT / name, folder / name)
     shutil.copytree(ROOT / "conf", folder / "conf", ignore=shutil.ignore_patterns("local"))
     (folder / "conf" / "local").mkdir()
+    (folder / "src").mkdir()  # Kedro wants the source folder; the code is the installed package
     return folder
 
 

@@ -138,10 +138,10 @@ def test_a_new_champion_re_scores_a_published_day(stage, serving_project) -> Non
 @pytest.mark.spark
 def test_spark_scores_the_day_exactly_as_polars(stage, offline_features, serving_project, spark) -> None:
     from fraud_detection.batch.scoring import day_rows, score_polars, score_spark
-    from fraud_detection.serving.models import served_scorer
+    from fraud_detection.registry.loading import load_model
 
     with serving_project.inside():
-        _, scorer = served_scorer(serving_project.registry(), "champion")
+        scorer = load_model(serving_project.registry(), "champion").scorer
     rows = day_rows(offline_features.lazy(), offline_features["tx_datetime"].max().date())
     with_polars = score_polars(rows, scorer.predict_proba)
     with_spark = score_spark(spark, rows, scorer.predict_proba)

@@ -12,7 +12,8 @@ import textwrap
 import numpy as np
 
 from fraud_detection.features.definitions import FEATURES
-from fraud_detection.registry.promotion import force_promote, load_predict
+from fraud_detection.registry.loading import load_model
+from fraud_detection.registry.promotion import force_promote
 from tests.registry.conftest import Store
 
 IMPORT_AND_SCORE = textwrap.dedent("""
@@ -52,5 +53,5 @@ def test_the_champion_is_imported_into_bentoml_with_its_registry_version(store: 
     assert labels["registry_version"] == "2" and labels["registry_alias"] == "champion"
     assert labels["registry_model"] == "bento" and labels["git_commit"] == "abc123"
     assert labels["mlflow_run_id"] == store.runs[1]["run_id"]
-    expected = load_predict("models:/bento/2")(rows)
+    expected = load_model(registry, 2).predict_frame(rows)
     np.testing.assert_allclose(result["scores"], expected, rtol=0, atol=1e-7)

@@ -24,7 +24,8 @@ from fraud_detection.features.definitions import FEATURES
 from fraud_detection.pipelines.train.nodes import train_candidate
 from fraud_detection.registry.candidate import CandidateDataset
 from fraud_detection.registry.gate import CHAMPION
-from fraud_detection.registry.promotion import force_promote, load_predict, promote_gated
+from fraud_detection.registry.loading import load_model
+from fraud_detection.registry.promotion import force_promote, promote_gated
 from fraud_detection.registry.registry import GATE, ROLLBACK, RegistryAddress
 from tests.conftest import changed
 from tests.registry.conftest import LENIENT, Store
@@ -135,7 +136,7 @@ def test_register_promote_and_roll_back_through_the_tracking_server(
     force_promote(registry, 2, "tester", "next")
     assert registry.rollback("oncall", "regression").version == 1
     assert [(e.action, e.version) for e in registry.history()] == [(GATE, 1), ("force-promote", 2), (ROLLBACK, 1)]
-    scores = load_predict("models:/fraud-detector@champion")(store.window.select(FEATURES).to_pandas())
+    scores = load_model(registry, "champion").predict_frame(store.window.select(FEATURES).to_pandas())
     assert len(scores) == store.window.height, "the champion loads through the server's artifact proxy"
 
     context = multiprocessing.get_context("spawn")

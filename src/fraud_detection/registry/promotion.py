@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from fraud_detection.features.definitions import FEATURES
 from fraud_detection.registry.gate import CHALLENGER, CHAMPION, Decision, decide
+from fraud_detection.registry.loading import load_model
 from fraud_detection.registry.params import GateParams
 from fraud_detection.registry.registry import FORCED, GATE, AliasEvent, ModelRegistry, RegistryError
-from fraud_detection.registry.scoring import Predict, window_figures
+from fraud_detection.registry.scoring import window_figures
 
 if TYPE_CHECKING:
     import polars as pl
@@ -27,29 +28,19 @@ class ChampionMoved(RuntimeError):
     pass
 
 
-def load_predict(model_uri: str) -> Predict:
-    """The registered pyfunc as the gate measures it: the packaged artifact, as serving loads it."""
-    import mlflow.pyfunc
-
-    from fraud_detection.registry.pyfunc import OUTPUT_COLUMN
-
-    model = mlflow.pyfunc.load_model(model_uri)
-    return lambda rows: model.predict(rows)[OUTPUT_COLUMN].to_numpy()
-
-
 def gate_decision(
     registry: ModelRegistry, version: int, window: pl.DataFrame, gate: GateParams
 ) -> tuple[Decision, int | None]:
     """The gate's decision for `version` against the current champion (if any), both scored on `window`."""
     rows, labels = window.select(FEATURES).to_pandas(), window["tx_fraud"].to_numpy()
-    candidate = window_figures(load_predict(f"models:/{registry.name}/{version}"), rows, labels)
+    candidate = window_figures(load_model(registry, version).predict_frame, rows, labels)
     champion_version = registry.alias_version(CHAMPION)
     if champion_version is None:
         champion = None
     elif champion_version == version:
         champion = candidate
     else:
-        champion = window_figures(load_predict(f"models:/{registry.name}/{champion_version}"), rows, labels)
+        champion = window_figures(load_model(registry, champion_version).predict_frame, rows, labels)
     return decide(candidate, champion, gate), champion_version
 
 

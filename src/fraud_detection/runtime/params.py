@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import click
 from annotated_types import Ge, Gt, Le, Lt, MaxLen, MinLen
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from fraud_detection.batch.params import BatchPredictParams
 from fraud_detection.evaluation.params import EvaluateParams
@@ -47,7 +47,7 @@ with warnings.catch_warnings():  # `register` is also ABCMeta.register: the fiel
         training_set: TrainingSetParams
         train: TrainParams
         evaluate: EvaluateParams
-        register: RegisterParams
+        register: RegisterParams = Field()  # required: without Field(), pydantic takes ABCMeta.register as default
         serve: ServeParams
         batch_predict: BatchPredictParams
         monitor: MonitorParams

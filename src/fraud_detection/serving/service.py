@@ -5,8 +5,8 @@ Endpoints: `POST /predict` (one transaction), `POST /predict_batch` (a list, ada
 `/readyz`, `/livez`, `/metrics`.
 
 At start each worker loads the models of the A/B variants and of the shadow (registry aliases: `serve.ab.variants`,
-`serve.shadow`) through BentoML's model store (imported from `models:/fraud-detector@<alias>` when missing; in a
-Bento, the models baked in at build time when the registry cannot be reached), the Feast online store of the
+`serve.shadow`) from the registry (`registry.loading.load_model`; in a Bento, the models baked in at build time
+when the registry cannot be reached), the Feast online store of the
 catalog, and the prediction log; each request goes through `FraudDetector`. A watcher thread checks the registry's
 aliases every `serve.reload_interval_s` and swaps in the versions they point to (hot reload); `POST /admin/reload`
 forces it, with the admin token (`Authorization: Bearer <token>`, the token in the environment variable named by
@@ -14,8 +14,8 @@ forces it, with the admin token (`Authorization: Bearer <token>`, the token in t
 (`conf/<env>`) comes from `FRAUD_DETECTION_ENV` (default: base + local).
 
 BentoML fixes a service's server settings and API schemas when the class is defined, so this module reads
-params.yaml (`serve`, `ingest`) once when BentoML imports it. What keeps the tail short (README, real-time
-serving): BentoML's request timeout is short (`serve.request_timeout_s`: its timer holds every request's objects
+params.yaml (`serve`, `ingest`) once when BentoML imports it. What keeps the tail short (docs/serving.md):
+BentoML's request timeout is short (`serve.request_timeout_s`: its timer holds every request's objects
 until it fires), OpenTelemetry's SDK is off unless configured (`OTEL_SDK_DISABLED`), the access log is off (the
 prediction log records every request), and each worker freezes its start-up objects out of the garbage collector
 and collects its youngest generation less often (`serve.gc_threshold`).

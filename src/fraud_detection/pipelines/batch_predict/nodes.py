@@ -64,9 +64,10 @@ def score_days(
 ) -> tuple[dict[str, pl.DataFrame], dict[str, pl.DataFrame], dict[str, pl.DataFrame], list[Scored], dict]:
     """Each day scored with the champion and gated. Returns predictions and queues of the batches that passed,
     the rejected batches (with their reasons), the batches to publish, and the report."""
-    from fraud_detection.serving.models import served_scorer
+    from fraud_detection.registry.loading import load_model
 
-    version, scorer = served_scorer(model_registry.open(model_name), "champion")
+    champion = load_model(model_registry.open(model_name), "champion")
+    version, scorer = str(champion.version), champion.scorer
     published = risk_store.published()
     predictions, queues, rejected, passed, report = {}, {}, {}, [], {}
     for day in days:

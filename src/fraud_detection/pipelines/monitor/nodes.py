@@ -149,15 +149,14 @@ def drift_levels(drift: pl.DataFrame, params: MonitorParams) -> pl.DataFrame:
 
 
 def _load(registry: Any, version: int) -> MonitoredModel:
-    import mlflow
+    from fraud_detection.registry.loading import load_model
 
-    tags = registry.version(version).tags
+    loaded = load_model(registry, version)
     try:
-        window = Span(date.fromisoformat(tags["window_start"]), date.fromisoformat(tags["window_end"]))
+        window = Span(date.fromisoformat(loaded.tags["window_start"]), date.fromisoformat(loaded.tags["window_end"]))
     except KeyError as error:
         raise ValueError(f"version {version} has no tag {error}; expected the train stage's lineage tags") from error
-    model = mlflow.pyfunc.load_model(f"models:/{registry.name}/{version}")
-    return MonitoredModel(str(version), window, model.unwrap_python_model().scorer.predict_proba)
+    return MonitoredModel(str(version), window, loaded.scorer.predict_proba)
 
 
 def _rows(features: pl.LazyFrame, span: Span, name: str) -> pl.DataFrame:
