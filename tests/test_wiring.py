@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import subprocess
 
 import pytest
 import yaml
@@ -214,3 +215,13 @@ def test_notebook_stage_depends_on_what_the_notebook_reads(name: str, config_loa
     stage_params = set(stage.get("params") or [])
     for key in set(re.findall(r"(?<![\w.])params\.((?!yaml\b)\w+(?:\.\w+)*)", code)):
         assert any(_covers(p, key) or _covers(key, p) for p in stage_params), f"reads params {key}"
+
+
+def test_a_fresh_clone_has_the_data_folder() -> None:
+    """data/ is part of the fixed top level: its README (the layers) is committed, what the stages write is not."""
+    tracked = subprocess.run(["git", "ls-files", "data"], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                             check=True).stdout.split()  # fmt: skip
+    assert tracked == ["data/README.md"]
+    layers = set(re.findall(r"`(\d\d_\w+|mlflow)/`", (PROJECT_ROOT / "data" / "README.md").read_text()))
+    catalog_layers = set(re.findall(r"data/(\d\d_\w+|mlflow)/", (PROJECT_ROOT / "conf/base/catalog.yml").read_text()))
+    assert catalog_layers <= layers, f"data/README.md should describe {sorted(catalog_layers - layers)}"
