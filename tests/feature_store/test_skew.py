@@ -12,7 +12,7 @@ import pytest
 from fraud_detection.feature_store.dataset import apply_and_materialize
 from fraud_detection.feature_store.online import OnlineFeatures, OnlineUpdaterSink, day_start
 from fraud_detection.feature_store.params import TrainingSetParams
-from fraud_detection.features.definitions import FEATURES, MICROS_PER_DAY
+from fraud_detection.features.definitions import FEATURES, MICROS_PER_DAY, REQUEST_FIELDS
 from fraud_detection.features.online import OnlineFeatureUpdater
 from fraud_detection.pipelines.training_set.nodes import build_training_set
 from tests.feature_store.conftest import LABEL_DELAY_DAYS
@@ -100,4 +100,12 @@ def test_direct_online_read_equals_feasts_get_online_features(store, hours_after
     moment = end + timedelta(hours=hours_after)
     for customer_id, terminal_id in [(c, (7 * c) % 650) for c in range(0, 320, 3)]:
         fast = online.vector(customer_id, terminal_id, moment, 25.0)
-        assert fast == online.vector_via_feast(customer_id, terminal_id, moment, 25.0), (customer_id, terminal_id)
+        assert fast == _vector_via_feast(store, customer_id, terminal_id, moment, 25.0), (customer_id, terminal_id)
+
+
+def _vector_via_feast(store, customer_id: int, terminal_id: int, moment: datetime, amount: float) -> dict:
+    """The model's features through Feast's generic `get_online_features` of the feature service (the reference)."""
+    row = {"customer_id": customer_id, "terminal_id": terminal_id, "tx_datetime": moment, "tx_amount": amount}
+    service = store.get_feature_service("fraud_model_v1")
+    response = store.get_online_features(features=service, entity_rows=[row]).to_dict()
+    return {name: row[name] if name in REQUEST_FIELDS else response[name][0] for name in FEATURES}

@@ -15,10 +15,8 @@ from fraud_detection.feature_store.feast_adapter import state_reader, state_writ
 from fraud_detection.features.definitions import (
     CUSTOMER_INTRADAY,
     EPOCH,
-    FEATURES,
     INTRADAY_STATE,
     MICROS_PER_DAY,
-    REQUEST_FIELDS,
     epoch_micros,
     features_of_one,
     pack_intraday,
@@ -55,11 +53,11 @@ class OnlineFeatures:
     Driven by the feature service: its on-demand view names the stored views to read and the function to apply
     (`features_of_one`, the body of that view). `vector` reads those views straight from the online store in one
     round trip (`feast_adapter`) and applies the function, as `store.get_online_features(service, ...)` does,
-    without its ~1 ms of generic Python per call; `vector_via_feast` is the generic call, kept as the reference
-    that tests/feature_store/test_skew.py compares against. As in Feast, the latest value is returned whatever its
-    age: the online updater's day rollover (or a daily materialization) keeps the daily views current. Views named
-    in `cached` are kept in this process while the store says they are unchanged (SQLite; up to `cache_entries`
-    entities a view). The intraday view's stored list comes back as its `CUSTOMER_INTRADAY` values.
+    without its ~1 ms of generic Python per call (tests/feature_store/test_skew.py compares the two). As in Feast,
+    the latest value is returned whatever its age: the online updater's day rollover (or a daily materialization)
+    keeps the daily views current. Views named in `cached` are kept in this process while the store says they are
+    unchanged (SQLite; up to `cache_entries` entities a view). The intraday view's stored list comes back as its
+    `CUSTOMER_INTRADAY` values.
     """
 
     def __init__(
@@ -97,19 +95,6 @@ class OnlineFeatures:
     @property
     def view_names(self) -> list[str]:
         return [view.name for view in self._views]
-
-    def vector_via_feast(
-        self, customer_id: int, terminal_id: int, tx_datetime: datetime, tx_amount: float
-    ) -> dict[str, Any]:
-        """The same vector through Feast's generic `get_online_features` (slower; the reference)."""
-        _check_file(self._file)
-        row = {"customer_id": customer_id, "terminal_id": terminal_id, "tx_datetime": tx_datetime}
-        row["tx_amount"] = tx_amount
-        try:
-            response = self._store.get_online_features(features=self._service, entity_rows=[row]).to_dict()
-        except Exception as error:
-            raise OnlineStoreUnavailable(f"online feature store unreadable: {error}") from error
-        return {name: row[name] if name in REQUEST_FIELDS else response[name][0] for name in FEATURES}
 
 
 class OnlineUpdaterSink:
