@@ -1,6 +1,14 @@
 """`dvc repro` end to end on a copy of the project (small profile): the stages run, the register stage registers
 and gates, the registry CLI works on the result, and an ingest over the quarantine ceiling fails the stage while the
-previous outputs and dvc.lock stay as they were."""
+previous outputs and dvc.lock stay as they were.
+
+Hermetic: the project is the committed tree (`tests/project_copy.py`: `git archive HEAD`), its commands run its own
+src/. The states the tests read are module-scoped fixtures, built once and in order whatever test asks first:
+`project` (built, nothing run), `reproduced` (the first `dvc repro`), `second_candidate` (the first candidate
+registered again, then a second one trained with train.seed + 1). So any test passes alone
+(`pytest -m slow -k <name>`). A test that changes the project beyond what those fixtures define (params, the feature
+store, the prediction log, an extra Kedro environment) puts it back afterwards (`restored`); registry moves cannot be
+undone, so the tests that make them read the aliases as they find them."""
 
 from __future__ import annotations
 
@@ -13,8 +21,10 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import mlflow
 import nbformat
@@ -24,73 +34,111 @@ import requests
 import yaml
 
 from fraud_detection.features.definitions import FEATURES
-from tests.conftest import PROJECT_ROOT
 from tests.http_helpers import free_port, wait_ready
 from tests.ingestion.messy_source import COLUMN_MAP, messy_source
+from tests.project_copy import committed_project, project_env, set_params, use_small_profile
 
-pytestmark = pytest.mark.slow
-PROJECT_FILES = ["pyproject.toml", "params.yaml", "dvc.yaml", ".telemetry", ".dvcignore", "conf", "src", "notebooks"]
-# The small model (2 epochs) on the small set (11 % fraud) is not what the gate is tuned for: this tests the mechanics
-LENIENT_GATE = {
-    "min_auc_roc": 0.6,
-    "min_average_precision": 0.05,
-    "min_high_score_share": 0.0,
-    "max_high_score_share": 0.5,
-    "max_latency_ms": 1000,
-}  # the small set is 11 % fraud
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+# pytest-timeout counts fixtures: a test run alone sets up the shared `dvc repro`s itself (two, for the register and
+# HTTP tests: minutes each on 2 cores)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
 def _dvc(project: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     return subprocess.run(
         [sys.executable, "-m", "dvc", *args],
         check=False,
         cwd=project,
-        env=env,
+        env=project_env(project),
         capture_output=True,
         text=True,
         timeout=600,
     )
 
 
-def _params() -> dict:
-    return yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
-
-
 def _registry_cli(project: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "fraud_detection.cli", "registry", *args],
-        check=False, cwd=project, capture_output=True, text=True, timeout=300,
+        check=False, cwd=project, env=project_env(project), capture_output=True, text=True, timeout=300,
     )  # fmt: skip
 
 
-def _set_params(project: Path, **changes: dict) -> None:
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    for key, values in changes.items():
-        params[key].update(values)
-    (project / "params.yaml").write_text(yaml.safe_dump(params))
+def _kedro_run(project: Path, *args: str) -> subprocess.CompletedProcess:
+    kedro = str(Path(sys.executable).parent / "kedro")
+    return subprocess.run([kedro, "run", *args], cwd=project, env=project_env(project), capture_output=True, text=True,
+                          timeout=600, check=False)  # fmt: skip
+
+
+def _promotion(project: Path) -> dict:
+    return json.loads((project / "reports" / "promotion.json").read_text())
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("project")
-    for name in PROJECT_FILES:
-        source = PROJECT_ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__", "local"))
+    """The committed tree (`git archive HEAD`, its own git repository and DVC project), small profile; nothing run."""
+    return use_small_profile(committed_project(tmp_path_factory.mktemp("dvc_repro") / "project"))
+
+
+@pytest.fixture(scope="module")
+def reproduced(project: Path) -> Path:
+    """The shared first `dvc repro`: every stage, on the committed params (small profile)."""
+    run = _dvc(project, "repro")
+    assert run.returncode == 0, run.stdout + run.stderr
+    return project
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """What `second_candidate` did and saw, for the tests to check."""
+
+    first: dict  # reports/promotion.json of the first `dvc repro`
+    again: subprocess.CompletedProcess  # `dvc repro -f -s register`: the same candidate registered again
+    again_promotion: dict  # reports/promotion.json after that
+    versions_after_again: list[int]  # the registry's versions after that (`registry status --json`)
+    second: dict  # reports/promotion.json after `dvc repro` with train.seed + 1
+
+
+@pytest.fixture(scope="module")
+def second_candidate(project: Path, reproduced: Path) -> Candidates:
+    """The registry with two versions: the first candidate registered again (which must change nothing), then a new
+    candidate (train.seed + 1 over the committed seed: train, evaluate and register run again, and the rest after
+    them). The first candidate's records are taken before the second exists."""
+    first = _promotion(project)
+    again = _dvc(project, "repro", "-f", "-s", "register")
+    again_promotion = _promotion(project)
+    status = json.loads(_registry_cli(project, "status", "--json").stdout)
+    seed = yaml.safe_load((project / "params.yaml").read_text())["train"]["seed"]
+    set_params(project, train={"seed": seed + 1})  # a new candidate: train, evaluate and register run again
+    run = _dvc(project, "repro")
+    assert run.returncode == 0, run.stdout + run.stderr
+    return Candidates(first, again, again_promotion, [v["version"] for v in status["versions"]], _promotion(project))
+
+
+@pytest.fixture
+def restored(project: Path, tmp_path: Path) -> Iterator[Callable[..., None]]:
+    """`restored(*paths)`: those paths of the project (files or folders) are put back as they were when named, after
+    the test, whatever its outcome; one absent then is removed."""
+    kept: list[tuple[Path, Path | None]] = []
+
+    def keep(*names: str) -> None:
+        for name in names:
+            path = project / name
+            backup = tmp_path / "kept" / name if path.exists() else None
+            if backup is not None:
+                backup.parent.mkdir(parents=True, exist_ok=True)
+                (shutil.copytree if path.is_dir() else shutil.copy2)(path, backup)
+            kept.append((path, backup))
+
+    yield keep
+    for path, backup in reversed(kept):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
         else:
-            shutil.copy2(source, root / name)
-    (root / "conf" / "local").mkdir(exist_ok=True)
-    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
-    assert _dvc(root, "init", "-q").returncode == 0
-    _set_params(
-        root,
-        simulate={"profile": "small"},
-        train={"window_days": 21, "hidden_sizes": [16], "max_epochs": 2},
-        evaluate={"first_test_start": "2018-05-06", "folds": 2},  # the small set's 60 days from 2018-04-01
-        register={"gate": {**_params()["register"]["gate"], **LENIENT_GATE}},
-    )
-    return root
+            path.unlink(missing_ok=True)
+        if backup is not None:
+            (shutil.copytree if backup.is_dir() else shutil.copy2)(backup, path)
 
 
 def _snapshot(project: Path) -> dict[str, bytes]:
@@ -98,9 +146,8 @@ def _snapshot(project: Path) -> dict[str, bytes]:
     return {str(p.relative_to(project)): p.read_bytes() for p in sorted(paths) if p.is_file()}
 
 
+@pytest.mark.usefixtures("reproduced")  # the first `dvc repro`, every stage: it asserts its exit status
 def test_repro_runs_every_stage(project: Path) -> None:
-    run = _dvc(project, "repro")
-    assert run.returncode == 0, run.stdout + run.stderr
     lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
     assert set(lock) == set(yaml.safe_load((project / "dvc.yaml").read_text())["stages"])
     summary = yaml.safe_load((project / "reports" / "ingest.json").read_text())
@@ -110,7 +157,7 @@ def test_repro_runs_every_stage(project: Path) -> None:
     assert metrics.returncode == 0 and "card_precision_at_100" in metrics.stdout
     plots = _dvc(project, "plots", "show", "--json")
     assert plots.returncode == 0 and "roc_candidate.csv" in plots.stdout, plots.stderr
-    for notebook in (PROJECT_ROOT / "notebooks").glob("*.ipynb"):  # executed by papermill, rendered to HTML
+    for notebook in (project / "notebooks").glob("*.ipynb"):  # executed by papermill, rendered to HTML
         executed = nbformat.read(project / "reports" / "notebooks" / notebook.name, as_version=4)
         outputs = [o for cell in executed.cells for o in cell.get("outputs", [])]
         assert not [o for o in outputs if o.output_type == "error"], notebook.name
@@ -119,6 +166,7 @@ def test_repro_runs_every_stage(project: Path) -> None:
         assert html.stat().st_size > 100_000, f"{html.name}: figures embedded"
 
 
+@pytest.mark.usefixtures("reproduced")
 def test_monitor_reports_drift_decides_and_monitor_run_runs_it_again(project: Path) -> None:
     decision = json.loads((project / "reports" / "monitoring.json").read_text())
     assert decision["action"] in ("none", "investigate", "retrain", "rollback") and decision["reasons"]
@@ -129,7 +177,7 @@ def test_monitor_reports_drift_decides_and_monitor_run_runs_it_again(project: Pa
     table = pl.read_csv(project / "reports" / "drift_table.csv")
     assert table["column"].to_list() == [*FEATURES, "score"] and table["psi"].is_not_null().all()
     before = (project / "reports" / "monitoring.json").stat().st_mtime_ns
-    env = {**os.environ, "PATH": "/usr/bin:/bin"}  # an unactivated environment: dvc and kedro found by the CLI
+    env = project_env(project, PATH="/usr/bin:/bin")  # an unactivated environment: dvc and kedro found by the CLI
     run = subprocess.run([sys.executable, "-m", "fraud_detection.cli", "monitor", "run"], check=False, cwd=project,
                          env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
     assert run.returncode == 0 and "monitor.act is false" in run.stdout, run.stdout + run.stderr
@@ -137,16 +185,17 @@ def test_monitor_reports_drift_decides_and_monitor_run_runs_it_again(project: Pa
     assert _dvc(project, "status").stdout.strip().endswith("up to date.")
 
 
-def test_register_is_idempotent_gates_new_candidates_and_the_cli_operates_the_registry(project: Path) -> None:
-    first = json.loads((project / "reports" / "promotion.json").read_text())
+def test_register_is_idempotent_gates_new_candidates_and_the_cli_operates_the_registry(
+    project: Path, second_candidate: Candidates
+) -> None:
+    first = second_candidate.first
     assert first["version"] == 1 and first["decision"]["alias"] == "champion" and first["aliases"] == {"champion": 1}
-    assert _dvc(project, "repro", "-f", "-s", "register").returncode == 0
-    again = json.loads((project / "reports" / "promotion.json").read_text())
+    assert second_candidate.again.returncode == 0, second_candidate.again.stdout + second_candidate.again.stderr
+    again = second_candidate.again_promotion
     assert again["version"] == 1 and again["events"] == [], "the same candidate: no new version, no alias move"
 
-    status = json.loads(_registry_cli(project, "status", "--json").stdout)
-    assert [v["version"] for v in status["versions"]] == [1]
-    lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
+    assert second_candidate.versions_after_again == [1]
+    lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]  # the training set: the same for both seeds
     [training_set] = lock["training_set"]["outs"]
     store = f"sqlite:///{project / 'data/mlflow/mlflow.db'}"
     client = mlflow.MlflowClient(tracking_uri=store, registry_uri=store)  # not the process's global registry
@@ -156,13 +205,13 @@ def test_register_is_idempotent_gates_new_candidates_and_the_cli_operates_the_re
                "library_versions", "training_seconds", "model_bytes", "backtest.average_precision"}  # fmt: skip
     assert lineage <= set(tags)
 
-    _set_params(project, train={"seed": 1})  # a new candidate: train, evaluate and register run again
-    assert _dvc(project, "repro").returncode == 0
-    second = json.loads((project / "reports" / "promotion.json").read_text())
+    second = second_candidate.second  # after the fixture's `dvc repro` with train.seed + 1
     assert second["version"] == 2 and second["champion_before"] == 1
     assert second["decision"]["champion"] is not None, "gated against the champion on the same window"
 
-    champion = second["aliases"]["champion"]  # 2 if the gate promoted it, else still 1
+    # 2 if the gate promoted it, else still 1: second["aliases"], unless a test before this one moved it (the HTTP
+    # test rolls back), hence the registry's word
+    champion = json.loads(_registry_cli(project, "status", "--json").stdout)["aliases"]["champion"]
     other = 3 - champion
     forced = _registry_cli(project, "promote", str(other), "--force", "--reason", "test", "--actor", "tester")
     assert forced.returncode == 0 and f"version {other} is champion (forced" in forced.stdout, forced.stderr
@@ -178,19 +227,21 @@ def test_register_is_idempotent_gates_new_candidates_and_the_cli_operates_the_re
     assert gated.returncode == 0 and "gate window" in gated.stdout, gated.stderr
 
 
+@pytest.mark.usefixtures("second_candidate")  # two versions: a champion and another
 def test_the_service_over_http_serves_what_training_saw_routes_shadows_reloads_and_refuses_bad_input(
-    project: Path,
+    project: Path, restored: Callable[..., None]
 ) -> None:
     """`bentoml serve` from the project root after `dvc repro` (2 workers): the last day replayed through /predict
     gets the training set's features; customers keep their A/B variant and the shares follow the params; the shadow
     is logged, never served; a registry rollback serves the previous champion without a restart or a failed
     request; bad input is a 4xx naming the field; a clean stop leaves every prediction in the log."""
+    restored("params.yaml", "data/05_feature_store", "data/08_serving")  # dvc status stays up to date after it
     champion = json.loads(_registry_cli(project, "status", "--json").stdout)["aliases"]["champion"]
     challenger = 3 - champion
     _registry(project).move("challenger", challenger, "promote", "tester", "A/B test")
     last_day = _materialize_before_the_last_day(project)
-    _set_params(project, serve={"ab": {"salt": "http", "variants": {"champion": 0.7, "challenger": 0.3}},
-                                "shadow": "challenger", "reload_interval_s": 1})  # fmt: skip
+    set_params(project, serve={"ab": {"salt": "http", "variants": {"champion": 0.7, "challenger": 0.3}},
+                               "shadow": "challenger", "reload_interval_s": 1})  # fmt: skip
     log_folder = project / "data/08_serving/predictions"
     shutil.rmtree(log_folder, ignore_errors=True)
     served = 0
@@ -246,9 +297,7 @@ def _materialize_before_the_last_day(project: Path) -> date:
     last_day = date.fromisoformat(days[-1])
     for name in ("online.db", "online.db-wal", "online.db-shm"):
         (project / "data/05_feature_store" / name).unlink(missing_ok=True)
-    run = subprocess.run([str(Path(sys.executable).parent / "kedro"), "run", "--pipelines", "materialize",
-                          "--params", f"materialize.end={last_day.isoformat()}"],
-                         cwd=project, capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
+    run = _kedro_run(project, "--pipelines", "materialize", "--params", f"materialize.end={last_day.isoformat()}")
     assert run.returncode == 0, run.stdout + run.stderr
     return last_day
 
@@ -265,18 +314,43 @@ def _replay_the_last_day(http: requests.Session, url: str, project: Path, last_d
     return ids
 
 
-def _check_ab_routing(http: requests.Session, url: str, project: Path, champion: int, challenger: int) -> int:
-    from fraud_detection.serving.routing import ABRouter
+# The variant the project's own router (its src/, as the service runs it) gives each customer of a range, from its
+# params.yaml `serve.ab`: a dict, or the typed model where the project's code has one (serving/params.py)
+_AB_VARIANTS = """
+import json, sys
+import yaml
+from fraud_detection.serving.routing import ABRouter
+ab = yaml.safe_load(open("params.yaml"))["serve"]["ab"]
+try:
+    from fraud_detection.serving.params import ABParams
+except ImportError:
+    pass
+else:
+    ab = ABParams(**ab)
+router = ABRouter.from_params(ab)
+first, count = int(sys.argv[1]), int(sys.argv[2])
+print(json.dumps({c: router.variant(c) for c in range(first, first + count)}))
+"""
 
-    router = ABRouter.from_params(yaml.safe_load((project / "params.yaml").read_text())["serve"]["ab"])
+
+def _ab_variants(project: Path, customers: range) -> dict[int, str]:
+    command = [sys.executable, "-c", _AB_VARIANTS, str(customers.start), str(len(customers))]
+    run = subprocess.run(command, cwd=project, env=project_env(project), capture_output=True, text=True, timeout=120,
+                         check=False)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    return {int(customer): variant for customer, variant in json.loads(run.stdout).items()}
+
+
+def _check_ab_routing(http: requests.Session, url: str, project: Path, champion: int, challenger: int) -> int:
     versions = {"champion": str(champion), "challenger": str(challenger)}
     counts = {"champion": 0, "challenger": 0}
     customers = range(10**6, 10**6 + 2000)  # new customers: unknown to the store, routed all the same
+    router = _ab_variants(project, customers)
     for i, customer in enumerate(customers):
         body = {"transaction_id": 10**8 + i, "tx_datetime": "2018-05-30T12:00:00Z", "customer_id": customer,
                 "terminal_id": 7, "tx_amount": 20.0}  # fmt: skip
         answer = http.post(f"{url}/predict", json=body, timeout=10).json()
-        assert answer["variant"] == router.variant(customer) and answer["model_version"] == versions[answer["variant"]]
+        assert answer["variant"] == router[customer] and answer["model_version"] == versions[answer["variant"]]
         counts[answer["variant"]] += 1
     again = http.post(f"{url}/predict", json={**body, "transaction_id": 10**9}, timeout=10).json()
     assert again["variant"] == answer["variant"], "the same customer, the same variant"
@@ -328,8 +402,8 @@ def _served_until(http: requests.Session, url: str, version: int, timeout_s: flo
 @contextmanager
 def _service(project: Path, env: dict | None = None):
     port = free_port()
-    environment = {**os.environ, "BENTOML_HOME": str(project / ".bentoml"), "BENTOML_DO_NOT_TRACK": "True",
-                   "FRAUD_DETECTION_ADMIN_TOKEN": "s3cret", **(env or {})}  # fmt: skip
+    environment = project_env(project, BENTOML_HOME=str(project / ".bentoml"), BENTOML_DO_NOT_TRACK="True",
+                              FRAUD_DETECTION_ADMIN_TOKEN="s3cret", **(env or {}))  # fmt: skip
     server = subprocess.Popen(
         [str(Path(sys.executable).parent / "bentoml"), "serve", "fraud_detection.serving.service:FraudService",
          "--port", str(port)],
@@ -367,9 +441,13 @@ def _check_bad_input_is_refused_by_name(http: requests.Session, url: str) -> int
     return 1
 
 
-def test_the_service_degrades_when_its_redis_online_store_is_stopped_and_recovers(project: Path) -> None:
+@pytest.mark.usefixtures("reproduced")
+def test_the_service_degrades_when_its_redis_online_store_is_stopped_and_recovers(
+    project: Path, restored: Callable[..., None]
+) -> None:
     """The online store really stopped: a private Redis server, killed while the service runs. Answers stay 200
     and say `degraded`, readiness fails; once Redis is back (empty, as Redis keeps nothing here) it is ready again."""
+    restored("conf/redis_ci", "data/05_feature_store", "data/08_serving")  # its Kedro environment, store and log
     port = free_port()
     redis_server = _start_redis(port)
     conf = project / "conf" / "redis_ci"
@@ -380,8 +458,7 @@ def test_the_service_degrades_when_its_redis_online_store_is_stopped_and_recover
         "online_store": {"type": "redis", "connection_string": f"127.0.0.1:{port},db=0"},
         "offline_store": {"type": "duckdb"}}}))  # fmt: skip
     try:
-        kedro = [str(Path(sys.executable).parent / "kedro"), "run", "--env", "redis_ci", "--pipelines", "materialize"]
-        run = subprocess.run(kedro, cwd=project, capture_output=True, text=True, timeout=600, check=False)
+        run = _kedro_run(project, "--env", "redis_ci", "--pipelines", "materialize")
         assert run.returncode == 0, run.stdout + run.stderr
         body = {"transaction_id": 1, "tx_datetime": "2018-05-30T12:00:00Z", "customer_id": 5, "terminal_id": 7,
                 "tx_amount": 42.0}  # fmt: skip
@@ -417,11 +494,13 @@ def _start_redis(port: int) -> subprocess.Popen:
     pytest.fail(f"redis-server did not listen on {port}")
 
 
-def test_failed_ingest_keeps_previous_outputs_and_lock(project: Path) -> None:
+@pytest.mark.usefixtures("reproduced")
+def test_failed_ingest_keeps_previous_outputs_and_lock(project: Path, restored: Callable[..., None]) -> None:
+    restored("params.yaml", "bad.csv")  # the good source again afterwards: dvc status up to date
     before = _snapshot(project)
     raw, _ = messy_source()
     raw.write_csv(project / "bad.csv")
-    _set_params(project, ingest={"source": str(project / "bad.csv"), "column_map": COLUMN_MAP})
+    set_params(project, ingest={"source": str(project / "bad.csv"), "column_map": COLUMN_MAP})
     run = _dvc(project, "repro", "ingest")
     assert run.returncode != 0
     message = " ".join((run.stdout + run.stderr).split())  # undo the terminal's line wrapping
