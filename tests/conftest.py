@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 from fraud_detection.features import polars_engine
 from fraud_detection.models.params import TrainParams
-from fraud_detection.runtime.params import Params
+from fraud_detection.runtime.params import Params, ParamsError, checked_params
 from fraud_detection.runtime.project import config_loader as project_config_loader
 from fraud_detection.runtime.project import project_params
 from fraud_detection.runtime.spark import SparkParams, get_spark
@@ -39,6 +39,13 @@ SPARK_TEST_PARAMS = SparkParams(
     },
 )
 M = TypeVar("M", bound=BaseModel)
+
+
+def params_problem(raw: dict[str, Any], block: str, **changes: Any) -> str:
+    """The ParamsError message for params.yaml (`raw`: `config_loader["parameters"]`) with `block`'s keys changed."""
+    with pytest.raises(ParamsError) as error:
+        checked_params({**raw, block: {**raw[block], **changes}})
+    return str(error.value)
 
 
 def changed(model: M, **changes: Any) -> M:

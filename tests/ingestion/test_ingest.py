@@ -11,8 +11,8 @@ from fraud_detection.ingestion.errors import IngestionError
 from fraud_detection.ingestion.ingest import ingest
 from fraud_detection.ingestion.params import IngestParams
 from fraud_detection.ingestion.sources import map_columns, read_files
-from fraud_detection.runtime.params import Params, ParamsError, checked_params
-from tests.conftest import changed
+from fraud_detection.runtime.params import Params
+from tests.conftest import changed, params_problem
 from tests.ingestion.messy_source import COLUMN_MAP, DEFECTS, GOOD_TIMESTAMPS, messy_source
 
 
@@ -131,27 +131,23 @@ def test_an_empty_source_fails(ingest_params: IngestParams, params: Params) -> N
         ingest(raw, ingest_params, params.spark)
 
 
-def ingest_problem(config_loader, **ingest_changes) -> str:
-    """The ParamsError message for params.yaml with `ingest` changed."""
-    raw = config_loader["parameters"]
-    with pytest.raises(ParamsError) as error:
-        checked_params({**raw, "ingest": {**raw["ingest"], **ingest_changes}})
-    return str(error.value)
-
-
 def test_an_unknown_engine_is_named(config_loader) -> None:
+    raw = config_loader["parameters"]
     expected = "params.yaml ingest.engine='pandas': expected 'polars' or 'spark'"
-    assert ingest_problem(config_loader, engine="pandas") == expected
+    assert params_problem(raw, "ingest", engine="pandas") == expected
 
 
 def test_bad_limits_are_named(config_loader) -> None:
-    reversed_range = ingest_problem(config_loader, valid_from="2100-01-01", valid_to="2000-01-01")
+    raw = config_loader["parameters"]
+    reversed_range = params_problem(
+        config_loader["parameters"], "ingest", valid_from="2100-01-01", valid_to="2000-01-01"
+    )
     assert reversed_range == (
         "params.yaml ingest: expected valid_from before valid_to (2100-01-01 00:00:00 .. 2000-01-01 00:00:00)"
     )
-    fraction = ingest_problem(config_loader, max_quarantine_fraction=1.5)
+    fraction = params_problem(raw, "ingest", max_quarantine_fraction=1.5)
     assert fraction == "params.yaml ingest.max_quarantine_fraction=1.5: expected a number in [0, 1]"
-    assert ingest_problem(config_loader, valid_to="the future") == (
+    assert params_problem(raw, "ingest", valid_to="the future") == (
         "params.yaml ingest.valid_to='the future': expected a date or date-time (ISO 8601, e.g. 2018-04-01 or "
         "2018-04-01T12:00:00Z)"
     )

@@ -7,8 +7,7 @@ import pytest
 
 from fraud_detection.monitoring.decision import DecisionParams, Quality, decide, with_levels
 from fraud_detection.monitoring.params import DriftThresholds
-from fraud_detection.runtime.params import ParamsError, checked_params
-from tests.conftest import changed
+from tests.conftest import changed, params_problem
 
 THRESHOLDS = DriftThresholds(mild=0.1, moderate=0.25, severe=0.5)
 PARAMS = DecisionParams(THRESHOLDS, "moderate", {"auc_roc": 0.8, "average_precision": 0.4}, rollback_margin=0.05)
@@ -59,22 +58,15 @@ def test_the_params_come_from_monitor_and_the_register_gates_floors(params):
     assert decision_params.rollback_margin == params.monitor.guardrail.rollback_margin
 
 
-def monitor_problem(config_loader, **monitor) -> str:
-    """The ParamsError message for params.yaml with `monitor` changed."""
-    raw = config_loader["parameters"]
-    with pytest.raises(ParamsError) as error:
-        checked_params({**raw, "monitor": {**raw["monitor"], **monitor}})
-    return str(error.value)
-
-
 def test_bad_params_are_named(config_loader):
+    raw = config_loader["parameters"]
     thresholds = {"mild": 0.3, "moderate": 0.2, "severe": 0.5}
-    assert monitor_problem(config_loader, thresholds=thresholds) == (
+    assert params_problem(raw, "monitor", thresholds=thresholds) == (
         "params.yaml monitor.thresholds: expected mild <= moderate <= severe (0.3, 0.2, 0.5)")  # fmt: skip
-    assert monitor_problem(config_loader, thresholds={**thresholds, "mild": 0}) == (
+    assert params_problem(raw, "monitor", thresholds={**thresholds, "mild": 0}) == (
         "params.yaml monitor.thresholds.mild=0: expected a number > 0")  # fmt: skip
-    assert monitor_problem(config_loader, retrain_level="none") == (
+    assert params_problem(raw, "monitor", retrain_level="none") == (
         "params.yaml monitor.retrain_level='none': expected 'mild' or 'moderate' or 'severe'")  # fmt: skip
     # the floors are the register gate's: a floor under monitor.guardrail is a leftover, named as such
-    assert monitor_problem(config_loader, guardrail={"min_auc_roc": 0.8, "rollback_margin": 0.05}) == (
+    assert params_problem(raw, "monitor", guardrail={"min_auc_roc": 0.8, "rollback_margin": 0.05}) == (
         "params.yaml monitor.guardrail.min_auc_roc=0.8: unknown key; expected one of ['rollback_margin']")  # fmt: skip

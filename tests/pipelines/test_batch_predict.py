@@ -20,8 +20,7 @@ from fraud_detection.pipelines.batch_predict.nodes import (
 )
 from fraud_detection.registry.promotion import force_promote
 from fraud_detection.registry.registry import RegistryAddress
-from fraud_detection.runtime.params import ParamsError, checked_params
-from tests.conftest import SPARK_TEST_PARAMS, changed
+from tests.conftest import SPARK_TEST_PARAMS, changed, params_problem
 from tests.feature_store.conftest import offline_features, transactions
 from tests.serving.conftest import MODEL, serving_project
 
@@ -81,28 +80,21 @@ def test_a_backfill_publishes_day_by_day_and_compares_each_with_the_day_before(s
         run(start_date=(start - timedelta(days=365)).isoformat(), end_date=start.isoformat())
 
 
-def batch_predict_problem(config_loader, **batch_predict) -> str:
-    """The ParamsError message for params.yaml with `batch_predict` changed."""
-    raw = config_loader["parameters"]
-    with pytest.raises(ParamsError) as error:
-        checked_params({**raw, "batch_predict": {**raw["batch_predict"], **batch_predict}})
-    return str(error.value)
-
-
 def test_bad_days_and_engines_are_named(config_loader) -> None:
-    assert batch_predict_problem(config_loader, start_date="2018-05-01") == (
+    raw = config_loader["parameters"]
+    assert params_problem(raw, "batch_predict", start_date="2018-05-01") == (
         "params.yaml batch_predict: expected start_date and end_date both set (a backfill) or both null"
     )
-    assert batch_predict_problem(config_loader, start_date="2018-05-03", end_date="2018-05-01") == (
-        "params.yaml batch_predict: expected start_date <= end_date (2018-05-03 .. 2018-05-01)"
-    )
-    assert batch_predict_problem(config_loader, date="yesterday") == (
+    assert params_problem(
+        config_loader["parameters"], "batch_predict", start_date="2018-05-03", end_date="2018-05-01"
+    ) == ("params.yaml batch_predict: expected start_date <= end_date (2018-05-03 .. 2018-05-01)")
+    assert params_problem(raw, "batch_predict", date="yesterday") == (
         "params.yaml batch_predict.date='yesterday': expected 'latest' or a date (YYYY-MM-DD)"
     )
-    assert batch_predict_problem(config_loader, engine="pandas") == (
+    assert params_problem(raw, "batch_predict", engine="pandas") == (
         "params.yaml batch_predict.engine='pandas': expected 'polars' or 'spark'"
     )
-    assert batch_predict_problem(config_loader, gate={"max_psi": 0.0, "psi_bins": 10}) == (
+    assert params_problem(raw, "batch_predict", gate={"max_psi": 0.0, "psi_bins": 10}) == (
         "params.yaml batch_predict.gate.max_psi=0.0: expected a number > 0"
     )
 

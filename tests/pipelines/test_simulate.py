@@ -13,10 +13,10 @@ from polars.testing import assert_frame_equal
 
 from fraud_detection.pipelines.simulate import create_pipeline
 from fraud_detection.pipelines.simulate.nodes import simulate
-from fraud_detection.runtime.params import Params, ParamsError, checked_params
+from fraud_detection.runtime.params import Params
 from fraud_detection.simulation.params import SimulateParams
 from fraud_detection.simulation.simulator import TRANSACTION_COLUMNS, SimulationConfig, simulate_transactions
-from tests.conftest import changed
+from tests.conftest import changed, params_problem
 from tests.pipelines.kedro_catalog import param_entries
 
 
@@ -53,22 +53,15 @@ def test_the_node_is_the_simulator_on_the_selected_profile(
     assert not other_seed.equals(simulated), "the seed drives the draws"
 
 
-def simulate_problem(config_loader, **simulate_changes) -> str:
-    """The ParamsError message for params.yaml with `simulate` changed."""
-    raw = config_loader["parameters"]
-    with pytest.raises(ParamsError) as error:
-        checked_params({**raw, "simulate": {**raw["simulate"], **simulate_changes}})
-    return str(error.value)
-
-
 def test_bad_simulate_params_are_named(config_loader) -> None:
-    assert simulate_problem(config_loader, profile="huge") == (
+    raw = config_loader["parameters"]
+    assert params_problem(raw, "simulate", profile="huge") == (
         "params.yaml simulate: expected profile one of ['default', 'small']"
     )
     late = [{"kind": "amount_inflation", "start_day": 60, "factor": 2.0}]
-    assert simulate_problem(config_loader, profile="small", drift=late) == (
+    assert params_problem(raw, "simulate", profile="small", drift=late) == (
         "params.yaml simulate: expected drift start days within the profile's 60 days (0..59); entries [0]"
     )
-    assert simulate_problem(config_loader, drift=[{"kind": "amount_inflation", "start_day": 10}]) == (
-        "params.yaml simulate.drift[0].factor is missing; expected a number > 0"
-    )
+    assert params_problem(
+        config_loader["parameters"], "simulate", drift=[{"kind": "amount_inflation", "start_day": 10}]
+    ) == ("params.yaml simulate.drift[0].factor is missing; expected a number > 0")
