@@ -15,7 +15,7 @@ from fraud_detection.pipelines.evaluate.nodes import _folds, backtest, backtest_
 from fraud_detection.runtime.params import Params, ParamsError, checked_params
 from tests.conftest import changed
 
-MODELS = {"candidate", "logistic_regression", "gradient_boosting"}
+MODELS = {"candidate", "logistic_regression", "gradient_boosting", "handbook_reference_lr", "handbook_reference_rf"}
 LABEL_DELAY_DAYS = 7  # the delay between each fold's train and test weeks
 
 
@@ -95,7 +95,8 @@ def test_an_unknown_baseline_is_an_error(config_loader) -> None:
     with pytest.raises(ParamsError) as error:
         checked_params({**raw, "evaluate": {**raw["evaluate"], "baselines": ["logistic_regression", "xgboost"]}})
     assert str(error.value) == (
-        "params.yaml evaluate.baselines[1]='xgboost': expected 'logistic_regression' or 'gradient_boosting'"
+        "params.yaml evaluate.baselines[1]='xgboost': expected 'logistic_regression' or 'gradient_boosting' or "
+        "'handbook_reference_lr' or 'handbook_reference_rf'"
     )
 
 

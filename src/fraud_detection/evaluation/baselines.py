@@ -1,5 +1,6 @@
 """Baselines trained and scored like the candidate, for context: logistic regression on the candidate's
-preprocessing, and a gradient-boosted tree ensemble (scikit-learn's histogram GBDT) on the raw features."""
+preprocessing, and a gradient-boosted tree ensemble (scikit-learn's histogram GBDT) on the raw features; and the
+handbook's reference models on the handbook's own features (the yardstick: evaluation/handbook.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 
+from fraud_detection.evaluation import handbook
 from fraud_detection.models.preprocessing import Standardizer
 
 Scorer = Callable[[np.ndarray], np.ndarray]
@@ -32,4 +34,9 @@ def gradient_boosting(
 BASELINES: dict[str, Callable[..., Scorer]] = {
     "logistic_regression": logistic_regression,
     "gradient_boosting": gradient_boosting,
+}
+# The handbook's features and models (evaluation/handbook.py): model name -> (matrix, labels, seed) -> scorer
+HANDBOOK_BASELINES: dict[str, Callable[..., Scorer]] = {
+    "handbook_reference_lr": handbook.logistic_regression,
+    "handbook_reference_rf": handbook.random_forest,
 }

@@ -13,4 +13,8 @@ class EvaluateParams(ParamModel):
     train_days: PositiveInt
     test_days: PositiveInt
     top_k: PositiveInt  # card precision@k: cards an analyst can check per day
-    baselines: list[Literal["logistic_regression", "gradient_boosting"]]
+    # our features: logistic_regression, gradient_boosting; the handbook's (evaluation/handbook.py):
+    # handbook_reference_lr, handbook_reference_rf
+    baselines: list[
+        Literal["logistic_regression", "gradient_boosting", "handbook_reference_lr", "handbook_reference_rf"]
+    ]

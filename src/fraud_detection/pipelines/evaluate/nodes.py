@@ -13,7 +13,8 @@ import numpy as np
 import polars as pl
 
 from fraud_detection.evaluation import curves
-from fraud_detection.evaluation.baselines import BASELINES
+from fraud_detection.evaluation.baselines import BASELINES, HANDBOOK_BASELINES
+from fraud_detection.evaluation.handbook import HANDBOOK_FEATURES, handbook_features
 from fraud_detection.evaluation.metrics import auc_roc, average_precision, card_precision_at_k
 from fraud_detection.evaluation.params import EvaluateParams
 from fraud_detection.evaluation.protocol import Fold, fold_test_set, fold_train_set, folds
@@ -37,6 +38,8 @@ def backtest(
     fold is skipped, the stage fails.
     """
     scored = []
+    if set(params.baselines) & set(HANDBOOK_BASELINES):
+        training_set = handbook_features(training_set, label_delay_days)
     for number, fold in enumerate(_folds(params, label_delay_days)):
         train_rows = fold_train_set(training_set, fold)
         test_rows = fold_test_set(training_set, fold, label_delay_days)
@@ -107,7 +110,12 @@ def _fold_scores(
     fitted = fit_with_holdout(matrix, labels, FEATURES, HEAVY_TAILED, train)
     scores = {CANDIDATE: fitted.scorer.predict_proba(test)}
     for name in baselines:
-        scores[name] = BASELINES[name](matrix, labels, FEATURES, HEAVY_TAILED, train.seed)(test)
+        if name in HANDBOOK_BASELINES:
+            hb_train, hb_test = (rows.select(HANDBOOK_FEATURES).to_numpy().astype(np.float64)
+                                 for rows in (train_rows, test_rows))  # fmt: skip
+            scores[name] = HANDBOOK_BASELINES[name](hb_train, labels, train.seed)(hb_test)
+        else:
+            scores[name] = BASELINES[name](matrix, labels, FEATURES, HEAVY_TAILED, train.seed)(test)
     return scores
 
 
