@@ -25,6 +25,7 @@ from fraud_detection.feature_store.online import DAILY_VIEWS, OnlineFeatures, On
 from fraud_detection.features.definitions import (
     CUSTOMER_DAILY,
     INTRADAY_STATE,
+    LIST_STATE,
     TERMINAL_DAILY,
     epoch_micros,
     pack_intraday,
@@ -135,7 +136,8 @@ def _daily_queries(queries: list[str]) -> list[str]:
 def _push_daily(store, view: str, entities: list[int], moment: datetime, value: float) -> None:
     """New daily rows through Feast's own push path (not ours): `value` in every feature."""
     key, names = ("customer_id", CUSTOMER_DAILY) if view == "customer_daily" else ("terminal_id", TERMINAL_DAILY)
-    frame = pd.DataFrame([{key: e, "event_timestamp": moment, **dict.fromkeys(names, value)} for e in entities])
+    values = {name: [] if name in LIST_STATE else value for name in names}  # event lists: none
+    frame = pd.DataFrame([{key: e, "event_timestamp": moment, **values} for e in entities])
     for name in names:
         if "nb_" in name:
             frame[name] = frame[name].astype("int64")

@@ -62,13 +62,17 @@ def test_online_replay_matches_the_training_set(store, transactions, offline_fea
         if day > first_replayed:  # the first replayed day comes from materialization
             sink.new_day(day, customer_rows, terminal_rows)
 
+    updater = OnlineFeatureUpdater(LABEL_DELAY_DAYS)
     replay(
         transactions,
-        OnlineFeatureUpdater(LABEL_DELAY_DAYS),
+        updater,
         on_new_day=new_day,
         on_transaction=score,
         after_transaction=lambda event, row: (
             sink.transaction(event["customer_id"], event["tx_us"], row) if replayed(event) else None
+        ),
+        on_terminal_row=lambda terminal, known_us, row: (  # a label of day - delay, known during the day
+            sink.terminal(terminal, known_us, row) if updater.day >= first_replayed else None
         ),
     )
     expected = offline_features.filter(pl.col("tx_datetime").dt.epoch("us") // MICROS_PER_DAY >= first_replayed)

@@ -33,8 +33,9 @@ EDGE_CASES = (
     (datetime(2018, 5, 11, 0, 0, 0, tzinfo=UTC), 8, 13, 65.0, 0),  # 6: ... and the midnight after it
     (datetime(2018, 5, 12, 12, 0, 0, tzinfo=UTC), 10_000, 20_000, 75.0, 0),  # 7: customer and terminal seen once
     (datetime(2018, 5, 1, 23, 59, 59, tzinfo=UTC), 9, 20_001, 500.0, 1),  # 8: a fraud at a new terminal, whose
-    (datetime(2018, 5, 8, 23, 59, 59, tzinfo=UTC), 9, 20_001, 20.0, 0),  # 9: label is not usable yet (delay) ...
-    (datetime(2018, 5, 9, 0, 0, 0, tzinfo=UTC), 9, 20_001, 30.0, 0),  # 10: ... and is, from the next midnight
+    (datetime(2018, 5, 8, 23, 59, 58, tzinfo=UTC), 9, 20_001, 20.0, 0),  # 9: label is not known a second before
+    (datetime(2018, 5, 8, 23, 59, 59, tzinfo=UTC), 9, 20_001, 30.0, 0),  # 10: the delay is over, and is at it ...
+    (datetime(2018, 5, 9, 23, 59, 59, tzinfo=UTC), 9, 20_001, 35.0, 0),  # 11: ... and leaves the 1-day window
 )
 
 
@@ -90,7 +91,8 @@ def test_edge_cases_on_the_polars_engine(transactions: pl.DataFrame, features: p
     assert edge[3]["customer_nb_tx_1d"] == same_second.pop() + 3
     assert (edge[7]["customer_nb_tx_30d"], edge[7]["terminal_nb_tx_30d"]) == (0, 0)
     assert edge[9]["terminal_nb_tx_30d"] == 0  # the fraud is inside the label delay
-    assert (edge[10]["terminal_nb_tx_1d"], edge[10]["terminal_risk_1d"]) == (1, 1.0)
+    assert (edge[10]["terminal_nb_tx_1d"], edge[10]["terminal_risk_1d"]) == (1, 1.0)  # (t - 8 d, t - 7 d]
+    assert (edge[11]["terminal_nb_tx_1d"], edge[11]["terminal_nb_tx_7d"], edge[11]["terminal_risk_7d"]) == (0, 1, 1.0)
 
 
 def _online_features(transactions: pl.DataFrame) -> pl.DataFrame:
@@ -148,15 +150,17 @@ TINY = (
     (datetime(2018, 4, 2, 9, 0, 0, tzinfo=UTC), 1, 100, 20.0, 0),  # id 2 \ at the same instant
     (datetime(2018, 4, 2, 9, 0, 0, tzinfo=UTC), 1, 101, 30.0, 0),  # id 3 /
     (datetime(2018, 4, 2, 12, 0, 0, tzinfo=UTC), 1, 100, 40.0, 0),  # id 4
-    (datetime(2018, 4, 3, 23, 59, 59, tzinfo=UTC), 2, 100, 60.0, 0),  # id 5: terminal days up to 03-31
-    (datetime(2018, 4, 4, 0, 0, 0, tzinfo=UTC), 2, 100, 50.0, 0),  # id 6: terminal days up to 04-01
+    (datetime(2018, 4, 3, 23, 59, 59, tzinfo=UTC), 2, 100, 60.0, 0),  # id 5: terminal up to 04-01 23:59:59
+    (datetime(2018, 4, 4, 0, 0, 0, tzinfo=UTC), 2, 100, 50.0, 0),  # id 6: terminal in (03-31 00:00, 04-02 00:00]
+    (datetime(2018, 4, 3, 9, 59, 59, tzinfo=UTC), 3, 100, 70.0, 0),  # id 7: up to 04-01 09:59:59, before id 1
 )
 TINY_EXPECTED = {  # transaction_id -> hand-computed features
     1: {"customer_nb_tx_1d": 0, "customer_avg_amount_1d": 0.0, "tx_amount_over_customer_avg_1d": 0.0},
     2: {"customer_nb_tx_1d": 1, "customer_avg_amount_1d": 10.0, "tx_amount_over_customer_avg_1d": 2.0},
     3: {"customer_nb_tx_1d": 1, "customer_avg_amount_1d": 10.0, "tx_amount_over_customer_avg_1d": 3.0},
     4: {"customer_nb_tx_1d": 3, "customer_avg_amount_7d": 20.0, "tx_amount_over_customer_avg_30d": 2.0},
-    5: {"customer_nb_tx_7d": 0, "terminal_nb_tx_30d": 0, "terminal_risk_30d": 0.0, "tx_during_night": 0},
+    5: {"customer_nb_tx_7d": 0, "terminal_nb_tx_30d": 1, "terminal_risk_30d": 1.0, "tx_during_night": 0},
+    7: {"terminal_nb_tx_30d": 0, "terminal_risk_30d": 0.0},
     6: {"customer_avg_amount_1d": 60.0, "terminal_nb_tx_1d": 1, "terminal_risk_7d": 1.0, "tx_during_night": 1},
 }
 

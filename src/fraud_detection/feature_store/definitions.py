@@ -68,7 +68,9 @@ ONE_DAY = timedelta(days=1)
 
 
 def _fields(names: tuple[str, ...]) -> list[Field]:
-    return [Field(name=n, dtype=Float64 if "amount" in n else Int64) for n in names]
+    """Amounts are doubles, event lists lists of doubles, the rest counts."""
+    return [Field(name=n, dtype=Array(Float64) if n in features.LIST_STATE else Float64 if "amount" in n else Int64)
+            for n in names]  # fmt: skip
 
 
 customer_daily = FeatureView(
@@ -97,7 +99,8 @@ terminal_daily = FeatureView(
     schema=_fields(features.TERMINAL_DAILY),
     source=terminal_daily_push,
     online=True,
-    description="Per terminal and UTC day: count and frauds of the N days ending label_delay_days before it.",
+    description="Per terminal and UTC day: count and frauds of the N days ending label_delay_days before it, and the "
+    "transactions of the days at the windows' edges ([time of day, fraud] pairs).",
 )
 
 

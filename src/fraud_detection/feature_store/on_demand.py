@@ -13,7 +13,8 @@ from fraud_detection.features.definitions import (
     CUSTOMER_INTRADAY,
     INTRADAY_STATE,
     ON_DEMAND_FEATURES,
-    TERMINAL_DAILY,
+    TERMINAL_COUNTS,
+    TERMINAL_EVENTS,
     epoch_micros,
     features_of_one,
     transaction_features,
@@ -23,13 +24,16 @@ from fraud_detection.features.definitions import (
 def on_demand_features(inputs: dict[str, Any]) -> dict[str, list]:
     """Python-mode on-demand transformation: `inputs` maps names to lists (one item per row); the intraday state
     comes as its stored list (`INTRADAY_STATE`)."""
-    times, daily = inputs["tx_datetime"], CUSTOMER_DAILY + TERMINAL_DAILY
+    times, daily = inputs["tx_datetime"], CUSTOMER_DAILY + TERMINAL_COUNTS
     intraday = [_intraday(values) for values in inputs[INTRADAY_STATE]]
+    events = {name: [_events(values) for values in inputs[name]] for name in TERMINAL_EVENTS}
     if len(times) == 1:  # the online path: one request
         state = {n: inputs[n][0] for n in daily} | dict(zip(CUSTOMER_INTRADAY, intraday[0], strict=True))
+        state |= {name: lists[0] for name, lists in events.items()}
         one = features_of_one(state, _micros(times[0]), inputs["tx_amount"][0])
         return {name: [one[name]] for name in ON_DEMAND_FEATURES}
     state = {name: np.asarray(inputs[name], dtype=np.float64) for name in daily}  # None becomes NaN
+    state |= events
     columns = np.array(intraday, dtype=np.float64).reshape(len(times), len(CUSTOMER_INTRADAY))
     state |= {name: columns[:, i] for i, name in enumerate(CUSTOMER_INTRADAY)}
     micros = pd.to_datetime(pd.Series(times), utc=True).dt.as_unit("us").astype("int64").to_numpy()
@@ -44,6 +48,12 @@ def _intraday(values: Any) -> Any:
     """The stored list's values (`CUSTOMER_INTRADAY` order), None where there is none. Feast's schema inference (at
     apply) hands the view a one-item sample list: a list of another length than the stored one's reads as none."""
     return values if values is not None and len(values) == len(CUSTOMER_INTRADAY) else NO_INTRADAY
+
+
+def _events(values: Any) -> Any:
+    """A terminal's [time of day, fraud, ...] list as stored; None where there is none. A list of odd length is
+    Feast's schema inference at apply, which hands the view a one-item sample list: it reads as none."""
+    return values if values is not None and len(values) % 2 == 0 else None
 
 
 def _micros(moment: Any) -> int:

@@ -118,6 +118,11 @@ class OnlineUpdaterSink:
             if rows:
                 self.write(view, [(entity, start_us, row) for entity, row in rows.items()])
 
+    def terminal(self, terminal_id: int, known_us: int, row: dict) -> None:
+        """A terminal's daily row again, changed by a label that became known during the day, stamped with the
+        moment it became known (a store keeps the newest row: Redis ignores one no newer than what it holds)."""
+        self.write("terminal_daily", [(terminal_id, known_us, row)])
+
     def transaction(self, customer_id: int, tx_us: int, intraday_row: dict) -> None:
         """A customer's intraday state after one more transaction."""
         self.intraday({customer_id: intraday_row})

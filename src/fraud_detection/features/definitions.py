@@ -5,15 +5,19 @@ Time is cut into UTC days. For a transaction at time t on day D by customer c at
 - customer windows (N = 1, 7, 30): c's transactions on the N whole days before D, plus c's transactions earlier on
   day D (strictly before t: the transaction being scored, and any at the very same instant, are not counted);
   `customer_nb_tx_Nd` counts them, `customer_avg_amount_Nd` is their mean amount (0 when there are none);
-- terminal windows (N = 1, 7, 30): k's transactions on the N whole days that end `label_delay_days` before D, i.e.
-  days D - delay - N .. D - delay - 1, whose labels are all known by the start of day D; `terminal_nb_tx_Nd`
-  counts them, `terminal_risk_Nd` is their fraud rate (0 when there are none);
+- terminal windows (N = 1, 7, 30): k's transactions at times in (t - delay - N days, t - delay], `label_delay_days`
+  before the transaction, so that every label in the window is known at t (the handbook's definition, 3.3.3);
+  `terminal_nb_tx_Nd` counts them, `terminal_risk_Nd` is their fraud rate (0 when there are none);
 - request-time features, computed from the request and the stored features: `tx_amount`, `tx_during_weekend`
   (Saturday or Sunday, UTC), `tx_during_night` (before 06:00 UTC), `tx_amount_over_customer_avg_Nd` (the amount
   divided by the customer's mean amount in the window; 0 when the customer has no transaction in it).
 
 Windows over whole days ("day tiles") keep every engine exact and cheap: the stored state is a few counts and
-sums per entity and day, and the online path only has to keep today's running totals. The stored state:
+sums per entity and day, and the online path only has to keep today's running totals. The terminal windows are exact
+rolling windows all the same (they carry most of the model's signal: reports/quality/suspects.csv): a window
+(t - delay - N, t - delay] is the N whole days D - delay - N .. D - delay - 1, less the transactions of its first day
+at or before t's time of day, plus those of day D - delay at or before it; so each terminal's daily row also holds
+the transactions of those edge days. The stored state:
 
 - `customer_daily`, per customer and day D (stamped D 00:00 UTC): count and amount sum over the N days before D;
 - `customer_intraday`, per customer, as of its latest transaction time s on day D: count and sum of the day's
@@ -21,7 +25,10 @@ sums per entity and day, and the online path only has to keep today's running to
   The feature store holds these five values as one feature, `customer_today_state` (a list of doubles in
   `CUSTOMER_INTRADAY` order: `pack_intraday`, `unpack_intraday`), because serving reads and writes this view on
   every transaction and a store keeps a row per feature: one row a customer instead of five;
-- `terminal_daily`, per terminal and day D: count and frauds over days D - delay - N .. D - delay - 1.
+- `terminal_daily`, per terminal and day D: count and frauds over days D - delay - N .. D - delay - 1, and the
+  transactions of days D - delay - k for k = 0, 1, 7, 30 (`terminal_events_lag_{k}d`: a list of [time of day in
+  microseconds, fraud] pairs in time order, fraud as known: a label reaches the lag-0 list during day D, as it
+  becomes known).
 
 `transaction_features` turns that state plus the request into the features. It is the only place the features
 are computed: the polars and Spark engines, Feast's on-demand feature view (offline and online) and the online
@@ -57,10 +64,15 @@ CUSTOMER_INTRADAY = (
     "customer_today_last_tx_us",
 )
 INTRADAY_STATE = "customer_today_state"  # the stored form of CUSTOMER_INTRADAY (counts and the time exact: < 2**53)
-TERMINAL_DAILY = tuple(f"terminal_nb_tx_lagged_{n}d" for n in TERMINAL_WINDOWS) + tuple(
+TERMINAL_COUNTS = tuple(f"terminal_nb_tx_lagged_{n}d" for n in TERMINAL_WINDOWS) + tuple(
     f"terminal_nb_fraud_lagged_{n}d" for n in TERMINAL_WINDOWS
 )
+TERMINAL_EDGE_LAGS = (0, *TERMINAL_WINDOWS)  # days before D - delay whose transactions a daily row lists
+TERMINAL_EVENTS = tuple(f"terminal_events_lag_{k}d" for k in TERMINAL_EDGE_LAGS)  # [tod_us, fraud, tod_us, ...]
+TERMINAL_DAILY = TERMINAL_COUNTS + TERMINAL_EVENTS
+LIST_STATE = TERMINAL_EVENTS  # state columns holding a list per entity (the rest hold numbers)
 STATE_COLUMNS = CUSTOMER_DAILY + CUSTOMER_INTRADAY + TERMINAL_DAILY
+NUMBER_STATE = tuple(name for name in STATE_COLUMNS if name not in LIST_STATE)
 
 # The features the model sees, in this order.
 FEATURES = (
@@ -109,27 +121,53 @@ def day_of(micros: np.ndarray | int) -> np.ndarray | int:
 def transaction_features(state: Mapping[str, Any], tx_datetime_us: Any, tx_amount: Any) -> dict[str, np.ndarray]:
     """The features of many transactions, from their stored state and request data (arrays of equal length).
 
-    `state` maps each name of STATE_COLUMNS to an array (None/NaN where the entity is unknown).
+    `state` maps each name of NUMBER_STATE to an array (None/NaN where the entity is unknown) and each name of
+    LIST_STATE to a sequence of lists (None where unknown) or an `EventLists`.
     """
     t = np.asarray(tx_datetime_us, dtype=np.int64)
-    return _features(
-        _ARRAYS,
-        {n: _ARRAYS.filled(state[n], len(t)) for n in STATE_COLUMNS},
-        t,
-        np.asarray(tx_amount, dtype=np.float64),
-    )
+    filled = {n: _ARRAYS.filled(state[n], len(t)) for n in NUMBER_STATE}
+    lists = {n: EventLists.of(state[n], len(t)) for n in LIST_STATE}
+    return _features(_ARRAYS, filled | lists, t, np.asarray(tx_amount, dtype=np.float64))
 
 
 def features_of_one(state: Mapping[str, Any], tx_datetime_us: int, tx_amount: float) -> dict[str, int | float]:
     """The features of one transaction, in plain Python numbers: the same formulas as `transaction_features`
     (the same operations on the same IEEE doubles), without numpy's per-call overhead on the serving path."""
-    return _features(
-        _SCALARS, {n: _SCALARS.filled(state[n]) for n in STATE_COLUMNS}, int(tx_datetime_us), float(tx_amount)
-    )
+    filled = {n: _SCALARS.filled(state[n]) for n in NUMBER_STATE} | {n: state[n] or () for n in LIST_STATE}
+    return _features(_SCALARS, filled, int(tx_datetime_us), float(tx_amount))
+
+
+class EventLists:
+    """Many rows' event lists ([time of day, fraud, ...] each) as one flat array of pairs and each pair's row."""
+
+    def __init__(self, lengths: np.ndarray, flat: np.ndarray) -> None:
+        if lengths.sum() != len(flat) or len(flat) % 2:
+            raise ValueError(f"event lists of {int(lengths.sum())} values for {len(flat)} given; expected pairs")
+        self.rows = np.repeat(np.arange(len(lengths)), np.asarray(lengths) // 2)
+        self.pairs = np.asarray(flat, dtype=np.float64).reshape(-1, 2)
+        self.length = len(lengths)
+
+    @classmethod
+    def of(cls, lists: Any, length: int) -> EventLists:
+        """From a sequence of lists (None: no events) or an EventLists already built."""
+        if isinstance(lists, EventLists):
+            return lists
+        values = [() if v is None else v for v in lists]
+        lengths = np.fromiter((len(v) for v in values), dtype=np.int64, count=length)
+        flat = np.concatenate([np.asarray(v, dtype=np.float64) for v in values]) if lengths.any() else np.zeros(0)
+        return cls(lengths, flat)
 
 
 class _Arrays:
     where = staticmethod(np.where)
+
+    @staticmethod
+    def events_up_to(lists: EventLists, time_of_day: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per row: the number of its events at or before its time of day, and how many of them are frauds."""
+        kept = lists.pairs[:, 0] <= time_of_day[lists.rows]
+        rows, frauds = lists.rows[kept], lists.pairs[kept, 1]
+        return (np.bincount(rows, minlength=lists.length).astype(np.float64),
+                np.bincount(rows, weights=frauds, minlength=lists.length))  # fmt: skip
 
     @staticmethod
     def integer(x: np.ndarray) -> np.ndarray:
@@ -146,6 +184,14 @@ class _Scalars:
     @staticmethod
     def where(condition: bool, then: Any, otherwise: Any) -> Any:
         return then if condition else otherwise
+
+    @staticmethod
+    def events_up_to(events: Any, time_of_day: int) -> tuple[float, float]:
+        nb = frauds = 0.0
+        for i in range(0, len(events) - 1, 2):
+            if events[i] <= time_of_day:
+                nb, frauds = nb + 1.0, frauds + events[i + 1]
+        return nb, frauds
 
     integer = staticmethod(int)
 
@@ -171,10 +217,16 @@ def _features(xp: Any, s: dict[str, Any], t: Any, amount: Any) -> dict[str, Any]
         out[f"customer_nb_tx_{n}d"] = xp.integer(count)
         out[f"customer_avg_amount_{n}d"] = avg
         out[f"tx_amount_over_customer_avg_{n}d"] = _ratio(xp, amount, avg)
+    # (t - delay - N, t - delay]: the whole days D-delay-N .. D-delay-1, less the events of the first of them up to
+    # t's time of day, plus those of day D-delay up to it
+    time_of_day = t % MICROS_PER_DAY
+    end_nb, end_frauds = xp.events_up_to(s["terminal_events_lag_0d"], time_of_day)
     for n in TERMINAL_WINDOWS:
-        count = s[f"terminal_nb_tx_lagged_{n}d"]
+        start_nb, start_frauds = xp.events_up_to(s[f"terminal_events_lag_{n}d"], time_of_day)
+        count = s[f"terminal_nb_tx_lagged_{n}d"] - start_nb + end_nb
+        frauds = s[f"terminal_nb_fraud_lagged_{n}d"] - start_frauds + end_frauds
         out[f"terminal_nb_tx_{n}d"] = xp.integer(count)
-        out[f"terminal_risk_{n}d"] = _ratio(xp, s[f"terminal_nb_fraud_lagged_{n}d"], count)
+        out[f"terminal_risk_{n}d"] = _ratio(xp, frauds, count)
     return {name: out[name] for name in FEATURES}
 
 

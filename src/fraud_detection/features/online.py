@@ -1,10 +1,12 @@
 """The online engine: feature state kept current one event at a time, for serving and online learning.
 
 It holds, per customer and terminal, daily tiles (counts and sums per UTC day) for the days the windows reach,
-plus each customer's running totals for today. Events:
+each terminal's transactions of those days (time of day, fraud as known), plus each customer's running totals for
+today. Events:
 - `advance_to(day)`: a new day starts; returns the daily rows every known entity now has (to push online);
 - `add_transaction(...)`: after a transaction is scored; returns the customer's new intraday row (to push);
-- `add_label(...)`: a fraud label becomes known (`label_delay_days` after the transaction).
+- `add_label(...)`: a fraud label becomes known (`label_delay_days` after the transaction); a label of day
+  `day - label_delay_days` changes today's terminal row (its lag-0 events), which it returns (to push).
 `state(customer_id, terminal_id)` is what the online store holds for a request, and `features(...)` applies the one
 definition to it. Transactions must arrive in time order; labels are only used once the delay has passed.
 
@@ -25,6 +27,7 @@ from fraud_detection.features.definitions import (
     CUSTOMER_WINDOWS,
     MICROS_PER_DAY,
     TERMINAL_DAILY,
+    TERMINAL_EDGE_LAGS,
     TERMINAL_WINDOWS,
     features_of_one,
 )
@@ -70,6 +73,7 @@ class OnlineFeatureUpdater:
     day: int | None = None
     customer_tiles: dict[int, dict[int, list[float]]] = field(default_factory=lambda: defaultdict(dict))
     terminal_tiles: dict[int, dict[int, list[int]]] = field(default_factory=lambda: defaultdict(dict))
+    terminal_events: dict[int, dict[int, list[list[float]]]] = field(default_factory=lambda: defaultdict(dict))
     customer_daily: dict[int, dict[str, float]] = field(default_factory=dict)
     terminal_daily: dict[int, dict[str, float]] = field(default_factory=dict)
     intraday: dict[int, Intraday] = field(default_factory=dict)
@@ -81,7 +85,7 @@ class OnlineFeatureUpdater:
         self.day = day
         self._forget_before(day - max(CUSTOMER_WINDOWS) - max(TERMINAL_WINDOWS) - self.label_delay_days - 1)
         self.customer_daily = {c: self._customer_row(tiles, day) for c, tiles in self.customer_tiles.items()}
-        self.terminal_daily = {k: self._terminal_row(tiles, day) for k, tiles in self.terminal_tiles.items()}
+        self.terminal_daily = {k: self._terminal_row(k, day) for k in self.terminal_tiles}
         return self.customer_daily, self.terminal_daily
 
     def add_transaction(self, customer_id: int, terminal_id: int, tx_us: int, amount: float) -> dict:
@@ -93,15 +97,27 @@ class OnlineFeatureUpdater:
         tile[0] += 1
         tile[1] += amount
         self.terminal_tiles[terminal_id].setdefault(day, [0, 0])[0] += 1
+        self.terminal_events[terminal_id].setdefault(day, []).append([float(tx_us % MICROS_PER_DAY), 0.0])
         today = self.intraday.get(customer_id)
         if today is None or today.day != day:
             today = self.intraday[customer_id] = Intraday(day)
         today.add(tx_us, amount)
         return today.row()
 
-    def add_label(self, terminal_id: int, tx_us: int, fraud: int) -> None:
-        """A transaction's label is known: it counts in its terminal's risk from the next recomputed day."""
-        self.terminal_tiles[terminal_id].setdefault(tx_us // MICROS_PER_DAY, [0, 0])[1] += int(fraud)
+    def add_label(self, terminal_id: int, tx_us: int, fraud: int) -> dict[str, Any] | None:
+        """A transaction's label is known: it counts in its terminal's risk from now on. Returns the terminal's
+        daily row when the label changed it (a transaction of day `day - label_delay_days`), else None."""
+        day = tx_us // MICROS_PER_DAY
+        self.terminal_tiles[terminal_id].setdefault(day, [0, 0])[1] += int(fraud)
+        event = next((e for e in self.terminal_events[terminal_id].get(day, [])
+                      if e[0] == tx_us % MICROS_PER_DAY and e[1] == 0.0), None)  # fmt: skip
+        if not fraud or event is None:
+            return None
+        event[1] = 1.0
+        if self.day is None or day != self.day - self.label_delay_days or terminal_id not in self.terminal_daily:
+            return None
+        self.terminal_daily[terminal_id] = self._terminal_row(terminal_id, self.day)
+        return self.terminal_daily[terminal_id]
 
     def state(self, customer_id: int, terminal_id: int) -> dict[str, Any]:
         """The stored state a request for this customer and terminal reads (None where unknown)."""
@@ -127,16 +143,19 @@ class OnlineFeatureUpdater:
             row[f"customer_amount_prev_{n}d"] = sum(t[1] for t in days)
         return row
 
-    def _terminal_row(self, tiles: dict[int, list[int]], day: int) -> dict[str, int]:
-        row = {}
+    def _terminal_row(self, terminal_id: int, day: int) -> dict[str, Any]:
+        tiles, events = self.terminal_tiles[terminal_id], self.terminal_events[terminal_id]
+        row: dict[str, Any] = {}
         end = day - self.label_delay_days
         for n in TERMINAL_WINDOWS:
             days = [tiles[d] for d in range(end - n, end) if d in tiles]
             row[f"terminal_nb_tx_lagged_{n}d"] = sum(t[0] for t in days)
             row[f"terminal_nb_fraud_lagged_{n}d"] = sum(t[1] for t in days)
+        for k in TERMINAL_EDGE_LAGS:  # [time of day, fraud, ...] in time order, as the batch engines store them
+            row[f"terminal_events_lag_{k}d"] = [value for e in sorted(events.get(end - k, [])) for value in e]
         return row
 
     def _forget_before(self, oldest_day: int) -> None:
-        for tiles in (*self.customer_tiles.values(), *self.terminal_tiles.values()):
+        for tiles in (*self.customer_tiles.values(), *self.terminal_tiles.values(), *self.terminal_events.values()):
             for d in [d for d in tiles if d < oldest_day]:
                 del tiles[d]

@@ -14,9 +14,12 @@ from fraud_detection.features.definitions import (
     CUSTOMER_INTRADAY,
     CUSTOMER_WINDOWS,
     INTRADAY_STATE,
+    LIST_STATE,
     MICROS_PER_DAY,
-    STATE_COLUMNS,
+    NUMBER_STATE,
+    TERMINAL_EDGE_LAGS,
     TERMINAL_WINDOWS,
+    EventLists,
 )
 from fraud_detection.features.definitions import (
     transaction_features as compute_features,
@@ -59,9 +62,16 @@ def transaction_features(transactions: pl.DataFrame, tables: StateTables) -> pl.
             maintain_order="left",
         )
     )
-    state = {name: joined[name].to_numpy() for name in STATE_COLUMNS}
+    state = {name: joined[name].to_numpy() for name in NUMBER_STATE} | {
+        name: event_lists(joined[name]) for name in LIST_STATE
+    }
     features = compute_features(state, joined["tx_us"].to_numpy(), joined["tx_amount"].to_numpy())
     return joined.select(LABEL_COLUMNS).with_columns(pl.Series(k, v) for k, v in features.items())
+
+
+def event_lists(column: pl.Series) -> EventLists:
+    """A list column of the state (None: no events) as the definitions take many rows' lists."""
+    return EventLists(column.list.len().fill_null(0).to_numpy(), column.explode().drop_nulls().to_numpy())
 
 
 def _with_day(transactions: pl.DataFrame) -> pl.DataFrame:
@@ -99,7 +109,9 @@ def _customer_daily(tx: pl.DataFrame, days: pl.Series) -> pl.DataFrame:
 
 def _terminal_daily(tx: pl.DataFrame, days: pl.Series, label_delay_days: int) -> pl.DataFrame:
     aggregates = [pl.len().cast(pl.Int64).alias("nb"), pl.col("tx_fraud").cast(pl.Int64).sum().alias("frauds")]
-    dense = _dense_daily(tx, "terminal_id", days, aggregates)
+    dense = _dense_daily(tx, "terminal_id", days, aggregates).join(
+        _terminal_day_events(tx), on=["terminal_id", "day"], how="left", maintain_order="left"
+    )
     lag = label_delay_days + 1
     return dense.select(
         "terminal_id",
@@ -110,7 +122,25 @@ def _terminal_daily(tx: pl.DataFrame, days: pl.Series, label_delay_days: int) ->
             _window_sum("frauds", n, lag, "terminal_id").alias(f"terminal_nb_fraud_lagged_{n}d")
             for n in TERMINAL_WINDOWS
         ),
+        *(_lagged_events(label_delay_days + k).alias(f"terminal_events_lag_{k}d") for k in TERMINAL_EDGE_LAGS),
     )
+
+
+def _terminal_day_events(tx: pl.DataFrame) -> pl.DataFrame:
+    """Per terminal and day with transactions: [time of day in microseconds, fraud, ...], ordered by time then fraud."""
+    tod = (pl.col("tx_datetime").dt.epoch("us") % MICROS_PER_DAY).cast(pl.Float64)
+    pairs = tx.select("terminal_id", "day", tod.alias("tod"), pl.col("tx_fraud").cast(pl.Float64).alias("fraud"))
+    return (
+        pairs.sort("terminal_id", "day", "tod", "fraud")
+        .group_by("terminal_id", "day", maintain_order=True)
+        .agg(pl.concat_list("tod", "fraud").list.explode(keep_nulls=False, empty_as_null=False).alias("events"))
+    )
+
+
+def _lagged_events(lag: int) -> pl.Expr:
+    """The events of the day `lag` days before each row's day (rows are dense days; [] when none)."""
+    lagged = pl.col("events").shift(lag).over("terminal_id")
+    return pl.when(lagged.is_null()).then(pl.lit([], dtype=pl.List(pl.Float64))).otherwise(lagged)
 
 
 def _customer_intraday(tx: pl.DataFrame) -> pl.DataFrame:

@@ -19,7 +19,15 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from fraud_detection.features import definitions
-from fraud_detection.features.definitions import CUSTOMER_WINDOWS, MICROS_PER_DAY, STATE_COLUMNS, TERMINAL_WINDOWS
+from fraud_detection.features.definitions import (
+    CUSTOMER_WINDOWS,
+    LIST_STATE,
+    MICROS_PER_DAY,
+    NUMBER_STATE,
+    STATE_COLUMNS,
+    TERMINAL_EDGE_LAGS,
+    TERMINAL_WINDOWS,
+)
 from fraud_detection.features.polars_engine import EVENT_TIMESTAMP, LABEL_COLUMNS, UTC_MICROS, StateTables
 
 if TYPE_CHECKING:
@@ -173,6 +181,11 @@ def _customer_daily(tx: DataFrame, days: DataFrame) -> DataFrame:
 def _terminal_daily(tx: DataFrame, days: DataFrame, label_delay_days: int) -> DataFrame:
     aggregates = [F.count(F.lit(1)).alias("nb"), F.sum(F.col("tx_fraud").cast("bigint")).alias("frauds")]
     dense = _dense_daily(tx, "terminal_id", days, aggregates)
+    events = _terminal_day_events(tx)
+    for k in TERMINAL_EDGE_LAGS:  # the events of day - delay - k, [] where there are none
+        lagged = events.select("terminal_id", (F.col("day") + label_delay_days + k).alias("day"),
+                               F.col("events").alias(f"terminal_events_lag_{k}d"))  # fmt: skip
+        dense = dense.join(lagged, on=["terminal_id", "day"], how="left")
     lag = label_delay_days + 1
     return dense.select(
         "terminal_id",
@@ -183,7 +196,23 @@ def _terminal_daily(tx: DataFrame, days: DataFrame, label_delay_days: int) -> Da
             _window_sum("frauds", n, lag, "terminal_id").alias(f"terminal_nb_fraud_lagged_{n}d")
             for n in TERMINAL_WINDOWS
         ),
+        *(
+            F.coalesce(F.col(f"terminal_events_lag_{k}d"), F.array().cast("array<double>")).alias(
+                f"terminal_events_lag_{k}d"
+            )
+            for k in TERMINAL_EDGE_LAGS
+        ),
     )
+
+
+def _terminal_day_events(tx: DataFrame) -> DataFrame:
+    """Per terminal and day with transactions: [time of day in microseconds, fraud, ...], ordered by time then fraud
+    (as polars_engine's)."""
+    pair = F.struct(F.pmod("tx_us", F.lit(MICROS_PER_DAY)).cast("double").alias("tod"),
+                    F.col("tx_fraud").cast("double").alias("fraud"))  # fmt: skip
+    ordered = F.array_sort(F.collect_list(pair))
+    events = F.flatten(F.transform(ordered, lambda p: F.array(p["tod"], p["fraud"])))
+    return tx.groupBy("terminal_id", "day").agg(events.alias("events"))
 
 
 def _customer_intraday(tx: DataFrame) -> DataFrame:
@@ -217,7 +246,8 @@ def _joined(tx: DataFrame, state: SparkStateTables) -> DataFrame:
 def _feature_types() -> dict[str, np.dtype]:
     """Each feature's numpy type, as the definition gives it."""
     empty = np.zeros(0)
-    features = definitions.transaction_features(dict.fromkeys(STATE_COLUMNS, empty), empty.astype(np.int64), empty)
+    state = dict.fromkeys(NUMBER_STATE, empty) | dict.fromkeys(LIST_STATE, ())
+    features = definitions.transaction_features(state, empty.astype(np.int64), empty)
     return {name: values.dtype for name, values in features.items()}
 
 
@@ -231,6 +261,7 @@ def _features_schema(joined: DataFrame) -> T.StructType:
 def _features_of_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
     """mapInPandas body: the definition applied to each batch of joined rows."""
     for batch in batches:
-        state = {name: batch[name].to_numpy(dtype=np.float64, na_value=np.nan) for name in STATE_COLUMNS}
+        state = {name: batch[name].to_numpy(dtype=np.float64, na_value=np.nan) for name in NUMBER_STATE}
+        state |= {name: batch[name].tolist() for name in LIST_STATE}
         features = definitions.transaction_features(state, batch["tx_us"].to_numpy(), batch["tx_amount"].to_numpy())
         yield batch[list(PASSED_THROUGH)].assign(**features)

@@ -35,7 +35,9 @@ from fraud_detection.features.definitions import (
     CUSTOMER_INTRADAY,
     FEATURES,
     MICROS_PER_DAY,
+    TERMINAL_COUNTS,
     TERMINAL_DAILY,
+    TERMINAL_EVENTS,
     epoch_micros,
     features_of_one,
     transaction_features,
@@ -335,11 +337,12 @@ def _defaulted(reasons: list[str]) -> bool:
     return bool(reasons) and reasons[0].startswith(DEFAULTED)
 
 
-def _state_columns(customer: list[dict], intraday: dict[str, list], terminal: list[dict]) -> dict[str, np.ndarray]:
-    """One float64 array per state column (NaN where unknown)."""
-    daily = ((CUSTOMER_DAILY, customer), (TERMINAL_DAILY, terminal))
+def _state_columns(customer: list[dict], intraday: dict[str, list], terminal: list[dict]) -> dict[str, Any]:
+    """One float64 array per number column of the state (NaN where unknown), one list per row for the lists."""
+    daily = ((CUSTOMER_DAILY, customer), (TERMINAL_COUNTS, terminal))
     columns = {name: np.array([r[name] for r in rows], dtype=np.float64) for names, rows in daily for name in names}
-    return columns | {name: np.array(values, dtype=np.float64) for name, values in intraday.items()}
+    lists = {name: [r[name] for r in terminal] for name in TERMINAL_EVENTS}
+    return columns | lists | {name: np.array(values, dtype=np.float64) for name, values in intraday.items()}
 
 
 def _matrix(columns: dict[str, np.ndarray]) -> np.ndarray:
