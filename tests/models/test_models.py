@@ -114,3 +114,58 @@ def test_a_layer_without_numpy_inference_is_refused() -> None:
 
     with pytest.raises(TypeError, match="layer Tanh has no numpy inference"):
         numpy_layers(torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Tanh()))
+
+
+def _boosting(params, **changes):
+    return params.train.boosting.model_copy(update={"max_rounds": 60, "patience": 10, **changes})
+
+
+def test_trees_learn_and_keep_only_the_best_rounds(data, params) -> None:
+    from fraud_detection.evaluation.metrics import average_precision
+    from fraud_detection.models.boosting import fit_trees
+
+    matrix, labels = data
+    trees = fit_trees((matrix[:1500], labels[:1500]), (matrix[1500:], labels[1500:]), FEATURES,
+                      _boosting(params), seed=0)  # fmt: skip
+    assert 1 <= trees.rounds <= 60
+    scores = trees.predict_proba(matrix[1500:])
+    assert scores.dtype == np.float64 and ((scores >= 0) & (scores <= 1)).all()
+    assert average_precision(labels[1500:], scores) > 0.9
+    again = fit_trees((matrix[:1500], labels[:1500]), (matrix[1500:], labels[1500:]), FEATURES,
+                      _boosting(params), seed=0)  # fmt: skip
+    assert np.array_equal(again.predict_proba(matrix), trees.predict_proba(matrix)), "deterministic"
+
+
+def test_the_scorer_averages_network_and_trees_and_round_trips(data, params, tmp_path) -> None:
+    from fraud_detection.models.boosting import fit_trees
+    from fraud_detection.models.scorer import FraudScorer, NetworkSpec
+
+    matrix, labels = data
+    torch.manual_seed(0)
+    spec = NetworkSpec(len(FEATURES), (16, 8), 0.0)
+    standardizer = Standardizer.fit(matrix, FEATURES, ("tx_amount",))
+    trees = fit_trees((matrix, labels), (matrix, labels), FEATURES, _boosting(params), seed=0)
+    network_only = FraudScorer(standardizer, spec, spec.build().state_dict())
+    blended = FraudScorer(standardizer, spec, network_only.network.state_dict(), trees, 0.25)
+    expected = 0.75 * network_only.predict_proba(matrix) + 0.25 * trees.predict_proba(matrix)
+    assert np.allclose(blended.predict_proba(matrix), expected, rtol=0, atol=1e-12)
+    assert np.abs(blended.predict_proba_torch(matrix) - expected).max() < 1e-6
+    assert blended.predict_proba(matrix[3:4])[0] == pytest.approx(expected[3], abs=1e-12), "one row on one thread"
+    blended.save(tmp_path / "scorer")
+    loaded = FraudScorer.load(tmp_path / "scorer")
+    assert loaded.trees_weight == 0.25 and np.array_equal(loaded.predict_proba(matrix), blended.predict_proba(matrix))
+    network_only.save(tmp_path / "network")
+    assert FraudScorer.load(tmp_path / "network").trees is None
+
+
+@pytest.mark.parametrize("weight, with_trees", [(0.5, False), (0.0, True), (1.5, True)])
+def test_the_scorer_refuses_a_weight_that_does_not_match_its_trees(data, params, weight, with_trees) -> None:
+    from fraud_detection.models.boosting import fit_trees
+    from fraud_detection.models.scorer import FraudScorer, NetworkSpec
+
+    matrix, labels = data
+    spec = NetworkSpec(len(FEATURES), (4,), 0.0)
+    trees = fit_trees((matrix, labels), (matrix, labels), FEATURES, _boosting(params, max_rounds=3), 0)
+    with pytest.raises(ValueError, match=f"trees_weight is {weight}; expected 0 without trees"):
+        FraudScorer(Standardizer.fit(matrix, FEATURES, ()), spec, spec.build().state_dict(),
+                    trees if with_trees else None, weight)  # fmt: skip

@@ -6,7 +6,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from fraud_detection.runtime.param_model import NonNegativeFloat, NonNegativeInt, ParamModel, PositiveFloat, PositiveInt
+from fraud_detection.runtime.param_model import (
+    NonNegativeFloat,
+    NonNegativeInt,
+    ParamModel,
+    PositiveFloat,
+    PositiveInt,
+    Share,
+)
 
 
 class TrainerParams(ParamModel):
@@ -23,10 +30,23 @@ class TrainerParams(ParamModel):
         return self.model_dump()
 
 
+class BoostingParams(ParamModel):
+    """The gradient-boosted trees averaged with the network (models/boosting.py)."""
+
+    weight: Share  # the trees' share of the candidate's probability: 0 = the network alone (no trees trained)
+    max_rounds: PositiveInt  # boosting rounds at most; early stopping on the validation rows keeps the best
+    patience: PositiveInt  # rounds without a better validation average precision
+    learning_rate: PositiveFloat
+    num_leaves: Annotated[int, Field(ge=2)]
+    min_child_samples: PositiveInt  # rows per leaf at least
+    l2: NonNegativeFloat  # L2 penalty on the leaf values
+
+
 class TrainParams(ParamModel):
     window_days: PositiveInt  # train on the latest N labelled days before the held-out days
     holdout_days: PositiveInt  # the latest labelled days, held out for the register stage's gate
     validation_fraction: Annotated[float, Field(gt=0, lt=1)]  # stratified share of the window for early stopping
+    increasing: list[str]  # features the score never decreases in (network and trees are monotone in them)
     seed: NonNegativeInt
     hidden_sizes: Annotated[list[PositiveInt], Field(min_length=1)]
     dropout: Annotated[float, Field(ge=0, lt=1)]
@@ -38,3 +58,4 @@ class TrainParams(ParamModel):
     max_epochs: PositiveInt
     patience: PositiveInt
     trainer: TrainerParams
+    boosting: BoostingParams

@@ -1,5 +1,6 @@
-"""The trained model as one object: preprocessing + network. Every scoring path (evaluation, the MLflow pyfunc,
-batch and real-time serving) calls `predict_proba` on the same saved files.
+"""The trained model as one object: preprocessing + network, and optionally gradient-boosted trees whose
+probability is averaged with the network's (weight `train.boosting.weight`). Every scoring path (evaluation, the
+MLflow pyfunc, batch and real-time serving) calls `predict_proba` on the same saved files.
 
 Inference runs the network's layers in numpy (float32, the trained weights as they are): for one row that is
 about 10x cheaper than an eager torch call (no dispatcher, autograd or thread-pool overhead), and for a million
@@ -16,12 +17,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fraud_detection.models.network import FeedForward
+from fraud_detection.models.boosting import BoostedTrees
+from fraud_detection.models.network import FeedForward, MixedReLU, PositiveLinear, convex_units
 from fraud_detection.models.preprocessing import Standardizer
 
 PREPROCESSING_FILE = "preprocessing.json"
 NETWORK_FILE = "network.json"
 WEIGHTS_FILE = "weights.pt"
+TREES_FILE = "trees.txt"  # LightGBM's text format, present when the candidate has trees
+BLEND_FILE = "blend.json"  # {"trees_weight": w}: probability = (1 - w) * network + w * trees
 
 
 @dataclass(frozen=True)
@@ -31,16 +35,27 @@ class NetworkSpec:
     n_inputs: int
     hidden_sizes: tuple[int, ...]
     dropout: float
+    increasing: tuple[int, ...] = ()  # inputs the network is monotone (non-decreasing) in
 
     def build(self) -> FeedForward:
-        return FeedForward(self.n_inputs, self.hidden_sizes, self.dropout)
+        return FeedForward(self.n_inputs, self.hidden_sizes, self.dropout, self.increasing)
 
 
 class FraudScorer:
     """Fraud probabilities from raw feature values (columns in `features` order)."""
 
-    def __init__(self, standardizer: Standardizer, spec: NetworkSpec, state: dict[str, torch.Tensor]) -> None:
+    def __init__(
+        self,
+        standardizer: Standardizer,
+        spec: NetworkSpec,
+        state: dict[str, torch.Tensor],
+        trees: BoostedTrees | None = None,
+        trees_weight: float = 0.0,
+    ) -> None:
+        if (trees is None) != (trees_weight == 0) or not 0 <= trees_weight <= 1:
+            raise ValueError(f"trees_weight is {trees_weight}; expected 0 without trees, in (0, 1] with them")
         self.standardizer, self.spec = standardizer, spec
+        self.trees, self.trees_weight = trees, trees_weight
         self.network = spec.build()
         self.network.load_state_dict(state)
         self.network.eval()
@@ -67,9 +82,19 @@ class FraudScorer:
             if kind == "linear":
                 hidden = hidden @ weight
                 hidden += bias
-            else:
+            elif kind == "relu":
                 np.maximum(hidden, np.float32(0), out=hidden)
-        return 1.0 / (1.0 + np.exp(-hidden[:, 0].astype(np.float64)))
+            else:  # mixed: ReLU on the first half of the units, min(x, 0) on the rest
+                half = convex_units(hidden.shape[1])
+                np.maximum(hidden[:, :half], np.float32(0), out=hidden[:, :half])
+                np.minimum(hidden[:, half:], np.float32(0), out=hidden[:, half:])
+        return self._blend(1.0 / (1.0 + np.exp(-hidden[:, 0].astype(np.float64))), matrix)
+
+    def _blend(self, network: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+        if self.trees is None:
+            return network
+        trees = self.trees.predict_proba(np.asarray(matrix, dtype=np.float64))
+        return (1.0 - self.trees_weight) * network + self.trees_weight * trees
 
     def neutral_row(self) -> np.ndarray:
         """Raw feature values at the training mean (what preprocessing maps to 0): the baseline a feature is set
@@ -81,34 +106,45 @@ class FraudScorer:
         """The same through the torch network (the reference `predict_proba` is tested against)."""
         with torch.inference_mode():
             logits = self.network(torch.from_numpy(self.standardizer.transform(matrix)))
-        return torch.sigmoid(logits).double().numpy()
+        return self._blend(torch.sigmoid(logits).double().numpy(), matrix)
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / PREPROCESSING_FILE).write_text(json.dumps(self.standardizer.to_dict(), indent=1))
         (folder / NETWORK_FILE).write_text(json.dumps(dataclasses.asdict(self.spec), indent=1))
         torch.save(self.network.state_dict(), folder / WEIGHTS_FILE)
+        if self.trees is not None:
+            self.trees.save(folder / TREES_FILE)
+            (folder / BLEND_FILE).write_text(json.dumps({"trees_weight": self.trees_weight}))
 
     @classmethod
     def load(cls, folder: Path) -> FraudScorer:
         standardizer = Standardizer.from_dict(json.loads((folder / PREPROCESSING_FILE).read_text()))
         spec = json.loads((folder / NETWORK_FILE).read_text())
         state = torch.load(folder / WEIGHTS_FILE, weights_only=True)
-        return cls(standardizer, NetworkSpec(spec["n_inputs"], tuple(spec["hidden_sizes"]), spec["dropout"]), state)
+        network = NetworkSpec(spec["n_inputs"], tuple(spec["hidden_sizes"]), spec["dropout"],
+                              tuple(spec.get("increasing", ())))  # fmt: skip
+        if not (folder / TREES_FILE).exists():
+            return cls(standardizer, network, state)
+        blend = json.loads((folder / BLEND_FILE).read_text())
+        return cls(standardizer, network, state, BoostedTrees.load(folder / TREES_FILE), blend["trees_weight"])
 
 
 def numpy_layers(network: torch.nn.Module) -> list[tuple[str, np.ndarray | None, np.ndarray | None]]:
-    """The network's layers in inference mode, as numpy steps: ("linear", W^T, b) and ("relu", None, None);
-    Dropout is the identity."""
+    """The network's layers in inference mode, as numpy steps: ("linear", W^T, b), ("relu", None, None) and
+    ("mixed", None, None); Dropout is the identity."""
     layers: list[tuple[str, np.ndarray | None, np.ndarray | None]] = []
     for module in network.modules():
         if isinstance(module, torch.nn.Linear):
-            weight = module.weight.detach().cpu().numpy().T.copy()
+            effective = module.effective_weight() if isinstance(module, PositiveLinear) else module.weight
+            weight = effective.detach().cpu().numpy().T.copy()
             bias = module.bias.detach().cpu().numpy().copy() if module.bias is not None else np.zeros(
                 weight.shape[1], dtype=np.float32)  # fmt: skip
             layers.append(("linear", weight, bias))
         elif isinstance(module, torch.nn.ReLU):
             layers.append(("relu", None, None))
+        elif isinstance(module, MixedReLU):
+            layers.append(("mixed", None, None))
         elif not isinstance(module, (torch.nn.Dropout, torch.nn.Sequential, FeedForward)):
             raise TypeError(f"layer {type(module).__name__} has no numpy inference; expected Linear, ReLU, Dropout")
     return layers

@@ -2,8 +2,9 @@
 only the Trainer's settings (params.yaml `train.trainer`) change.
 
 `fit` fits the preprocessing on the training rows only, trains with early stopping on validation average
-precision and returns the best epoch's weights as a `FraudScorer`. Under DDP every rank returns the same scorer;
-callers write artifacts on global rank 0 only.
+precision and returns the best epoch's weights as a `FraudScorer`; with `train.boosting.weight` > 0 it then
+boosts trees on the same rows and validation split (models/boosting.py) and averages the two. Under DDP every rank
+returns the same scorer (the trees are deterministic); callers write artifacts on global rank 0 only.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback, EarlyStopping
 
+from fraud_detection.models.boosting import fit_trees
 from fraud_detection.models.data import TransactionDataModule
 from fraud_detection.models.params import TrainParams
 from fraud_detection.models.preprocessing import Standardizer
@@ -31,8 +33,9 @@ class FitResult:
     best_epoch: int
     best_score: float  # validation average precision of the best epoch
     seconds: float
-    samples_per_second: float  # training rows per second, all ranks together
+    samples_per_second: float  # the network's training rows per second, all ranks together
     global_rank: int  # 0 in a single process; this process's rank under DDP
+    trees_rounds: int  # the boosted trees kept (0: the network alone)
 
 
 def fit(
@@ -45,6 +48,7 @@ def fit(
     """Train on `train` (raw feature matrix in `features` order, labels), early-stopping on `validation`."""
     for name, (_, labels) in (("training", train), ("validation", validation)):
         _check_both_classes(name, labels)
+    increasing = increasing_inputs(features, config.increasing)
     standardizer = Standardizer.fit(train[0], features, log_features)
     data = TransactionDataModule(
         (standardizer.transform(train[0]), train[1]),
@@ -53,7 +57,7 @@ def fit(
         config.seed,
     )
     pl.seed_everything(config.seed, workers=True, verbose=False)
-    spec = NetworkSpec(len(features), tuple(config.hidden_sizes), config.dropout)
+    spec = NetworkSpec(len(features), tuple(config.hidden_sizes), config.dropout, increasing)
     system = FraudClassifier(
         spec.build(), config.learning_rate, config.weight_decay, config.pos_weight, config.optimizer
     )
@@ -74,14 +78,20 @@ def fit(
     seconds = time.perf_counter() - started
     if best.state is None:
         raise RuntimeError("training ended before a validation epoch completed: no model to keep")
+    network_seconds = seconds
+    trees = None
+    if config.boosting.weight > 0:
+        trees = fit_trees(train, validation, features, config.boosting, config.seed, increasing)
+        seconds = time.perf_counter() - started
     return FitResult(
-        scorer=FraudScorer(standardizer, spec, best.state),
+        scorer=FraudScorer(standardizer, spec, best.state, trees, config.boosting.weight),
         history=history.epochs,
         best_epoch=best.epoch,
         best_score=best.score,
         seconds=seconds,
-        samples_per_second=len(train[1]) * len(history.epochs) / seconds,
+        samples_per_second=len(train[1]) * len(history.epochs) / network_seconds,
         global_rank=trainer.global_rank,
+        trees_rounds=trees.rounds if trees else 0,
     )
 
 
@@ -97,6 +107,14 @@ def fit_with_holdout(
     train_rows, validation_rows = stratified_split(labels, config.validation_fraction, config.seed)
     train = (matrix[train_rows], labels[train_rows])
     return fit(train, (matrix[validation_rows], labels[validation_rows]), features, log_features, config)
+
+
+def increasing_inputs(features: tuple[str, ...], names: list[str]) -> tuple[int, ...]:
+    """The column indices of `train.increasing`; an unknown name is an error that lists the features."""
+    unknown = [name for name in names if name not in features]
+    if unknown:
+        raise ValueError(f"train.increasing names {unknown}, which are not features; expected some of {list(features)}")
+    return tuple(sorted(features.index(name) for name in names))
 
 
 def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

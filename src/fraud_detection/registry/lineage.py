@@ -16,7 +16,7 @@ import polars as pl
 from fraud_detection.features.definitions import FEATURES
 
 UNKNOWN = "unknown"
-LIBRARIES = ("torch", "pytorch-lightning", "mlflow", "feast", "polars", "numpy", "scikit-learn")
+LIBRARIES = ("torch", "pytorch-lightning", "lightgbm", "mlflow", "feast", "polars", "numpy", "scikit-learn")
 # The feature service's definitions: the formulas and the Feast objects (read as files: importing feast takes seconds)
 PACKAGE = Path(__file__).resolve().parents[1]
 FEATURE_DEFINITIONS = ("features/definitions.py", "feature_store/definitions.py", "feature_store/on_demand.py")

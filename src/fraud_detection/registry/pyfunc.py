@@ -1,4 +1,4 @@
-"""The model as MLflow sees it: one pyfunc whose artifact is the saved `FraudScorer` (preprocessing + network),
+"""The model as MLflow sees it: one pyfunc whose artifact is the saved `FraudScorer` (preprocessing, network, trees),
 so `mlflow.pyfunc.load_model`, BentoML and batch scoring all run the same transformation and weights."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from fraud_detection.models.scorer import FraudScorer
 SCORER_ARTIFACT = "scorer"
 OUTPUT_COLUMN = "fraud_probability"
 # Explicit requirements: MLflow would otherwise load the model in a subprocess to infer them (seconds per log).
-RUNTIME_PACKAGES = ("mlflow", "torch", "numpy", "pandas")
+RUNTIME_PACKAGES = ("mlflow", "torch", "lightgbm", "numpy", "pandas")
 
 
 def pip_requirements() -> list[str]:

@@ -35,13 +35,15 @@ def train_candidate(
     matrix, labels = feature_matrix(window), window["tx_fraud"].to_numpy()
     result = fit_with_holdout(matrix, labels, FEATURES, HEAVY_TAILED, params)
     model_params = {"train": params.model_dump(mode="json"), "label_delay_days": label_delay_days}
-    log.info("best epoch %d: validation average precision %.4f", result.best_epoch, result.best_score)
+    log.info("best epoch %d: validation average precision %.4f; %d boosted trees",
+             result.best_epoch, result.best_score, result.trees_rounds)  # fmt: skip
     return Candidate(
         scorer=result.scorer,
         params=model_params,
         metrics={
             "best_val_average_precision": result.best_score,
             "best_epoch": result.best_epoch,
+            "trees_rounds": result.trees_rounds,
             "training_seconds": result.seconds,
             "samples_per_second": result.samples_per_second,
             "window_rows": len(labels),

@@ -1,0 +1,170 @@
+"""The candidate's recipe, chosen by measurement (issue 21): network sizes, gradient-boosted trees and the weight
+that averages the two, each trial trained with 3 seeds on 4 folds.
+
+The search never sees the backtest's test weeks: its folds follow the backtest's protocol (params.yaml `evaluate`:
+train week, label-delay gap, test week, the test-set rule) on the `evaluate.folds` weeks just before
+`evaluate.first_test_start`. A trial's figures are the mean and std over its 12 fits (4 folds x 3 seeds);
+`seed_std` is the std over seeds of the 4-fold mean AP: a difference smaller than it is noise.
+
+`--final` then scores the chosen recipe (params.yaml `train`), its network and its trees alone, and the handbook's
+reference LR and RF on the backtest's own folds with the same 3 seeds (reports/quality/final.csv).
+
+Run after `make repro`: uv run python -m bench.quality_search [--final]
+Writes reports/quality/search.csv (or final.csv).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from fraud_detection.evaluation import handbook
+from fraud_detection.evaluation.metrics import auc_roc, average_precision, card_precision_at_k
+from fraud_detection.evaluation.protocol import Fold, fold_test_set, fold_train_set, folds
+from fraud_detection.features.definitions import FEATURES, HEAVY_TAILED
+from fraud_detection.features.matrix import feature_matrix
+from fraud_detection.models.boosting import fit_trees
+from fraud_detection.models.params import BoostingParams, TrainParams
+from fraud_detection.models.training import fit, increasing_inputs, stratified_split
+from fraud_detection.runtime.project import project_params
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "reports" / "quality"
+DATA = Path(os.environ.get("FRAUD_DETECTION_DATA", ROOT / "data"))
+SEEDS = (0, 1, 2)
+METRICS = ("auc_roc", "average_precision", "card_precision_at_100")
+
+# What is searched: networks x tree settings x the trees' weight (0: the network alone; 1: the trees alone).
+# "monotone": network and trees never decrease in params.yaml's `train.increasing` features; the others are free.
+NETWORKS = {
+    "128-64": {"hidden_sizes": [128, 64], "increasing": []},
+    "128-64 monotone": {"hidden_sizes": [128, 64]},
+    "256-128": {"hidden_sizes": [256, 128], "increasing": []},
+    "128-64 pos_weight 5": {"hidden_sizes": [128, 64], "pos_weight": 5.0, "increasing": []},
+}
+TREES = {
+    "15 leaves, lr .03": {"num_leaves": 15, "learning_rate": 0.03, "min_child_samples": 20, "l2": 1.0},
+    "63 leaves, lr .05, 100 per leaf": {"num_leaves": 63, "learning_rate": 0.05, "min_child_samples": 100, "l2": 10.0},
+}
+WEIGHTS = (0.0, 0.3, 0.5, 0.7, 1.0)
+
+
+def search_folds(params) -> list[Fold]:
+    """The backtest's protocol on the weeks before its first test week."""
+    evaluate, delay = params.evaluate, params.features.label_delay_days
+    first = evaluate.first_test_start - timedelta(days=evaluate.folds * evaluate.test_days)
+    return folds(first, evaluate.folds, evaluate.train_days, delay, evaluate.test_days)
+
+
+def backtest_folds(params) -> list[Fold]:
+    evaluate = params.evaluate
+    return folds(evaluate.first_test_start, evaluate.folds, evaluate.train_days,
+                 params.features.label_delay_days, evaluate.test_days)  # fmt: skip
+
+
+def fold_data(frame: pl.DataFrame, fold_list: list[Fold], delay: int) -> Iterator[tuple[int, pl.DataFrame, ...]]:
+    for number, fold in enumerate(fold_list):
+        yield number, fold_train_set(frame, fold), fold_test_set(frame, fold, delay)
+
+
+def member_scores(train_rows: pl.DataFrame, test_rows: pl.DataFrame, config: TrainParams,
+                  trees: dict[str, dict]) -> dict[str, np.ndarray]:  # fmt: skip
+    """Test scores of the network (config) and of each tree setting, on the same training split."""
+    matrix, labels, test = feature_matrix(train_rows), train_rows["tx_fraud"].to_numpy(), feature_matrix(test_rows)
+    fit_rows, validation_rows = stratified_split(labels, config.validation_fraction, config.seed)
+    increasing = increasing_inputs(FEATURES, config.increasing)
+    train = (matrix[fit_rows], labels[fit_rows])
+    validation = (matrix[validation_rows], labels[validation_rows])
+    no_trees = config.model_copy(update={"boosting": config.boosting.model_copy(update={"weight": 0.0})})
+    scores = {"network": fit(train, validation, FEATURES, HEAVY_TAILED, no_trees).scorer.predict_proba(test)}
+    for name, settings in trees.items():
+        boosting = BoostingParams(**{**config.boosting.model_dump(), **settings})
+        scores[name] = fit_trees(train, validation, FEATURES, boosting, config.seed, increasing).predict_proba(test)
+    return scores
+
+
+def figures(test_rows: pl.DataFrame, scores: np.ndarray, top_k: int) -> dict[str, float]:
+    labels = test_rows["tx_fraud"].to_numpy()
+    scored = test_rows.select("tx_datetime", "customer_id", "tx_fraud").with_columns(score=pl.Series(scores))
+    return {"auc_roc": auc_roc(labels, scores), "average_precision": average_precision(labels, scores),
+            "card_precision_at_100": card_precision_at_k(scored, top_k)}  # fmt: skip
+
+
+def summarize(rows: list[dict], keys: list[str]) -> pl.DataFrame:
+    """Mean and std over folds x seeds per trial; seed_std: the std over seeds of the folds' mean AP."""
+    table = pl.DataFrame(rows)
+    per_seed = table.group_by(*keys, "seed").agg(pl.col("average_precision").mean())
+    seed_std = per_seed.group_by(keys).agg(pl.col("average_precision").std().alias("seed_std"))
+    aggregates = [pl.len().alias("fits")]
+    for metric in METRICS:
+        aggregates += [pl.col(metric).mean().alias(f"{metric}_mean"), pl.col(metric).std().alias(f"{metric}_std")]
+    summary = table.group_by(keys, maintain_order=True).agg(aggregates).join(seed_std, on=keys)
+    return summary.sort("average_precision_mean", descending=True).with_columns(pl.selectors.float().round(4))
+
+
+def run_search(frame: pl.DataFrame, params) -> pl.DataFrame:
+    delay, top_k = params.features.label_delay_days, params.evaluate.top_k
+    rows = []
+    for number, train_rows, test_rows in fold_data(frame, search_folds(params), delay):
+        for seed in SEEDS:
+            for network, settings in NETWORKS.items():
+                config = params.train.model_copy(update={"seed": seed, **settings})
+                scores = member_scores(train_rows, test_rows, config, TREES)
+                for tree_name in TREES:
+                    for weight in WEIGHTS:
+                        if weight == 1.0 and network not in ("128-64", "128-64 monotone"):
+                            continue  # the trees alone depend on the monotone constraints only
+                        blend = (1 - weight) * scores["network"] + weight * scores[tree_name]
+                        rows.append({"network": network, "trees": tree_name if weight > 0 else "-",
+                                     "trees_weight": weight, "fold": number, "seed": seed,
+                                     **figures(test_rows, blend, top_k)})  # fmt: skip
+                print(f"fold {number} seed {seed} {network}: done", flush=True)
+    # weight 0 rows repeat once per tree setting: one network, one trial
+    unique = pl.DataFrame(rows).unique(subset=["network", "trees", "trees_weight", "fold", "seed"], keep="first")
+    return summarize(unique.to_dicts(), ["network", "trees", "trees_weight"])
+
+
+def run_final(frame: pl.DataFrame, params) -> pl.DataFrame:
+    """The chosen recipe and the yardsticks on the backtest's folds, 3 seeds."""
+    delay, top_k, weight = params.features.label_delay_days, params.evaluate.top_k, params.train.boosting.weight
+    frame = handbook.handbook_features(frame, delay)
+    yardsticks: dict[str, Callable] = {"handbook_reference_lr": handbook.logistic_regression,
+                                       "handbook_reference_rf": handbook.random_forest}  # fmt: skip
+    rows = []
+    for number, train_rows, test_rows in fold_data(frame, backtest_folds(params), delay):
+        for seed in SEEDS:
+            config = params.train.model_copy(update={"seed": seed})
+            scores = member_scores(train_rows, test_rows, config, {"trees": {}})
+            scores["candidate"] = (1 - weight) * scores["network"] + weight * scores["trees"]
+            hb_train, hb_test = (rows.select(handbook.HANDBOOK_FEATURES).to_numpy().astype(np.float64)
+                                 for rows in (train_rows, test_rows))  # fmt: skip
+            for name, fit_yardstick in yardsticks.items():
+                scores[name] = fit_yardstick(hb_train, train_rows["tx_fraud"].to_numpy(), seed)(hb_test)
+            for model, values in scores.items():
+                rows.append({"model": model, "fold": number, "seed": seed, **figures(test_rows, values, top_k)})
+            print(f"fold {number} seed {seed}: done", flush=True)
+    return summarize(rows, ["model"])
+
+
+def main(final: bool) -> None:
+    params = project_params(root=ROOT)
+    frame = pl.read_parquet(DATA / "05_model_input/training_set.parquet")
+    table = run_final(frame, params) if final else run_search(frame, params)
+    path = OUT / ("final.csv" if final else "search.csv")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.write_csv(path)
+    with pl.Config(tbl_rows=100, tbl_cols=20, tbl_width_chars=200):
+        print(table)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--final", action="store_true", help="the chosen recipe on the backtest's folds")
+    main(parser.parse_args().final)
