@@ -9,8 +9,9 @@ train week, label-delay gap, test week, the test-set rule) on the `evaluate.fold
 `--final` then scores the chosen recipe (params.yaml `train`), its network and its trees alone, and the handbook's
 reference LR and RF on the backtest's own folds with the same 3 seeds (reports/quality/final.csv).
 
-Run after `make repro`: uv run python -m bench.quality_search [--final]
-Writes reports/quality/search.csv (or final.csv).
+Run after `make repro`: uv run python -m bench.quality_search [--networks NAME,...] [--final]
+Writes reports/quality/search.csv (or final.csv); `--networks` runs those networks' trials only and replaces their
+rows in the table, keeping the others.
 """
 
 from __future__ import annotations
@@ -50,7 +51,9 @@ NETWORKS = {
 }
 TREES = {
     "15 leaves, lr .03": {"num_leaves": 15, "learning_rate": 0.03, "min_child_samples": 20, "l2": 1.0},
+    "31 leaves, lr .05": {"num_leaves": 31, "learning_rate": 0.05, "min_child_samples": 20, "l2": 1.0},
     "63 leaves, lr .05, 100 per leaf": {"num_leaves": 63, "learning_rate": 0.05, "min_child_samples": 100, "l2": 10.0},
+    "7 leaves, lr .05": {"num_leaves": 7, "learning_rate": 0.05, "min_child_samples": 50, "l2": 1.0},
 }
 WEIGHTS = (0.0, 0.3, 0.5, 0.7, 1.0)
 
@@ -108,12 +111,13 @@ def summarize(rows: list[dict], keys: list[str]) -> pl.DataFrame:
     return summary.sort("average_precision_mean", descending=True).with_columns(pl.selectors.float().round(4))
 
 
-def run_search(frame: pl.DataFrame, params) -> pl.DataFrame:
+def run_search(frame: pl.DataFrame, params, networks: list[str]) -> pl.DataFrame:
     delay, top_k = params.features.label_delay_days, params.evaluate.top_k
     rows = []
     for number, train_rows, test_rows in fold_data(frame, search_folds(params), delay):
         for seed in SEEDS:
-            for network, settings in NETWORKS.items():
+            for network in networks:
+                settings = NETWORKS[network]
                 config = params.train.model_copy(update={"seed": seed, **settings})
                 scores = member_scores(train_rows, test_rows, config, TREES)
                 for tree_name in TREES:
@@ -152,12 +156,15 @@ def run_final(frame: pl.DataFrame, params) -> pl.DataFrame:
     return summarize(rows, ["model"])
 
 
-def main(final: bool) -> None:
+def main(final: bool, networks: list[str]) -> None:
     params = project_params(root=ROOT)
     frame = pl.read_parquet(DATA / "05_model_input/training_set.parquet")
-    table = run_final(frame, params) if final else run_search(frame, params)
+    table = run_final(frame, params) if final else run_search(frame, params, networks)
     path = OUT / ("final.csv" if final else "search.csv")
     path.parent.mkdir(parents=True, exist_ok=True)
+    if not final and path.exists() and set(networks) != set(NETWORKS):
+        kept = pl.read_csv(path).filter(~pl.col("network").is_in(networks))
+        table = pl.concat([kept, table], how="vertical_relaxed").sort("average_precision_mean", descending=True)
     table.write_csv(path)
     with pl.Config(tbl_rows=100, tbl_cols=20, tbl_width_chars=200):
         print(table)
@@ -167,4 +174,6 @@ def main(final: bool) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--final", action="store_true", help="the chosen recipe on the backtest's folds")
-    main(parser.parse_args().final)
+    parser.add_argument("--networks", default=",".join(NETWORKS), help=f"comma-separated, of: {list(NETWORKS)}")
+    arguments = parser.parse_args()
+    main(arguments.final, arguments.networks.split(","))
