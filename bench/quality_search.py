@@ -42,10 +42,19 @@ SEEDS = (0, 1, 2)
 METRICS = ("auc_roc", "average_precision", "card_precision_at_100")
 
 # What is searched: networks x tree settings x the trees' weight (0: the network alone; 1: the trees alone).
-# "monotone": network and trees never decrease in params.yaml's `train.increasing` features; the others are free.
+# "monotone in ...": network and trees never decrease in those features (`train.increasing`); the others are free.
+RATIOS = [f"tx_amount_over_customer_avg_{n}d" for n in (1, 7, 30)]
+RISKS = [f"terminal_risk_{n}d" for n in (1, 7, 30)]
 NETWORKS = {
     "128-64": {"hidden_sizes": [128, 64], "increasing": []},
-    "128-64 monotone": {"hidden_sizes": [128, 64]},
+    "128-64 monotone: amount+ratios+risks": {
+        "hidden_sizes": [128, 64],
+        "increasing": ["tx_amount", *RATIOS, *RISKS],
+    },
+    "128-64 monotone: amount+ratios+1-day risk": {
+        "hidden_sizes": [128, 64],
+        "increasing": ["tx_amount", *RATIOS, RISKS[0]],
+    },
     "256-128": {"hidden_sizes": [256, 128], "increasing": []},
     "128-64 pos_weight 5": {"hidden_sizes": [128, 64], "pos_weight": 5.0, "increasing": []},
 }
@@ -122,7 +131,7 @@ def run_search(frame: pl.DataFrame, params, networks: list[str]) -> pl.DataFrame
                 scores = member_scores(train_rows, test_rows, config, TREES)
                 for tree_name in TREES:
                     for weight in WEIGHTS:
-                        if weight == 1.0 and network not in ("128-64", "128-64 monotone"):
+                        if weight == 1.0 and ("monotone" not in network and network != "128-64"):
                             continue  # the trees alone depend on the monotone constraints only
                         blend = (1 - weight) * scores["network"] + weight * scores[tree_name]
                         rows.append({"network": network, "trees": tree_name if weight > 0 else "-",

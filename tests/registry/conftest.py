@@ -1,4 +1,5 @@
-"""A real MLflow sqlite store with three logged candidates (small, quick models of different quality)."""
+"""A real MLflow sqlite store with three logged candidates (small, quick models of different quality: networks
+alone; the second is the weakest: 4 hidden units, one epoch at a tenth of the learning rate)."""
 
 from __future__ import annotations
 
@@ -42,8 +43,9 @@ def store(tmp_path_factory, small_training_set: pl.DataFrame, small_train_params
     root = tmp_path_factory.mktemp("mlflow")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     runs = []
-    for seed, epochs in ((0, 3), (1, 1), (2, 2)):
-        params = changed(small_train_params, seed=seed, max_epochs=epochs)
+    for seed, epochs, learning_rate, hidden in ((0, 3, 0.003, [16]), (1, 1, 0.0003, [4]), (2, 2, 0.003, [16])):
+        params = changed(small_train_params, seed=seed, max_epochs=epochs, learning_rate=learning_rate,
+                         hidden_sizes=hidden, boosting={"weight": 0.0})  # fmt: skip
         candidate = train_candidate(small_training_set, params, 7, "v1")
         CandidateDataset(str(root / f"candidate{seed}"), uri, "test", str(root / "artifacts")).save(candidate)
         runs.append(candidate.run)

@@ -8,12 +8,15 @@ neither pickle nor torch to read back.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import lightgbm
 import numpy as np
 
-from fraud_detection.models.params import BoostingParams
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from fraud_detection.models.params import BoostingParams
 
 # Fewer rows than this are scored on one thread: for a single row, OpenMP's thread start costs more than the trees
 PARALLEL_ROWS = 1024

@@ -37,7 +37,7 @@ class PositiveLinear(nn.Linear):
 
     def __init__(self, in_features: int, out_features: int, positive: torch.Tensor) -> None:
         super().__init__(in_features, out_features)
-        self.register_buffer("positive", positive)
+        self.register_buffer("positive", positive, persistent=False)  # the architecture, not a weight
 
     def effective_weight(self) -> torch.Tensor:
         return torch.where(self.positive, self.weight.abs(), self.weight)
