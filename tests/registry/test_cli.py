@@ -41,8 +41,13 @@ def project(store: Store, small_training_set, params: Params, monkeypatch: pytes
     for run in store.runs:
         registry.register(run, {})
     promote_gated(registry, 1, store.window, "w", LENIENT, "stage")
-    gate = {"min_auc_roc": 0.5, "min_average_precision": 0.01, "max_average_precision_drop": 1.0,
-            "min_high_score_share": 0.0, "max_high_score_share": 0.5}  # the small set is 11 % fraud
+    gate = {
+        "min_auc_roc": 0.5,
+        "min_average_precision": 0.01,
+        "max_average_precision_drop": 1.0,
+        "min_high_score_share": 0.0,
+        "max_high_score_share": 0.5,
+    }  # the small set is 11 % fraud
     catalog = DataCatalog({
         "model_registry": ModelRegistryDataset(store.uri, str(store.root / f"{name}.lock")),
         "training_set": MemoryDataset(small_training_set),
