@@ -4,8 +4,9 @@ fraud model must do whatever its figures, checked on the transactions of the day
 - minimum functionality: an amount over scenario 1's threshold on a known card is declined; a card's usual amount
   at a clean terminal is approved;
 - invariance: the customer's and terminal's ids themselves never change a score (they only key the windows);
-- directional: raising a terminal's known fraud rate, or the amount against the card's own history, never lowers
-  the score.
+- directional: raising a terminal's known fraud rate (on its latest known day), or the amount against the card's
+  own history, never lowers the score. The 7- and 30-day rates are left free on purpose: compromises end, and an
+  old rate without recent frauds marks a terminal that recovered (params.yaml `train.increasing`).
 
 A perturbed transaction's features are rewritten by the definitions' own rules: the amount moves the amount
 ratios (the customer's averages leave the transaction itself out); a terminal's fraud rate moves alone.
@@ -64,8 +65,8 @@ def with_amount(rows: pl.DataFrame, amount: pl.Expr) -> pl.DataFrame:
     return rows.with_columns(tx_amount=amount).with_columns(**ratios)
 
 
-def with_terminal_risk(rows: pl.DataFrame, risk: float) -> pl.DataFrame:
-    return rows.with_columns(**{f"terminal_risk_{n}d": pl.lit(risk) for n in TERMINAL_WINDOWS})
+def with_terminal_risk(rows: pl.DataFrame, risk: float, windows: tuple[int, ...] = TERMINAL_WINDOWS) -> pl.DataFrame:
+    return rows.with_columns(**{f"terminal_risk_{n}d": pl.lit(risk) for n in windows})
 
 
 def test_an_amount_over_the_scenario_1_threshold_is_declined(scorer, unseen, params: Params) -> None:
@@ -83,10 +84,10 @@ def test_a_usual_amount_at_a_clean_terminal_is_approved(scorer, unseen, params: 
 
 def test_raising_a_terminal_known_fraud_rate_never_lowers_the_score(scorer, unseen) -> None:
     rows = unseen.head(2000)
-    scores = np.stack([scorer.predict_proba(feature_matrix(with_terminal_risk(rows, risk)))
+    scores = np.stack([scorer.predict_proba(feature_matrix(with_terminal_risk(rows, risk, windows=(1,))))
                        for risk in (0.0, 0.05, 0.1, 0.2, 0.4, 0.7, 1.0)])  # fmt: skip
     assert (np.diff(scores, axis=0) >= -1e-9).all()
-    assert (scores[-1] - scores[0]).mean() > 0.3, "a terminal whose transactions were all frauds is a strong signal"
+    assert (scores[-1] - scores[0]).mean() > 0.1, "a terminal whose last known day was all frauds is a signal"
 
 
 def test_raising_the_amount_against_the_card_history_never_lowers_the_score(scorer, unseen) -> None:
