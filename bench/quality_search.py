@@ -51,6 +51,11 @@ NETWORKS = {
         "hidden_sizes": [128, 64],
         "increasing": ["tx_amount", *RATIOS, *RISKS],
     },
+    "128-64 monotone: amount+ratios+1-day risk, no log1p": {
+        "hidden_sizes": [128, 64],
+        "log1p": False,
+        "increasing": ["tx_amount", *RATIOS, RISKS[0]],
+    },
     "128-64 monotone: amount+ratios+1-day risk": {
         "hidden_sizes": [128, 64],
         "increasing": ["tx_amount", *RATIOS, RISKS[0]],

@@ -48,6 +48,7 @@ class TrainParams(ParamModel):
     validation_fraction: Annotated[float, Field(gt=0, lt=1)]  # stratified share of the window for early stopping
     increasing: list[str]  # features the score never decreases in (network and trees are monotone in them)
     seed: NonNegativeInt
+    log1p: bool  # the network's preprocessing: log1p of the heavy-tailed features before scaling, or scaling alone
     hidden_sizes: Annotated[list[PositiveInt], Field(min_length=1)]
     dropout: Annotated[float, Field(ge=0, lt=1)]
     pos_weight: PositiveFloat

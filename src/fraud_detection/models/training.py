@@ -49,7 +49,7 @@ def fit(
     for name, (_, labels) in (("training", train), ("validation", validation)):
         _check_both_classes(name, labels)
     increasing = increasing_inputs(features, config.increasing)
-    standardizer = Standardizer.fit(train[0], features, log_features)
+    standardizer = Standardizer.fit(train[0], features, log_features if config.log1p else ())
     data = TransactionDataModule(
         (standardizer.transform(train[0]), train[1]),
         (standardizer.transform(validation[0]), validation[1]),
