@@ -7,7 +7,9 @@ train week, label-delay gap, test week, the test-set rule) on the `evaluate.fold
 `seed_std` is the std over seeds of the 4-fold mean AP: a difference smaller than it is noise.
 
 `--final` then scores the chosen recipe (params.yaml `train`), its network and its trees alone, and the handbook's
-reference LR and RF on the backtest's own folds with the same 3 seeds (reports/quality/final.csv).
+reference LR and RF on the backtest's own folds with the same 3 seeds (reports/quality/final.csv), and pairs each
+of them with the candidate fit by fit (same fold, same seed): the mean and std of the candidate's lead and the
+fits it wins (reports/quality/final_paired.csv).
 
 Run after `make repro`: uv run python -m bench.quality_search [--networks NAME,...] [--final]
 Writes reports/quality/search.csv (or final.csv); `--networks` runs those networks' trials only and replaces their
@@ -50,11 +52,6 @@ NETWORKS = {
     "128-64 monotone: amount+ratios+risks": {
         "hidden_sizes": [128, 64],
         "increasing": ["tx_amount", *RATIOS, *RISKS],
-    },
-    "128-64 monotone: amount+ratios+1-day risk, no log1p": {
-        "hidden_sizes": [128, 64],
-        "log1p": False,
-        "increasing": ["tx_amount", *RATIOS, RISKS[0]],
     },
     "128-64 monotone: amount+ratios+1-day risk": {
         "hidden_sizes": [128, 64],
@@ -167,7 +164,26 @@ def run_final(frame: pl.DataFrame, params) -> pl.DataFrame:
             for model, values in scores.items():
                 rows.append({"model": model, "fold": number, "seed": seed, **figures(test_rows, values, top_k)})
             print(f"fold {number} seed {seed}: done", flush=True)
+    paired(rows).write_csv(OUT / "final_paired.csv")
     return summarize(rows, ["model"])
+
+
+def paired(rows: list[dict]) -> pl.DataFrame:
+    """Per model and metric, the candidate's lead over it fit by fit (same fold and seed)."""
+    table = pl.DataFrame(rows).unpivot(METRICS, index=["model", "fold", "seed"], variable_name="metric")
+    candidate = table.filter(pl.col("model") == "candidate").select("fold", "seed", "metric", lead="value")
+    joined = table.filter(pl.col("model") != "candidate").join(candidate, on=["fold", "seed", "metric"])
+    lead = pl.col("lead") - pl.col("value")
+    return (
+        joined.group_by("model", "metric", maintain_order=True)
+        .agg(
+            lead.mean().alias("lead_mean"),
+            lead.std().alias("lead_std"),
+            (lead > 0).sum().alias("candidate_wins"),
+            pl.len().alias("fits"),
+        )
+        .with_columns(pl.selectors.float().round(4))
+    )
 
 
 def main(final: bool, networks: list[str]) -> None:
