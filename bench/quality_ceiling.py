@@ -34,9 +34,9 @@ from scipy.stats import norm
 from bench.quality_search import backtest_folds
 from fraud_detection.evaluation.metrics import auc_roc, average_precision, card_precision_at_k
 from fraud_detection.evaluation.protocol import fold_test_set
+from fraud_detection.runtime.params import Params
 from fraud_detection.runtime.project import project_params
 from fraud_detection.simulation import simulator
-from fraud_detection.simulation.params import GRID_SIZE
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "reports" / "quality" / "ceiling.csv"
@@ -45,44 +45,27 @@ TERMINAL_SCENARIO = 2
 TIE_BREAK = 1e-9  # equal posteriors are ordered by one random draw
 
 
-class _ChoiceRecorder:
-    """The simulator's Generator, recording every `choice` it answers (the compromised terminals and cards)."""
-
-    def __init__(self, rng: np.random.Generator) -> None:
-        self.rng, self.answers = rng, []
-
-    def choice(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201 - numpy's own signature
-        answer = self.rng.choice(*args, **kwargs)
-        self.answers.append(answer)
-        return answer
-
-
-def simulator_truth(params) -> pl.DataFrame:  # noqa: ANN001 - the typed project params
+def simulator_truth(params: Params) -> pl.DataFrame:
     """Per transaction: the card's true mean amount, whether the card and the terminal are compromised that day."""
     config = simulator.SimulationConfig.from_params(params.simulate)
     if config.drift:
         raise SystemExit("simulate.drift is set: the bayes oracle replays the handbook's process without drift")
-    rng = np.random.default_rng(config.seed)  # the draws of simulate_transactions, in its order
-    customers = simulator._customer_profiles(rng, config.n_customers)
-    terminal_xy = rng.uniform(0, GRID_SIZE, size=(config.n_terminals, 2))
-    reachable, offsets = simulator._reachable_terminals(customers["xy"], terminal_xy, config.radius)
-    tx = simulator._draw_transactions(rng, customers, reachable, offsets, config.n_days)
-    recorder = _ChoiceRecorder(rng)
-    scenario = simulator._add_frauds(recorder, tx, config)
+    replayed = simulator.simulate_transactions(config)
+    schedule = simulator.compromise_schedule(config)
+    customers = simulator._customer_profiles(np.random.default_rng(config.seed), config.n_customers)  # first draws
     rules, days = config.fraud, config.n_days
-    terminal_hits, card_hits = recorder.answers[:days], recorder.answers[days::2]
     terminal_bad = np.zeros((config.n_terminals, days + rules.terminal_compromise_days), dtype=bool)
     card_bad = np.zeros((config.n_customers, days + rules.customer_compromise_days), dtype=bool)
     for day in range(days):
-        terminal_bad[terminal_hits[day], day : day + rules.terminal_compromise_days] = True
-        card_bad[card_hits[day], day : day + rules.customer_compromise_days] = True
-    return pl.DataFrame({
-        "transaction_id": np.arange(len(scenario), dtype=np.int64),
-        "replayed_scenario": scenario,
-        "mean_amount": customers["mean_amount"][tx["customer"]],
-        "card_compromised": card_bad[tx["customer"], tx["day"]],
-        "terminal_compromised": terminal_bad[tx["terminal"], tx["day"]],
-    })  # fmt: skip
+        terminal_bad[schedule.terminals[day], day : day + rules.terminal_compromise_days] = True
+        card_bad[schedule.customers[day], day : day + rules.customer_compromise_days] = True
+    customer, terminal = replayed["customer_id"].to_numpy(), replayed["terminal_id"].to_numpy()
+    tx_day = (replayed["tx_datetime"].dt.date() - config.start_date).dt.total_days().to_numpy()
+    return replayed.select("transaction_id", replayed_scenario="tx_fraud_scenario").with_columns(
+        mean_amount=customers["mean_amount"][customer],
+        card_compromised=card_bad[customer, tx_day],
+        terminal_compromised=terminal_bad[terminal, tx_day],
+    )
 
 
 def genuine_density(amount: np.ndarray, mean: np.ndarray) -> np.ndarray:
@@ -91,7 +74,7 @@ def genuine_density(amount: np.ndarray, mean: np.ndarray) -> np.ndarray:
     return norm.pdf(amount, loc=mean, scale=mean / 2) + redrawn
 
 
-def bayes_scores(test: pl.DataFrame, params) -> np.ndarray:  # noqa: ANN001 - the typed project params
+def bayes_scores(test: pl.DataFrame, params: Params) -> np.ndarray:
     rules = params.simulate.fraud
     amount, mean = test["tx_amount"].to_numpy(), test["mean_amount"].to_numpy()
     share, times = rules.customer_fraud_fraction, rules.customer_amount_multiplier

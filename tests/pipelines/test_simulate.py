@@ -58,10 +58,6 @@ def test_bad_simulate_params_are_named(config_loader) -> None:
     assert params_problem(raw, "simulate", profile="huge") == (
         "params.yaml simulate: expected profile one of ['default', 'small']"
     )
-    late = [{"kind": "amount_inflation", "start_day": 60, "factor": 2.0}]
-    assert params_problem(raw, "simulate", profile="small", drift=late) == (
-        "params.yaml simulate: expected drift start days within the profile's 60 days (0..59); entries [0]"
-    )
     assert params_problem(
         config_loader["parameters"], "simulate", drift=[{"kind": "amount_inflation", "start_day": 10}]
     ) == ("params.yaml simulate.drift[0].factor is missing; expected a number > 0")

@@ -9,6 +9,8 @@
     fraud-detection notebook NAME                   notebooks/NAME.ipynb executed into reports/notebooks/ (+ HTML)
     fraud-detection monitor act                     do what reports/monitoring.json recommends (retrain, rollback)
     fraud-detection monitor run                     the monitor stage (forced), then act if `monitor.act` is true
+    fraud-detection traffic run --days N            the world after the data: N more days sent to the service
+                                                    (--in-process or --url), their labels published
     fraud-detection dev dvc-deps [--check|--write]  each DVC stage's code deps: the import closure of what it runs
 
 `--env production` uses conf/production (the MLflow tracking server). Bad input (an unknown version, another
@@ -25,7 +27,7 @@ import sys
 
 import click
 
-from fraud_detection.cli import dev, monitor, notebook, registry, serve
+from fraud_detection.cli import dev, monitor, notebook, registry, serve, traffic
 from fraud_detection.runtime.telemetry import disable_telemetry
 
 EXIT_BAD_INPUT = 2
@@ -42,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     logging.getLogger("kedro").setLevel(logging.WARNING)  # stdout is the command's output (`--json | jq`)
     args = parser().parse_args(argv)
+    from fraud_detection.feedback import TrafficError
     from fraud_detection.monitoring.actions import ActionFailed
     from fraud_detection.registry.locks import LockTimeout
     from fraud_detection.registry.registry import RegistryError, RegistryUnreachable
@@ -50,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         args.command(args)
-    except (RegistryError, RegistryUnreachable, LockTimeout, NotInProject, NotebookError) as error:
+    except (RegistryError, RegistryUnreachable, LockTimeout, NotInProject, NotebookError, TrafficError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except click.ClickException as error:
@@ -70,6 +73,6 @@ def parser() -> argparse.ArgumentParser:
     """Every command group's parser (each group's module adds its own)."""
     top = argparse.ArgumentParser(prog="fraud-detection", description=__doc__.split("\n\n")[0])
     groups = top.add_subparsers(required=True, metavar="GROUP")
-    for group in (registry, serve, notebook, monitor, dev):
+    for group in (registry, serve, notebook, monitor, traffic, dev):
         group.add_commands(groups)
     return top

@@ -88,14 +88,17 @@ class PartitionedParquetDataset(AbstractDataset[pl.DataFrame, pl.DataFrame | pl.
 
 class DatePartitionsDataset(AbstractDataset[dict[str, pl.DataFrame], pl.LazyFrame]):
     """A folder `date=YYYY-MM-DD/part-0.parquet` written a day at a time: saving {day: frame} replaces those days'
-    files (each atomically) and leaves every other day as it is (backfills, re-scored days)."""
+    files (each atomically) and leaves every other day as it is (backfills, re-scored days). `missing_ok`: loads
+    None while there is no day yet."""
 
-    def __init__(self, path: str, metadata: dict[str, Any] | None = None) -> None:
-        self._path = Path(path)
+    def __init__(self, path: str, missing_ok: bool = False, metadata: dict[str, Any] | None = None) -> None:
+        self._path, self._missing_ok = Path(path), missing_ok
         self.metadata = metadata
 
-    def load(self) -> pl.LazyFrame:
+    def load(self) -> pl.LazyFrame | None:
         files = sorted(self._path.glob("date=*/part-0.parquet"))
+        if not files and self._missing_ok:
+            return None
         if not files:
             raise FileNotFoundError(f"no partitions under {self._path}")
         return pl.scan_parquet(files, hive_partitioning=False)

@@ -21,6 +21,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+import polars as pl
+
 from fraud_detection.features.definitions import (
     CUSTOMER_DAILY,
     CUSTOMER_INTRADAY,
@@ -159,3 +161,42 @@ class OnlineFeatureUpdater:
         for tiles in (*self.customer_tiles.values(), *self.terminal_tiles.values(), *self.terminal_events.values()):
             for d in [d for d in tiles if d < oldest_day]:
                 del tiles[d]
+
+
+def updater_from_history(transactions: pl.DataFrame, label_delay_days: int, now_us: int) -> tuple[
+    OnlineFeatureUpdater, list[tuple[int, int, int]]
+]:  # fmt: skip
+    """The updater as if it had seen every transaction before `now_us` (a day's start) and the labels known by then
+    (a transaction's label `label_delay_days` after it), built in one pass instead of a replay. Returns it, on no day
+    yet (the caller's `advance_to` computes the daily rows), and the frauds still unknown at `now_us`, as
+    (known_us, terminal_id, tx_us) in time order, for the caller to `add_label` when they become known.
+    `transactions` needs customer_id, terminal_id, tx_datetime, tx_amount, tx_fraud."""
+    if now_us % MICROS_PER_DAY:
+        raise ValueError(f"now_us={now_us} is not a day's start (UTC midnight in epoch microseconds)")
+    delay_us, day = label_delay_days * MICROS_PER_DAY, now_us // MICROS_PER_DAY
+    oldest = day - max(CUSTOMER_WINDOWS) - max(TERMINAL_WINDOWS) - label_delay_days - 1
+    tx = (
+        transactions.lazy()
+        .select("customer_id", "terminal_id", "tx_amount", "tx_fraud", tx_us=pl.col("tx_datetime").dt.epoch("us"))
+        .filter((pl.col("tx_us") < now_us) & (pl.col("tx_us") >= oldest * MICROS_PER_DAY))
+        .with_columns(
+            day=pl.col("tx_us") // MICROS_PER_DAY,
+            tod=pl.col("tx_us") % MICROS_PER_DAY,
+            known=(pl.col("tx_fraud") == 1) & (pl.col("tx_us") + delay_us <= now_us),
+        )
+        .sort("tx_us")
+        .collect()
+    )
+    updater = OnlineFeatureUpdater(label_delay_days)
+    customer = tx.group_by("customer_id", "day").agg(pl.len(), pl.col("tx_amount").sum())
+    for c, d, n, amount in customer.iter_rows():
+        updater.customer_tiles[c][d] = [n, amount]
+    terminal = tx.group_by("terminal_id", "day").agg(pl.len(), pl.col("known").sum())
+    for k, d, n, frauds in terminal.iter_rows():
+        updater.terminal_tiles[k][d] = [n, frauds]
+    events = updater.terminal_events
+    for k, d, tod, known in tx.select("terminal_id", "day", "tod", "known").iter_rows():
+        events[k].setdefault(d, []).append([float(tod), 1.0 if known else 0.0])
+    unknown = tx.filter((pl.col("tx_fraud") == 1) & ~pl.col("known"))
+    pending = [(us + delay_us, k, us) for k, us in unknown.select("terminal_id", "tx_us").iter_rows()]
+    return updater, pending

@@ -20,6 +20,7 @@ from fraud_detection.batch.params import BatchPredictParams
 from fraud_detection.evaluation.params import EvaluateParams
 from fraud_detection.feature_store.params import MaterializeParams, TrainingSetParams
 from fraud_detection.features.params import FeaturesParams
+from fraud_detection.feedback.params import FeedbackParams
 from fraud_detection.ingestion.params import IngestParams
 from fraud_detection.models.params import TrainParams
 from fraud_detection.monitoring.params import MonitorParams
@@ -51,6 +52,7 @@ with warnings.catch_warnings():  # `register` is also ABCMeta.register: the fiel
         serve: ServeParams
         batch_predict: BatchPredictParams
         monitor: MonitorParams
+        feedback: FeedbackParams
         notebooks: NotebooksParams
         spark: SparkParams
 

@@ -90,11 +90,8 @@ class FraudService:
         from threadpoolctl import threadpool_limits
 
         from fraud_detection.runtime.project import project_context
-        from fraud_detection.serving.decision import FallbackRules
-        from fraud_detection.serving.detector import FraudDetector
+        from fraud_detection.serving.assembly import build_detector
         from fraud_detection.serving.metrics import Exporter
-        from fraud_detection.serving.online_state import StoreFeatures
-        from fraud_detection.serving.prediction_log import PredictionLog
         from fraud_detection.serving.routing import ABRouter
 
         threadpool_limits(1)  # one BLAS thread a worker: the workers are the parallelism (idle BLAS threads spin)
@@ -103,19 +100,9 @@ class FraudService:
         self._address, self._model_name = context.catalog.load("model_registry"), params.register.model_name
         router = ABRouter.from_params(serve.ab)
         self.variants, self.shadow_alias = router.variants, serve.shadow
-        models, shadow = self._load_models()
-        features = StoreFeatures(
-            context.catalog.load("feature_store"), context.catalog.load("feature_store"),
-            params.training_set.feature_service, serve.state_write_interval_ms / 1000, serve.daily_cache_entries,
-        )  # fmt: skip
         self.admin_token = os.environ.get(serve.admin_token_env, "")  # checked by the edge, then admin_reload
         self.risk_store = context.catalog.load("risk_store")  # the batch stage's per-card risk table
-        self.detector = FraudDetector(
-            models, features, router, serve.thresholds,
-            FallbackRules.of(serve.fallback, params.simulate.fraud.amount_threshold),
-            PredictionLog(context.catalog.load("prediction_log"), capacity=serve.log_queue), shadow,
-            shadow_backlog=serve.shadow_backlog,
-        )  # fmt: skip
+        self.detector = build_detector(context, *self._load_models())
         self._exporter, self._reload_lock, self._stop = Exporter(), threading.Lock(), threading.Event()
         for action, every in ((self.reload, serve.reload_interval_s), (self._export, serve.metrics_interval_s)):
             threading.Thread(target=self._every, args=(every, action), daemon=True).start()

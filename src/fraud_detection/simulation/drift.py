@@ -10,9 +10,11 @@
 - `terminal_cluster` (scenario 5): for `days` days from `start_day`, the terminals within `radius` of `center` are
   compromised and each of their transactions is fraud with probability `fraud_fraction`.
 
-Entry k draws from its own generator `default_rng([seed, k])`, after the handbook's draws: an empty list changes
-nothing, and one entry's draws do not depend on the others. Labels are applied after the handbook's (scenario 5
-overwrites them); the card-testing rows are added last and merged into time order.
+Entry k draws from its own generator `default_rng([*stream, k])`, after the handbook's draws: `stream` is `(seed,)` in
+the simulated run and the day's own in a continued day (simulator.simulate_continuation), so an empty list changes
+nothing and one entry's draws do not depend on the others. An entry acts on the days it is given only: one starting
+after the run acts in the continued (traffic) days. Labels are applied after the handbook's (scenario 5 overwrites
+them); the card-testing rows are added last and merged into time order.
 """
 
 from __future__ import annotations
@@ -40,17 +42,18 @@ def add_drift_frauds(
     labels: np.ndarray,
     drift: tuple[DriftScenario, ...],
     terminal_xy: np.ndarray,
-    seed: int,
-    n_days: int,
+    stream: tuple[int, ...],
+    days: range,
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Label the terminal clusters, then add the card-testing rows in time order; returns (tx, scenario labels)."""
+    """Label the terminal clusters, then add the card-testing rows of `days` (those `tx` holds) in time order;
+    returns (tx, scenario labels)."""
     extra = []
     for k, scenario in enumerate(drift):
-        rng = np.random.default_rng([seed, k])
+        rng = np.random.default_rng([*stream, k])
         if isinstance(scenario, TerminalCluster):
             _label_terminal_cluster(rng, scenario, tx, labels, terminal_xy)
-        elif isinstance(scenario, CardTesting):
-            extra.append(_card_testing_rows(rng, scenario, int(tx["n_customers"]), len(terminal_xy), n_days))
+        elif isinstance(scenario, CardTesting) and (window := _active_days(scenario, days)):
+            extra.append(_card_testing_rows(rng, scenario, int(tx["n_customers"]), len(terminal_xy), window))
     if not extra:
         return tx, labels
     rows = {key: np.concatenate([e[key] for e in extra]) for key in extra[0]}
@@ -70,11 +73,16 @@ def _label_terminal_cluster(
     labels[rows[rng.random(len(rows)) < scenario.fraud_fraction]] = TERMINAL_CLUSTER_SCENARIO
 
 
+def _active_days(scenario: CardTesting, days: range) -> range:
+    """The days of `days` (a step-1 range) within the scenario's window."""
+    return range(max(scenario.start_day, days.start), min(scenario.start_day + scenario.days, days.stop))
+
+
 def _card_testing_rows(
-    rng: np.random.Generator, scenario: CardTesting, n_customers: int, n_terminals: int, n_days: int
+    rng: np.random.Generator, scenario: CardTesting, n_customers: int, n_terminals: int, window: range
 ) -> dict[str, np.ndarray]:
     """The tests' rows (unsorted): each tested card makes `tx_per_card` transactions on the night it is tested."""
-    days = np.arange(scenario.start_day, min(scenario.start_day + scenario.days, n_days))
+    days = np.arange(window.start, window.stop)
     per_day = min(scenario.customers_per_day, n_customers)
     cards = np.concatenate([rng.choice(n_customers, size=per_day, replace=False) for _ in days])
     customer = np.repeat(cards, scenario.tx_per_card)

@@ -91,13 +91,11 @@ class SimulateParams(ParamModel):
     drift: list[DriftScenario]
 
     @model_validator(mode="after")
-    def _profile_and_drift_days(self) -> SimulateParams:
+    def _profile_is_known(self) -> SimulateParams:
+        """Drift start days are not bounded by the profile's days: an entry starting after the run acts in the
+        traffic days that continue it (`fraud-detection traffic run`)."""
         if self.profile not in self.profiles:
             raise ValueError(f"profile one of {sorted(self.profiles)}")
-        n_days = self.size.n_days
-        late = [i for i, scenario in enumerate(self.drift) if scenario.start_day >= n_days]
-        if late:
-            raise ValueError(f"drift start days within the profile's {n_days} days (0..{n_days - 1}); entries {late}")
         return self
 
     @property

@@ -14,6 +14,9 @@ Later scenarios overwrite earlier ones, as in the handbook. The whole run is dri
 Optional drift (`simulate.drift`, see drift.py): amount inflation from a day (applied before the labels), card
 testing (scenario 4) and a compromised terminal cluster (scenario 5). Drift draws from its own child generators, so
 with no drift configured the output is the handbook process's, bit for bit.
+
+`simulate_continuation` plays days after the run (the traffic of `fraud-detection traffic run`): the same customers,
+terminals, scenarios and drift, each day drawn from its own generators, so a day is the same whichever days are asked.
 """
 
 from __future__ import annotations
@@ -32,6 +35,13 @@ log = logging.getLogger(__name__)
 
 SECONDS_PER_DAY = 86_400
 TERMINAL_CHUNK = 512  # customers per block when matching customers to nearby terminals
+
+# A continued day draws from default_rng([seed, CONTINUATION, day, stream]). numpy's seeding ignores trailing zeros
+# ([s, k] is [s, k, 0]), so the streams count from 1 and none is another padded with zeros.
+CONTINUATION = 0x636F6E74  # "cont"
+TRANSACTIONS_STREAM, COMPROMISES_STREAM, DRIFT_STREAM = 1, 2, 3
+_DAY_COLUMNS = {"seconds": np.int64, "day": np.int64, "customer": np.int64, "terminal": np.int64,
+                "amount": np.float64, "scenario": np.int8}  # fmt: skip
 
 TRANSACTION_COLUMNS = (
     "transaction_id",
@@ -64,19 +74,68 @@ class SimulationConfig:
                    params.fraud, tuple(params.drift))  # fmt: skip
 
 
+@dataclass(frozen=True, eq=False)
+class CompromiseSchedule:
+    """The terminals (scenario 2) and the customers (scenario 3) hit each day of the run: row d holds day d's."""
+
+    terminals: np.ndarray  # (n_days, terminals_per_day) terminal ids
+    customers: np.ndarray  # (n_days, customers_per_day) customer ids
+
+
+@dataclass(frozen=True, eq=False)
+class _World:
+    """The run's customers and terminals, and its generator once it has drawn them."""
+
+    rng: np.random.Generator
+    customers: dict[str, np.ndarray]
+    terminal_xy: np.ndarray
+    reachable: np.ndarray
+    offsets: np.ndarray
+
+
 def simulate_transactions(config: SimulationConfig) -> pl.DataFrame:
     """Generate the transactions table, sorted by time, with ids 0..n-1 in that order."""
+    world = _world(config)
+    tx = _draw_transactions(world.rng, world.customers, world.reachable, world.offsets, config.n_days)
+    inflate_amounts(tx, config.drift)
+    scenario, _ = _add_frauds(world.rng, tx, config)
+    days = range(config.n_days)
+    tx, scenario = add_drift_frauds(tx, scenario, config.drift, world.terminal_xy, (config.seed,), days)
+    fraud = (scenario > 0).astype(np.int8)
+    log.info("simulated %d transactions, %.3f %% fraud", len(fraud), 100 * fraud.mean() if len(fraud) else 0)
+    return _to_frame(tx, fraud, scenario, config.start_date)
+
+
+def compromise_schedule(config: SimulationConfig) -> CompromiseSchedule:
+    """The terminals and customers `simulate_transactions(config)` compromises each day, replayed from its seed."""
+    world = _world(config)
+    tx = _draw_transactions(world.rng, world.customers, world.reachable, world.offsets, config.n_days)
+    return _add_frauds(world.rng, tx, config)[1]  # the draws do not depend on the amounts: no inflation needed
+
+
+def simulate_continuation(config: SimulationConfig, days: range, first_transaction_id: int) -> pl.DataFrame:
+    """The transactions of `days` (0-based, each >= n_days) after the run of `config`, in its world: sorted by time,
+    with ids from `first_transaction_id` in that order. Compromises of the run's last days carry over."""
+    early = [day for day in days if day < config.n_days]
+    if early:
+        raise ValueError(f"simulate_continuation: day {early[0]} is in the simulated run; "
+                         f"expected days >= n_days ({config.n_days})")  # fmt: skip
+    world = _world(config)
+    hits = _hits_reaching(config, days)
+    parts = [_continued_day(config, world, hits, day) for day in sorted(days)]
+    tx = {key: np.concatenate([part[key] for part in parts]) for key in _DAY_COLUMNS} if parts else _no_rows()
+    fraud = (tx["scenario"] > 0).astype(np.int8)
+    log.info("continued %d days: %d transactions, %d frauds", len(parts), len(fraud), fraud.sum())
+    return _to_frame(tx, fraud, tx["scenario"], config.start_date, first_transaction_id)
+
+
+def _world(config: SimulationConfig) -> _World:
+    """The first draws of the run: the customers' profiles, then the terminals' positions."""
     rng = np.random.default_rng(config.seed)
     customers = _customer_profiles(rng, config.n_customers)
     terminal_xy = rng.uniform(0, GRID_SIZE, size=(config.n_terminals, 2))
     reachable, offsets = _reachable_terminals(customers["xy"], terminal_xy, config.radius)
-    tx = _draw_transactions(rng, customers, reachable, offsets, config.n_days)
-    inflate_amounts(tx, config.drift)
-    scenario = _add_frauds(rng, tx, config)
-    tx, scenario = add_drift_frauds(tx, scenario, config.drift, terminal_xy, config.seed, config.n_days)
-    fraud = (scenario > 0).astype(np.int8)
-    log.info("simulated %d transactions, %.3f %% fraud", len(fraud), 100 * fraud.mean() if len(fraud) else 0)
-    return _to_frame(tx, fraud, scenario, config.start_date)
+    return _World(rng, customers, terminal_xy, reachable, offsets)
 
 
 def _customer_profiles(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
@@ -143,34 +202,109 @@ def _draw_transactions(
     }
 
 
-def _add_frauds(rng: np.random.Generator, tx: dict[str, np.ndarray], config: SimulationConfig) -> np.ndarray:
-    """Each transaction's scenario (0: genuine), labelled in the handbook's order; scenario 3 also inflates amounts."""
+def _add_frauds(
+    rng: np.random.Generator, tx: dict[str, np.ndarray], config: SimulationConfig
+) -> tuple[np.ndarray, CompromiseSchedule]:
+    """Each transaction's scenario (0: genuine), labelled in the handbook's order (scenario 3 also inflates amounts),
+    and the compromises drawn."""
     rules = config.fraud
     scenario = np.where(tx["amount"] > rules.amount_threshold, 1, 0).astype(np.int8)
 
+    terminal_hits = [_hit(rng, config.n_terminals, rules.terminals_per_day) for _ in range(config.n_days)]
     compromised = np.zeros((config.n_terminals, config.n_days), dtype=bool)
-    for day in range(config.n_days):
-        hit = rng.choice(config.n_terminals, size=min(rules.terminals_per_day, config.n_terminals), replace=False)
+    for day, hit in enumerate(terminal_hits):
         compromised[hit, day : day + rules.terminal_compromise_days] = True
     scenario[compromised[tx["terminal"], tx["day"]]] = 2
 
+    customer_hits = []
     by_customer = np.argsort(tx["customer"], kind="stable")
     starts = np.searchsorted(tx["customer"][by_customer], np.arange(config.n_customers + 1))
     for day in range(config.n_days):
-        hit = rng.choice(config.n_customers, size=min(rules.customers_per_day, config.n_customers), replace=False)
+        customer_hits.append(hit := _hit(rng, config.n_customers, rules.customers_per_day))
         rows = np.concatenate([by_customer[starts[c] : starts[c + 1]] for c in hit])
         rows = rows[(tx["day"][rows] >= day) & (tx["day"][rows] < day + rules.customer_compromise_days)]
         chosen = rng.choice(rows, size=int(len(rows) * rules.customer_fraud_fraction), replace=False)
         tx["amount"][chosen] = np.round(tx["amount"][chosen] * rules.customer_amount_multiplier, 2)
         scenario[chosen] = 3
+    return scenario, CompromiseSchedule(np.stack(terminal_hits), np.stack(customer_hits))
+
+
+def _hit(rng: np.random.Generator, n: int, per_day: int) -> np.ndarray:
+    """One day's compromised ids (terminals or customers)."""
+    return rng.choice(n, size=min(per_day, n), replace=False)
+
+
+def _hits_reaching(config: SimulationConfig, days: range) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """(terminals, customers) hit on each day whose compromises can still run on one of `days`: the run's draws
+    before n_days, after it each day's own compromise generator (so a day's hits never need its transactions)."""
+    if not days:
+        return {}
+    rules = config.fraud
+    longest = max(rules.terminal_compromise_days, rules.customer_compromise_days)
+    span = range(max(min(days) - longest + 1, 0), max(days) + 1)
+    run = compromise_schedule(config) if span.start < config.n_days else None
+    hits = {}
+    for day in span:
+        if run is not None and day < config.n_days:
+            hits[day] = run.terminals[day], run.customers[day]
+            continue
+        rng = np.random.default_rng([config.seed, CONTINUATION, day, COMPROMISES_STREAM])
+        terminals = _hit(rng, config.n_terminals, rules.terminals_per_day)
+        hits[day] = terminals, _hit(rng, config.n_customers, rules.customers_per_day)
+    return hits
+
+
+def _continued_day(
+    config: SimulationConfig, world: _World, hits: dict[int, tuple[np.ndarray, np.ndarray]], day: int
+) -> dict[str, np.ndarray]:
+    """One continued day's transactions, time-sorted, with their scenario ("scenario")."""
+    rng = np.random.default_rng([config.seed, CONTINUATION, day, TRANSACTIONS_STREAM])
+    tx = _draw_transactions(rng, world.customers, world.reachable, world.offsets, 1)
+    tx["day"] += day
+    tx["seconds"] += day * SECONDS_PER_DAY
+    inflate_amounts(tx, config.drift)
+    scenario = _continued_frauds(rng, tx, config, hits, day)
+    stream = (config.seed, CONTINUATION, day, DRIFT_STREAM)
+    tx, scenario = add_drift_frauds(tx, scenario, config.drift, world.terminal_xy, stream, range(day, day + 1))
+    return {**tx, "scenario": scenario}
+
+
+def _continued_frauds(
+    rng: np.random.Generator,
+    tx: dict[str, np.ndarray],
+    config: SimulationConfig,
+    hits: dict[int, tuple[np.ndarray, np.ndarray]],
+    day: int,
+) -> np.ndarray:
+    """`_add_frauds` for one continued day: a compromised customer's transaction is fraud with probability
+    `customer_fraud_fraction` (the run picks that share of a whole window's, which on one day rounds to 0)."""
+    rules = config.fraud
+    scenario = np.where(tx["amount"] > rules.amount_threshold, 1, 0).astype(np.int8)
+    terminals = np.concatenate([hits[hit_day][0] for hit_day in _window(day, rules.terminal_compromise_days)])
+    scenario[np.isin(tx["terminal"], terminals)] = 2
+    customers = np.concatenate([hits[hit_day][1] for hit_day in _window(day, rules.customer_compromise_days)])
+    chosen = np.isin(tx["customer"], customers) & (rng.random(len(scenario)) < rules.customer_fraud_fraction)
+    tx["amount"][chosen] = np.round(tx["amount"][chosen] * rules.customer_amount_multiplier, 2)
+    scenario[chosen] = 3
     return scenario
 
 
-def _to_frame(tx: dict[str, np.ndarray], fraud: np.ndarray, scenario: np.ndarray, start_date: date) -> pl.DataFrame:
+def _window(day: int, compromise_days: int) -> range:
+    """The days whose compromises are still running on `day`."""
+    return range(max(day - compromise_days + 1, 0), day + 1)
+
+
+def _no_rows() -> dict[str, np.ndarray]:
+    return {key: np.zeros(0, dtype=dtype) for key, dtype in _DAY_COLUMNS.items()}
+
+
+def _to_frame(
+    tx: dict[str, np.ndarray], fraud: np.ndarray, scenario: np.ndarray, start_date: date, first_id: int = 0
+) -> pl.DataFrame:
     origin = datetime(start_date.year, start_date.month, start_date.day, tzinfo=UTC)
     return pl.DataFrame(
         {
-            "transaction_id": np.arange(len(fraud), dtype=np.int64),
+            "transaction_id": np.arange(first_id, first_id + len(fraud), dtype=np.int64),
             "tx_datetime": pl.Series(tx["seconds"] * 1_000_000, dtype=pl.Int64)
             .cast(pl.Datetime("us"))
             .dt.replace_time_zone("UTC")

@@ -10,9 +10,12 @@ from fraud_detection.runtime.spark import SparkParams
 SIMULATOR = "simulate"
 
 
-def read_source(params: IngestParams, simulated: pl.LazyFrame) -> pl.DataFrame:
-    """The rows to ingest: the simulator's output (`ingest.source: simulate`) or the user's files at a path."""
-    return simulated.collect() if params.source == SIMULATOR else read_files(params.source)
+def read_source(params: IngestParams, simulated: pl.LazyFrame, traffic: pl.LazyFrame | None) -> pl.DataFrame:
+    """The rows to ingest: the simulator's output and the days `fraud-detection traffic run` played after it
+    (`ingest.source: simulate`), or the user's files at a path."""
+    if params.source != SIMULATOR:
+        return read_files(params.source)
+    return simulated.collect() if traffic is None else pl.concat([simulated, traffic], how="vertical").collect()
 
 
 def validate_transactions(raw: pl.DataFrame, params: IngestParams, spark: SparkParams) -> IngestResult:

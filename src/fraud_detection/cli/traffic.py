@@ -1,0 +1,101 @@
+"""`fraud-detection traffic run`: the world after the data's last day (feedback/traffic.py)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from fraud_detection.cli import common
+
+DEFAULT_URL = "http://127.0.0.1:3000"
+
+
+def add_commands(groups: Any) -> None:
+    traffic = groups.add_parser("traffic", help="play the world after the data's last day against the service")
+    traffic.add_argument("--env", default=None, help="Kedro environment (default: base + local; `production`)")
+    commands = traffic.add_subparsers(required=True, metavar="COMMAND")
+    run = commands.add_parser("run", help="send N more days of simulated transactions, publish their labels")
+    run.add_argument("--days", type=_positive_int, required=True, help="days to play")
+    where = run.add_mutually_exclusive_group()
+    where.add_argument("--url", default=DEFAULT_URL, help=f"a running `bentoml serve` (default {DEFAULT_URL})")
+    where.add_argument("--in-process", action="store_true", help="score in this process through the detector")
+    run.add_argument("--speed", type=_positive_float, default=None,
+                     help="simulated seconds per wall second (default: full speed)")  # fmt: skip
+    run.add_argument("--json", action="store_true", help="print the summary as JSON")
+    run.set_defaults(command=_run)
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of days >= 1")
+    return int(text)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected simulated seconds per wall second > 0")
+    return value
+
+
+def _run(args: argparse.Namespace) -> None:
+    from fraud_detection.feedback.traffic import run_traffic, world_of
+
+    context = common.opened_context(args)
+    world, state = world_of(context)
+    print(f"traffic: {args.days} day(s) from day {state.next_day} of the simulation, "
+          f"{'in process' if args.in_process else args.url}")  # fmt: skip
+    send, close = _in_process(context) if args.in_process else _over_http(args.url)
+    try:
+        summary = run_traffic(world, state, args.days, send, args.speed)
+    finally:
+        close()
+        world.labels.close()
+    report = summary.as_json()
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return
+    print(f"sent {report['sent']:,} transactions in {report['seconds']:.1f} s "
+          f"({report['transactions_per_second']:,.0f} a second); answers {report['decisions']}, "
+          f"degraded {report['degraded']:,}; labels published {report['labels_published']}")  # fmt: skip
+
+
+def _in_process(context: Any) -> tuple[Any, Any]:
+    from pydantic import TypeAdapter
+
+    from fraud_detection.serving.assembly import build_detector, registry_models
+    from fraud_detection.serving.schemas import Transaction
+
+    detector = build_detector(context, *registry_models(context))
+    transactions = TypeAdapter(list[Transaction])
+
+    def send(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [p.model_dump() for p in detector.predict_batch(transactions.validate_python(rows))]
+
+    return send, detector.close
+
+
+def _over_http(url: str) -> tuple[Any, Any]:
+    import httpx
+    import orjson
+
+    from fraud_detection.feedback import TrafficError
+
+    client = httpx.Client(base_url=url, timeout=60.0)
+
+    def send(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        try:
+            response = client.post("/predict_batch", content=orjson.dumps(rows),
+                                   headers={"content-type": "application/json"})  # fmt: skip
+        except httpx.HTTPError as error:
+            raise TrafficError(f"the service at {url} cannot be reached ({error}): start `bentoml serve` first, "
+                               "or use --in-process") from error  # fmt: skip
+        if response.status_code != 200:
+            raise TrafficError(f"the service at {url} answered {response.status_code}: {response.text[:300]}")
+        return response.json()
+
+    return send, client.close

@@ -1,0 +1,98 @@
+"""Outcomes reach the online store as they arrive: the label stream's consumer, and the day rollover of the store's
+daily rows, through the online updater (`features/online.py`).
+
+`OutcomeApplier` holds the updater's state for the transactions after the data's end (the history's part is
+built in one pass, `updater_from_history`): each new day it writes every customer's and terminal's daily row; each
+transaction served it adds; each label event it applies to its terminal's risk state once (by `transaction_id`:
+a redelivered or repeated event changes nothing) and writes the terminal's row when the label changed it. The
+history's labels carry no events: they become known `label_delay_days` after their transaction, as the offline
+engines count them, and `release` applies them at that moment.
+
+`LabelConsumer` reads the label stream at least once: it applies what it polls, then acknowledges. A consumer that
+starts again after a crash first replays into its state what was acknowledged before (without writing: the store
+already holds it), then applies the rest, so the store ends as after an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from fraud_detection.features.definitions import MICROS_PER_DAY, epoch_micros
+from fraud_detection.features.online import OnlineFeatureUpdater
+from fraud_detection.feedback.labels import LabelReader, LabelStream
+
+
+class OutcomeApplier:
+    def __init__(self, updater: OnlineFeatureUpdater, pending: Sequence[tuple[int, int, int]], sink: Any) -> None:
+        self.updater, self.sink = updater, sink
+        self._pending = deque(sorted(pending))  # (known_us, terminal_id, tx_us): the history's frauds not yet known
+        self._seen: dict[int, tuple[int, int]] = {}  # transaction_id -> (terminal_id, tx_us), after the history
+        self._labelled: set[int] = set()
+        self.applied = self.repeated = self.unknown = 0
+
+    def start_day(self, day: int) -> None:
+        """Day `day` starts: the history's labels known by then, then every entity's daily row written."""
+        self.release(day * MICROS_PER_DAY)
+        customer_rows, terminal_rows = self.updater.advance_to(day)
+        if self.sink is not None:
+            self.sink.new_day(day, customer_rows, terminal_rows)
+
+    def release(self, now_us: int) -> None:
+        """Apply the history's fraud labels known by `now_us`."""
+        while self._pending and self._pending[0][0] <= now_us:
+            known_us, terminal_id, tx_us = self._pending.popleft()
+            self._write(terminal_id, known_us, self.updater.add_label(terminal_id, tx_us, 1))
+
+    def add_transactions(self, ids: Sequence[int], customers: Sequence[int], terminals: Sequence[int],
+                         tx_us: Sequence[int], amounts: Sequence[float]) -> None:  # fmt: skip
+        """Transactions served today, in time order (their intraday rows are the service's to write)."""
+        add, seen = self.updater.add_transaction, self._seen
+        for transaction_id, customer, terminal, moment, amount in zip(ids, customers, terminals, tx_us, amounts,
+                                                                      strict=True):  # fmt: skip
+            add(customer, terminal, moment, amount)
+            seen[transaction_id] = (terminal, moment)
+
+    def apply(self, events: Sequence[dict[str, Any]], write: bool = True) -> None:
+        """Label events: each transaction's first counts; a label of a transaction not seen is counted and left."""
+        for event in events:
+            transaction_id = event["transaction_id"]
+            if transaction_id in self._labelled:
+                self.repeated += 1
+                continue
+            where = self._seen.get(transaction_id)
+            if where is None:
+                self.unknown += 1
+                continue
+            self._labelled.add(transaction_id)
+            self.applied += 1
+            row = self.updater.add_label(where[0], where[1], int(event["tx_fraud"]))
+            if write:
+                self._write(where[0], epoch_micros(datetime.fromisoformat(event["known_at"])), row)
+
+    def _write(self, terminal_id: int, known_us: int, row: dict | None) -> None:
+        if row is not None and self.sink is not None:
+            self.sink.terminal(terminal_id, known_us, row)
+
+
+class LabelConsumer:
+    """A label stream reader driving an `OutcomeApplier`, `batch` events at a time. On creation it replays what its
+    group acknowledged before into the applier's state (no writes); `consume` applies and acknowledges the rest."""
+
+    def __init__(self, stream: LabelStream, group: str, applier: OutcomeApplier, batch: int) -> None:
+        self.applier, self._batch = applier, batch
+        self._reader: LabelReader = stream.reader(group)
+        applier.apply(list(self._reader.acknowledged()), write=False)
+
+    def consume(self) -> int:
+        """Apply every event available now; returns how many were read."""
+        read = 0
+        while True:
+            events, receipt = self._reader.poll(self._batch)
+            if not events:
+                return read
+            self.applier.apply(events)
+            self._reader.ack(receipt)
+            read += len(events)

@@ -1,0 +1,310 @@
+"""The world after the data's last day, as a command (`fraud-detection traffic run`).
+
+Each new day the simulator's continuation draws (the same customers, terminals and fraud scenarios, `simulate.drift`
+applied) are sent to the service in time order, in chunks: in process through the service's own detector, or over
+HTTP to `/predict_batch`; at full speed or paced (`speed` simulated seconds per wall second). Outcomes follow:
+- `delayed`: every transaction's label becomes known `features.label_delay_days` after it;
+- `investigation`: at each day's end the `feedback.investigations_per_day` cards with the highest risk served that
+  day are investigated; their transactions of the last `feedback.investigation_lookback_days` days get their labels
+  then (those not known yet).
+A label is published once, when it becomes known, to the label stream. The online store is kept current here as the
+service's feature pipeline would: the online updater writes the daily rows at each day's start, and the label
+consumer applies the stream's events (`consumer.py`). A finished day's transactions go to `traffic_transactions`,
+which the ingest stage reads beside the simulator's output, so the next `dvc repro` trains on them.
+
+Progress is stored after every chunk (`traffic_state`: the next day, the last transaction sent of it, the moment up
+to which labels are published): a run stopped at any point resumes there, and sends no transaction twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import polars as pl
+
+from fraud_detection.features.definitions import EPOCH, MICROS_PER_DAY
+from fraud_detection.features.online import updater_from_history
+from fraud_detection.feedback import TrafficError
+from fraud_detection.feedback.consumer import LabelConsumer, OutcomeApplier
+from fraud_detection.feedback.labels import LabelStream, label_event
+from fraud_detection.simulation.simulator import SimulationConfig, simulate_continuation
+
+log = logging.getLogger(__name__)
+CONSUMER_GROUP = "online-store"
+TRANSACTION_FIELDS = ("transaction_id", "tx_datetime", "customer_id", "terminal_id", "tx_amount")
+
+
+@dataclass
+class TrafficState:
+    """Where the world stands: `next_day` (0-based simulator day) is the first day not finished; of it, every
+    transaction up to `last_sent` was sent; labels known up to `labels_through_us` are published."""
+
+    next_day: int
+    last_sent: int | None
+    labels_through_us: int
+
+    @classmethod
+    def of(cls, saved: dict[str, Any] | None, first_day: int, start_us: int) -> TrafficState:
+        if not saved:
+            return cls(first_day, None, start_us)
+        return cls(int(saved["next_day"]), saved["last_sent"], int(saved["labels_through_us"]))
+
+    def as_json(self) -> dict[str, Any]:
+        return {"next_day": self.next_day, "last_sent": self.last_sent, "labels_through_us": self.labels_through_us}
+
+
+@dataclass
+class Summary:
+    sent: int = 0
+    decisions: Counter = field(default_factory=Counter)
+    degraded: int = 0
+    labels: Counter = field(default_factory=Counter)  # by source
+    days: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        rate = self.sent / self.seconds if self.seconds else 0.0
+        return {"days": self.days, "sent": self.sent, "decisions": dict(sorted(self.decisions.items())),
+                "degraded": self.degraded, "labels_published": dict(sorted(self.labels.items())),
+                "seconds": round(self.seconds, 3), "transactions_per_second": round(rate, 1)}  # fmt: skip
+
+
+Send = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]  # transactions -> answers (Prediction fields)
+
+
+@dataclass
+class World:
+    """What a run needs: the simulator's configuration, the data so far, where answers and outcomes go."""
+
+    config: SimulationConfig
+    history: pl.DataFrame  # every transaction before the run (ingested data and earlier traffic days)
+    traffic_days: pl.DataFrame  # the earlier traffic days' transactions (a part of `history`), for their labels
+    label_delay_days: int
+    investigations_per_day: int
+    lookback_days: int
+    consume_batch: int
+    labels: LabelStream
+    store_sink: Any  # OnlineUpdaterSink (or None: nothing is written to a store)
+    save_day: Callable[[str, pl.DataFrame], None]
+    save_state: Callable[[dict[str, Any]], None]
+    chunk: int = 2000
+
+
+def run_traffic(world: World, state: TrafficState, days: int, send: Send, speed: float | None = None,
+                progress: Callable[[str], None] = print) -> Summary:  # fmt: skip
+    """Play `days` days from where `state` stands; returns what was sent and published."""
+    summary, started = Summary(), time.perf_counter()
+    delay_us = world.label_delay_days * MICROS_PER_DAY
+    day_us = _day_start_us(world.config, state.next_day)
+    updater, pending = updater_from_history(world.history, world.label_delay_days, day_us)
+    applier = OutcomeApplier(updater, pending, world.store_sink)
+    labelled = _labelled(world.labels)
+    outstanding = _outstanding(world.history, labelled, delay_us, state.labels_through_us)
+    consumer = None
+    next_id = int(world.history["transaction_id"].max()) + 1
+    clock = _Pacer(speed)
+    played = range(state.next_day, state.next_day + days)
+    continued = simulate_continuation(world.config, played, next_id).with_columns(_day=pl.col("tx_datetime").dt.date())
+    for day in played:
+        day_us = _day_start_us(world.config, day)
+        applier.start_day(day_us // MICROS_PER_DAY)
+        if consumer is None:  # after the first day's rows: the consumer's labels may change them
+            consumer = LabelConsumer(world.labels, CONSUMER_GROUP, applier, world.consume_batch)
+        tx = continued.filter(pl.col("_day") == world.config.start_date + timedelta(days=day)).drop("_day")
+        sent_before = tx.filter(pl.col("transaction_id") <= state.last_sent) if state.last_sent is not None else None
+        if sent_before is not None and sent_before.height:  # resumed mid-day: already sent, so already served
+            _add(applier, sent_before)
+            outstanding.extend(_delayed(sent_before, delay_us))
+            tx = tx.filter(pl.col("transaction_id") > state.last_sent)
+        risk: dict[int, float] = {}
+        for chunk in _chunks(tx, world.chunk, speed):
+            clock.wait_until(chunk["tx_datetime"][0])
+            until_us = int(chunk["tx_datetime"][-1].timestamp() * 1_000_000)
+            summary.labels["delayed"] += _publish_delayed(world.labels, outstanding, labelled, until_us)
+            state.labels_through_us = max(state.labels_through_us, until_us)
+            applier.release(until_us)  # early within the chunk is exact: a window counts a label only once known
+            consumer.consume()
+            answers = send(chunk.select(TRANSACTION_FIELDS).to_dicts())
+            _add(applier, chunk)
+            outstanding.extend(_delayed(chunk, delay_us))
+            _note(summary, risk, chunk, answers)
+            state.last_sent = int(chunk["transaction_id"][-1])
+            world.save_state(state.as_json())
+        day_end_us = day_us + MICROS_PER_DAY
+        summary.labels["delayed"] += _publish_delayed(world.labels, outstanding, labelled, day_end_us - 1)
+        whole_day = _whole_day(tx, sent_before)
+        investigated = _investigate(whole_day, world, risk, labelled, day_end_us)
+        world.labels.write(investigated)
+        summary.labels["investigation"] += len(investigated)
+        consumer.consume()
+        world.save_day(_day_name(world.config, day), whole_day)
+        world.traffic_days = pl.concat([world.traffic_days, whole_day.select(world.traffic_days.columns)])
+        state.next_day, state.last_sent, state.labels_through_us = day + 1, None, day_end_us - 1
+        world.save_state(state.as_json())
+        summary.days.append(_day_name(world.config, day))
+        progress(f"{_day_name(world.config, day)}: {whole_day.height:,} transactions, "
+                 f"{len(investigated):,} investigation labels; {summary.sent:,} sent so far")  # fmt: skip
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _day_start_us(config: SimulationConfig, day: int) -> int:
+    start = datetime(config.start_date.year, config.start_date.month, config.start_date.day, tzinfo=UTC)
+    return int(((start + timedelta(days=day)) - EPOCH).total_seconds()) * 1_000_000
+
+
+def _day_name(config: SimulationConfig, day: int) -> str:
+    return (config.start_date + timedelta(days=day)).isoformat()
+
+
+def _us(frame: pl.DataFrame) -> pl.Series:
+    return frame["tx_datetime"].dt.epoch("us")
+
+
+def _add(applier: OutcomeApplier, frame: pl.DataFrame) -> None:
+    columns = (frame[name].to_list() for name in ("transaction_id", "customer_id", "terminal_id"))
+    applier.add_transactions(*columns, _us(frame).to_list(), frame["tx_amount"].to_list())
+
+
+def _delayed(frame: pl.DataFrame, delay_us: int) -> Iterator[tuple[int, int, int]]:
+    """(known_us, transaction_id, tx_fraud) of each transaction's delayed label, in time order."""
+    known = (_us(frame) + delay_us).to_list()
+    return zip(known, frame["transaction_id"].to_list(), frame["tx_fraud"].to_list(), strict=True)
+
+
+def _labelled(labels: LabelStream) -> set[int]:
+    """Transactions whose label was published already (the stream is the record)."""
+    return {event["transaction_id"] for event in labels.events()}
+
+
+def _outstanding(history: pl.DataFrame, labelled: set[int], delay_us: int, through_us: int) -> deque:
+    """The delayed labels of transactions before the run not yet published (the data's last days, earlier traffic
+    days), in time order."""
+    recent = history.filter(pl.col("tx_datetime").dt.epoch("us") + delay_us > through_us)
+    return deque(row for row in _delayed(recent, delay_us) if row[1] not in labelled)
+
+
+def _publish_delayed(labels: LabelStream, outstanding: deque, labelled: set[int], until_us: int) -> int:
+    """Publish the delayed labels known by `until_us` (unless an investigation published them first)."""
+    events = []
+    while outstanding and outstanding[0][0] <= until_us:
+        known_us, transaction_id, fraud = outstanding.popleft()
+        if transaction_id in labelled:
+            continue
+        labelled.add(transaction_id)
+        events.append(label_event(transaction_id, fraud, EPOCH + timedelta(microseconds=known_us), "delayed"))
+    labels.write(events)
+    return len(events)
+
+
+def _investigate(day: pl.DataFrame, world: World, risk: dict[int, float], labelled: set[int],
+                 day_end_us: int) -> list[dict[str, Any]]:  # fmt: skip
+    """The day's `investigations_per_day` riskiest cards (served risk; ties by card id): their transactions of the
+    last `lookback_days` days not labelled yet, labelled at the day's end."""
+    cards = sorted(risk, key=lambda card: (-risk[card], card))[: world.investigations_per_day]
+    if not cards:
+        return []
+    since = EPOCH + timedelta(microseconds=day_end_us - world.lookback_days * MICROS_PER_DAY)
+    earlier = world.traffic_days.filter(pl.col("tx_datetime") >= since)
+    window = pl.concat([earlier, day.select(earlier.columns)])
+    found = window.filter(pl.col("customer_id").is_in(cards) & ~pl.col("transaction_id").is_in(list(labelled)))
+    known_at = EPOCH + timedelta(microseconds=day_end_us)
+    events = [label_event(t, f, known_at, "investigation")
+              for t, f in found.sort("transaction_id").select("transaction_id", "tx_fraud").iter_rows()]  # fmt: skip
+    labelled.update(event["transaction_id"] for event in events)
+    return events
+
+
+def _note(summary: Summary, risk: dict[int, float], chunk: pl.DataFrame, answers: Sequence[dict]) -> None:
+    if len(answers) != chunk.height:
+        raise TrafficError(f"the service answered {len(answers)} of {chunk.height} transactions")
+    summary.sent += chunk.height
+    for card, answer in zip(chunk["customer_id"].to_list(), answers, strict=True):
+        summary.decisions[answer["decision"]] += 1
+        summary.degraded += bool(answer["degraded"])
+        if answer["fraud_probability"] > risk.get(card, -1.0):
+            risk[card] = answer["fraud_probability"]
+
+
+def _whole_day(rest: pl.DataFrame, sent_before: pl.DataFrame | None) -> pl.DataFrame:
+    return rest if sent_before is None else pl.concat([sent_before, rest], how="vertical_relaxed")
+
+
+def _chunks(tx: pl.DataFrame, size: int, speed: float | None) -> Iterator[pl.DataFrame]:
+    """Chunks of at most `size` transactions; paced, also at most `speed` simulated seconds (a wall second)."""
+    if speed is None:
+        yield from (tx.slice(start, size) for start in range(0, tx.height, size))
+        return
+    seconds = (_us(tx) // int(speed * 1_000_000)).to_list() if tx.height else []
+    start = 0
+    for end in range(1, tx.height + 1):
+        if end == tx.height or seconds[end] != seconds[start] or end - start >= size:
+            yield tx.slice(start, end - start)
+            start = end
+
+
+class _Pacer:
+    """Waits so that simulated time runs `speed` times faster than the wall clock (no wait at full speed)."""
+
+    def __init__(self, speed: float | None) -> None:
+        self._speed, self._origin = speed, None
+
+    def wait_until(self, moment: datetime) -> None:
+        if self._speed is None:
+            return
+        now = time.monotonic()
+        if self._origin is None:
+            self._origin = (moment, now)
+        due = self._origin[1] + (moment - self._origin[0]).total_seconds() / self._speed
+        if due > now:
+            time.sleep(due - now)
+
+
+def world_of(context: Any) -> tuple[World, TrafficState]:
+    """The world as the project's catalog and params describe it, and where the last run stopped."""
+    from fraud_detection.feature_store.online import OnlineUpdaterSink
+
+    params, catalog = context.params, context.catalog
+    if params.ingest.source != "simulate":
+        raise TrafficError(f"params.yaml ingest.source={params.ingest.source!r}: traffic continues the simulator; "
+                           "expected `simulate`")  # fmt: skip
+    config = SimulationConfig.from_params(params.simulate)
+    history = _history(catalog)
+    last_day = (history["tx_datetime"].max().date() - config.start_date).days
+    saved = catalog.load("traffic_state") if catalog.exists("traffic_state") else None
+    state = TrafficState.of(saved, last_day + 1, _day_start_us(config, last_day + 1))
+    if state.next_day > last_day + 1:
+        raise TrafficError(
+            f"traffic_state next_day={state.next_day}, but the data (its traffic days included) "
+            f"ends on day {last_day}: expected {last_day + 1} (a finished day's file is missing)"
+        )
+    if state.next_day < last_day + 1:  # that day was finished and saved after the state: start on the next one
+        state = TrafficState(last_day + 1, None, _day_start_us(config, last_day + 1) - 1)
+    traffic = catalog.load("traffic_transactions")
+    traffic = traffic.collect() if traffic is not None else history.clear()
+    world = World(
+        config, history, traffic.select(history.columns), params.features.label_delay_days,
+        params.feedback.investigations_per_day, params.feedback.investigation_lookback_days,
+        params.feedback.consume_batch, catalog.load("label_stream"), OnlineUpdaterSink(catalog.load("feature_store")),
+        lambda day, frame: catalog.save("traffic_transactions", {day: frame}),
+        lambda saved_state: catalog.save("traffic_state", saved_state),
+    )  # fmt: skip
+    return world, state
+
+
+def _history(catalog: Any) -> pl.DataFrame:
+    """Every transaction so far: the ingested data and the traffic days (which the next ingest includes)."""
+    columns = [*TRANSACTION_FIELDS, "tx_fraud"]
+    ingested = catalog.load("transactions")
+    frames = [(ingested.lazy() if isinstance(ingested, pl.DataFrame) else ingested).select(columns)]
+    traffic = catalog.load("traffic_transactions")
+    if traffic is not None:
+        frames.append(traffic.select(columns))
+    frame = pl.concat(frames, how="vertical_relaxed").unique("transaction_id", keep="first")
+    return frame.sort("tx_datetime", "transaction_id").collect()

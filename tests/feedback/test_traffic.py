@@ -1,0 +1,137 @@
+"""`fraud-detection traffic run --in-process` on a serving project of 45 simulated days: the next days are served
+in time order through the service's detector, every served vector equals the offline features of the same
+transactions, labels come from both sources once each, and a stopped run resumes without sending twice."""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import yaml
+
+from fraud_detection.datasets import PartitionedParquetDataset
+from fraud_detection.features import polars_engine
+from fraud_detection.features.definitions import FEATURES
+from fraud_detection.serving.prediction_log import read_json_lines
+from tests.serving.conftest import ServingProject, serving_project
+
+__all__ = ["serving_project"]
+DAYS = 45
+
+
+@pytest.fixture(scope="module")
+def traffic_project(serving_project: ServingProject, tmp_path_factory, transactions) -> ServingProject:
+    """The serving project, copied, with params.yaml describing its simulation and its ingested transactions."""
+    root = tmp_path_factory.mktemp("traffic") / "project"
+    shutil.copytree(serving_project.root, root)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["simulate"].update(profile="small", seed=3, start_date="2018-04-01")
+    params["simulate"]["profiles"]["small"] = {"n_customers": 300, "n_terminals": 600, "n_days": DAYS}
+    params["feedback"]["investigations_per_day"] = 10
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    project = ServingProject(root, serving_project.last_day, serving_project.champion, serving_project.challenger)
+    with project.inside():
+        PartitionedParquetDataset("data/02_intermediate/transactions", "tx_datetime").save(transactions)
+    return project
+
+
+def _cli(*args: str) -> int:
+    from fraud_detection.cli import main
+
+    return main(["traffic", "run", *args])
+
+
+@dataclass(frozen=True)
+class Played:
+    root: Path
+    sent_before_stop: list[int]  # sent by the run that was stopped
+
+
+@pytest.fixture(scope="module")
+def played(traffic_project: ServingProject) -> Played:
+    """Two days played, the second stopped after two chunks and resumed."""
+    from fraud_detection.cli.traffic import _in_process
+    from fraud_detection.feedback.traffic import run_traffic, world_of
+    from fraud_detection.runtime.project import project_context
+
+    with traffic_project.inside():
+        assert _cli("--days", "1", "--in-process") == 0
+        context = project_context(None)
+        world, state = world_of(context)
+        world.chunk, calls = 100, []
+        send, close = _in_process(context)
+
+        def stopping(rows: list[dict]) -> list[dict]:
+            if len(calls) == 2:
+                raise RuntimeError("stopped")
+            calls.append(rows)
+            return send(rows)
+
+        with pytest.raises(RuntimeError, match="stopped"):
+            run_traffic(world, state, 1, stopping)
+        close()
+        world.labels.close()
+        assert _cli("--days", "1", "--in-process") == 0
+    return Played(traffic_project.root, [row["transaction_id"] for rows in calls[:2] for row in rows])
+
+
+def _served(project: Played) -> pl.DataFrame:
+    records = [r for r in read_json_lines(project.root / "data/08_serving/predictions") if r["role"] == "served"]
+    return pl.DataFrame([{"transaction_id": r["transaction_id"], **r["features"]} for r in records])
+
+
+def test_the_next_days_are_served_once_each_in_time_order(played: Played, transactions) -> None:
+    traffic = pl.read_parquet(played.root / "data/01_raw/traffic/*/part-0.parquet")
+    days = traffic["tx_datetime"].dt.date().unique().sort().to_list()
+    assert [d.isoformat() for d in days] == ["2018-05-16", "2018-05-17"]
+    assert traffic["transaction_id"].to_list() == list(range(transactions.height, transactions.height + len(traffic)))
+    served = _served(played)["transaction_id"].to_list()
+    assert set(played.sent_before_stop) < set(served)
+    assert sorted(served) == traffic["transaction_id"].to_list(), "every transaction sent once, none twice"
+
+
+def test_every_served_vector_equals_the_offline_features(played: Played, transactions) -> None:
+    traffic = pl.read_parquet(played.root / "data/01_raw/traffic/*/part-0.parquet").select(transactions.columns)
+    everything = pl.concat([transactions, traffic])
+    offline = polars_engine.transaction_features(everything, polars_engine.state_tables(everything, 7))
+    served = _served(played).sort("transaction_id")
+    expected = offline.filter(pl.col("transaction_id").is_in(served["transaction_id"].implode())).sort("transaction_id")
+    assert served.height > 1000
+    for name in FEATURES:
+        np.testing.assert_allclose(served[name].to_numpy(), expected[name].to_numpy(), rtol=1e-9, err_msg=name)
+
+
+def test_labels_come_from_both_sources_once_each(played: Played, transactions) -> None:
+    from fraud_detection.feedback.labels import LabelFiles, events_frame
+
+    events = events_frame(LabelFiles(played.root / "data/08_serving/labels").events())
+    sources = Counter(events["source"].to_list())
+    assert sources["investigation"] > 0 and sources["delayed"] > 0
+    assert events["transaction_id"].is_unique().all(), "a label is published once, when it becomes known"
+    truth = pl.concat([transactions, pl.read_parquet(played.root / "data/01_raw/traffic/*/part-0.parquet")])
+    joined = events.join(truth.select("transaction_id", "tx_datetime", fraud="tx_fraud"), on="transaction_id")
+    assert joined.height == events.height
+    assert (joined["tx_fraud"] == joined["fraud"]).all()
+    delayed = joined.filter(pl.col("source") == "delayed")
+    assert ((delayed["known_at"] - delayed["tx_datetime"]).dt.total_days() == 7).all()
+    investigated = joined.filter(pl.col("source") == "investigation")
+    assert (investigated["known_at"] > investigated["tx_datetime"]).all()
+    assert ((investigated["known_at"] - investigated["tx_datetime"]).dt.total_days() < 7).all()
+
+
+def test_a_source_other_than_the_simulator_is_refused(traffic_project: ServingProject, capsys) -> None:
+    with traffic_project.inside():
+        from fraud_detection.cli import main
+
+        text = (traffic_project.root / "params.yaml").read_text()
+        try:
+            (traffic_project.root / "params.yaml").write_text(text.replace("source: simulate", "source: data/mine"))
+            assert main(["traffic", "run", "--days", "1", "--in-process"]) == 2
+        finally:
+            (traffic_project.root / "params.yaml").write_text(text)
+    assert "ingest.source='data/mine'" in capsys.readouterr().err
