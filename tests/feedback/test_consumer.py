@@ -166,3 +166,21 @@ def test_a_consumer_killed_mid_stream_ends_with_the_same_online_state_on_redis(t
         client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
         client.delete(*streams)
         client.close()
+
+
+def test_the_consumer_command_rebuilds_from_the_log_and_ends_as_the_streamed_run(transactions, tmp_path) -> None:
+    """`feedback consume` started after the fact (served transactions in the log, every event on the stream, none
+    applied), and again after a crash, leaves the store as the consumer that followed the traffic live."""
+    from fraud_detection.feedback.consumer import run_consumer
+
+    live = _play(transactions, LabelFiles(tmp_path / "live" / "labels"), crash_after=None)
+    history, after, _ = _split(transactions)
+    stream = LabelFiles(tmp_path / "later" / "labels")
+    stream.write(_label_events(after))
+    served = after.with_columns(role=pl.lit("served"))
+    store = StoreRows()
+    reader = stream.reader("online-store")
+    _, receipt = reader.poll(500)
+    reader.ack(receipt)  # a first consumer acknowledged 500 events, then died before writing anything else
+    run_consumer(history, lambda: served, stream, store, DELAY, 300, progress=lambda line: None)
+    assert store.rows == live

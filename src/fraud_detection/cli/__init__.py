@@ -11,6 +11,7 @@
     fraud-detection monitor run                     the monitor stage (forced), then act if `monitor.act` is true
     fraud-detection traffic run --days N            the world after the data: N more days sent to the service
                                                     (--in-process or --url), their labels published
+    fraud-detection feedback consume [--follow S]   label events into the online store (at least once)
     fraud-detection dev dvc-deps [--check|--write]  each DVC stage's code deps: the import closure of what it runs
 
 `--env production` uses conf/production (the MLflow tracking server). Bad input (an unknown version, another
@@ -27,7 +28,7 @@ import sys
 
 import click
 
-from fraud_detection.cli import dev, monitor, notebook, registry, serve, traffic
+from fraud_detection.cli import dev, feedback, monitor, notebook, registry, serve, traffic
 from fraud_detection.runtime.telemetry import disable_telemetry
 
 EXIT_BAD_INPUT = 2
@@ -73,6 +74,6 @@ def parser() -> argparse.ArgumentParser:
     """Every command group's parser (each group's module adds its own)."""
     top = argparse.ArgumentParser(prog="fraud-detection", description=__doc__.split("\n\n")[0])
     groups = top.add_subparsers(required=True, metavar="GROUP")
-    for group in (registry, serve, notebook, monitor, traffic, dev):
+    for group in (registry, serve, notebook, monitor, traffic, feedback, dev):
         group.add_commands(groups)
     return top

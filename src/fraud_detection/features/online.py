@@ -85,9 +85,16 @@ class OnlineFeatureUpdater:
         if self.day is not None and day < self.day:
             raise ValueError(f"day {day} is before the current day {self.day}: events must come in time order")
         self.day = day
-        self._forget_before(day - max(CUSTOMER_WINDOWS) - max(TERMINAL_WINDOWS) - self.label_delay_days - 1)
+        self._forget_before(self._oldest_kept())
         self.customer_daily = {c: self._customer_row(tiles, day) for c, tiles in self.customer_tiles.items()}
         self.terminal_daily = {k: self._terminal_row(k, day) for k in self.terminal_tiles}
+        return self.customer_daily, self.terminal_daily
+
+    def refresh(self) -> tuple[dict[int, dict], dict[int, dict]]:
+        """The current day's daily rows again, for the entities the day started with: after labels of older days
+        arrived late (a consumer catching up). Returns (customer rows, terminal rows)."""
+        self.customer_daily = {c: self._customer_row(self.customer_tiles[c], self.day) for c in self.customer_daily}
+        self.terminal_daily = {k: self._terminal_row(k, self.day) for k in self.terminal_daily}
         return self.customer_daily, self.terminal_daily
 
     def add_transaction(self, customer_id: int, terminal_id: int, tx_us: int, amount: float) -> dict:
@@ -110,6 +117,8 @@ class OnlineFeatureUpdater:
         """A transaction's label is known: it counts in its terminal's risk from now on. Returns the terminal's
         daily row when the label changed it (a transaction of day `day - label_delay_days`), else None."""
         day = tx_us // MICROS_PER_DAY
+        if self.day is not None and day < self._oldest_kept():  # beyond every window: it can change nothing
+            return None
         self.terminal_tiles[terminal_id].setdefault(day, [0, 0])[1] += int(fraud)
         event = next((e for e in self.terminal_events[terminal_id].get(day, [])
                       if e[0] == tx_us % MICROS_PER_DAY and e[1] == 0.0), None)  # fmt: skip
@@ -156,6 +165,9 @@ class OnlineFeatureUpdater:
         for k in TERMINAL_EDGE_LAGS:  # [time of day, fraud, ...] in time order, as the batch engines store them
             row[f"terminal_events_lag_{k}d"] = [value for e in sorted(events.get(end - k, [])) for value in e]
         return row
+
+    def _oldest_kept(self) -> int:
+        return self.day - max(CUSTOMER_WINDOWS) - max(TERMINAL_WINDOWS) - self.label_delay_days - 1
 
     def _forget_before(self, oldest_day: int) -> None:
         for tiles in (*self.customer_tiles.values(), *self.terminal_tiles.values(), *self.terminal_events.values()):

@@ -15,14 +15,19 @@ already holds it), then applies the rest, so the store ends as after an uninterr
 
 from __future__ import annotations
 
+import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+import polars as pl
+
 from fraud_detection.features.definitions import MICROS_PER_DAY, epoch_micros
-from fraud_detection.features.online import OnlineFeatureUpdater
+from fraud_detection.features.online import OnlineFeatureUpdater, updater_from_history
 from fraud_detection.feedback.labels import LabelReader, LabelStream
+
+CONSUMER_GROUP = "online-store"  # the label stream's consumer group that keeps the online store current
 
 
 class OutcomeApplier:
@@ -96,3 +101,48 @@ class LabelConsumer:
             self.applier.apply(events)
             self._reader.ack(receipt)
             read += len(events)
+
+
+def run_consumer(history: pl.DataFrame, served: Callable[[], pl.DataFrame], labels: LabelStream, sink: Any,
+                 label_delay_days: int, batch: int, follow_s: float | None = None,
+                 progress: Callable[[str], None] = print) -> OutcomeApplier:  # fmt: skip
+    """The online updater as its own process (`fraud-detection feedback consume`), for traffic that is not the
+    traffic command's: its state rebuilt from the data and the served transactions logged after it (no writes: the
+    store holds them), then the label events not yet acknowledged applied and written; with `follow_s`, every
+    `follow_s` seconds the newly logged transactions (a new day's first one writes that day's rows) and events."""
+    first_day = int(history["tx_datetime"].dt.epoch("us").max()) // MICROS_PER_DAY + 1
+    updater, pending = updater_from_history(history, label_delay_days, first_day * MICROS_PER_DAY)
+    applier, seen = OutcomeApplier(updater, pending, None), set()
+    added = _add_logged(applier, served(), first_day, seen)
+    consumer = LabelConsumer(labels, CONSUMER_GROUP, applier, batch)  # replays what was acknowledged, no writes
+    applier.sink = sink
+    read = consumer.consume()
+    if updater.day is not None and sink is not None:  # the day's rows again, with every label applied so far
+        sink.new_day(updater.day, *updater.refresh())
+    while True:
+        counts = f"applied {applier.applied:,}, repeated {applier.repeated:,}, unknown {applier.unknown:,}"
+        progress(f"consumer: {added:,} served transactions added, {read:,} label events read ({counts})")
+        if follow_s is None:
+            return applier
+        time.sleep(follow_s)
+        added = _add_logged(applier, served(), first_day, seen)
+        read = consumer.consume()
+
+
+def _add_logged(applier: OutcomeApplier, log: pl.DataFrame, first_day: int, seen: set[int]) -> int:
+    """The served transactions logged after the data and not added yet, in time order, day by day."""
+    new = (
+        log.filter((pl.col("role") == "served") & (pl.col("tx_datetime").dt.epoch("us") >= first_day * MICROS_PER_DAY))
+        .unique("transaction_id", keep="first")
+        .filter(~pl.col("transaction_id").is_in(list(seen)))
+        .sort("tx_datetime", "transaction_id")
+        .with_columns(tx_us=pl.col("tx_datetime").dt.epoch("us"))
+    )
+    for (day,), today in new.group_by(pl.col("tx_us") // MICROS_PER_DAY, maintain_order=True):
+        if day != applier.updater.day:
+            applier.start_day(day)
+        columns = ("transaction_id", "customer_id", "terminal_id", "tx_us", "tx_amount")
+        applier.release(int(today["tx_us"][0]))
+        applier.add_transactions(*(today[name].to_list() for name in columns))
+    seen.update(new["transaction_id"].to_list())
+    return new.height

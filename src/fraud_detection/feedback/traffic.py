@@ -31,12 +31,11 @@ import polars as pl
 from fraud_detection.features.definitions import EPOCH, MICROS_PER_DAY
 from fraud_detection.features.online import updater_from_history
 from fraud_detection.feedback import TrafficError
-from fraud_detection.feedback.consumer import LabelConsumer, OutcomeApplier
+from fraud_detection.feedback.consumer import CONSUMER_GROUP, LabelConsumer, OutcomeApplier
 from fraud_detection.feedback.labels import LabelStream, label_event
 from fraud_detection.simulation.simulator import SimulationConfig, simulate_continuation
 
 log = logging.getLogger(__name__)
-CONSUMER_GROUP = "online-store"
 TRANSACTION_FIELDS = ("transaction_id", "tx_datetime", "customer_id", "terminal_id", "tx_amount")
 
 
@@ -275,7 +274,7 @@ def world_of(context: Any) -> tuple[World, TrafficState]:
         raise TrafficError(f"params.yaml ingest.source={params.ingest.source!r}: traffic continues the simulator; "
                            "expected `simulate`")  # fmt: skip
     config = SimulationConfig.from_params(params.simulate)
-    history = _history(catalog)
+    history = history_of(catalog)
     last_day = (history["tx_datetime"].max().date() - config.start_date).days
     saved = catalog.load("traffic_state") if catalog.exists("traffic_state") else None
     state = TrafficState.of(saved, last_day + 1, _day_start_us(config, last_day + 1))
@@ -298,7 +297,7 @@ def world_of(context: Any) -> tuple[World, TrafficState]:
     return world, state
 
 
-def _history(catalog: Any) -> pl.DataFrame:
+def history_of(catalog: Any) -> pl.DataFrame:
     """Every transaction so far: the ingested data and the traffic days (which the next ingest includes)."""
     columns = [*TRANSACTION_FIELDS, "tx_fraud"]
     ingested = catalog.load("transactions")
