@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -506,3 +507,29 @@ def test_failed_ingest_keeps_previous_outputs_and_lock(project: Path, restored: 
     message = " ".join((run.stdout + run.stderr).split())  # undo the terminal's line wrapping
     assert "failed validation, above ingest.max_quarantine_fraction = 5.00%" in message
     assert _snapshot(project) == before
+
+
+@pytest.mark.usefixtures("reproduced")
+def test_after_a_traffic_run_repro_runs_what_the_new_days_require_and_the_live_store_is_no_output(
+    project: Path,
+) -> None:
+    """The online store is live state: the traffic run writes it (as serving does) and no stage is out of date for
+    that; its new days are data, so ingest and what follows run again, materialization incrementally (runs last)."""
+    record = json.loads((project / "data/05_feature_store/materialization.json").read_text())
+    traffic = [sys.executable, "-m", "fraud_detection.cli", "traffic", "run", "--days", "1", "--in-process"]
+    run = subprocess.run(traffic, check=False, cwd=project, env=project_env(project), capture_output=True, text=True,
+                         timeout=600)  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    status = _dvc(project, "status", "--json")
+    changed = set(json.loads(status.stdout))
+    assert changed == {"ingest", "feedback"}, status.stdout  # not materialize: the store it wrote is no output
+    run = _dvc(project, "repro")
+    assert run.returncode == 0, run.stdout + run.stderr
+    ran = set(re.findall(r"Running stage '([a-z_]+)'", run.stdout))
+    assert "simulate" not in ran and {"ingest", "features", "materialize", "training_set", "feedback"} <= ran
+    again = json.loads((project / "data/05_feature_store/materialization.json").read_text())
+    assert again["start"] == record["end"] and again["end"] > record["end"], "incremental: only the new day"
+    assert again["rows"]["customer_daily"] > 0
+    assert _dvc(project, "status").stdout.strip().endswith("up to date.")
+    summary = json.loads((project / "reports/feedback.json").read_text())
+    assert summary["predictions"] > 0 and summary["labelled_by_source"]["investigation"] > 0

@@ -59,13 +59,13 @@ WRITTEN_BY_TRAFFIC = {"traffic_transactions", "traffic_state"}  # by `fraud-dete
 
 
 def _file_paths(catalog: dict, names: set[str], as_input: bool = False) -> set[str]:
-    """The files behind catalog datasets. The feature store is files too: registry and online store when a
-    stage writes it; registry and Feast's offline sources when a stage reads it."""
+    """The files behind catalog datasets. The feature store is files too: its materialization record when a
+    stage writes it; the record and Feast's offline sources when a stage reads it (the registry and the online
+    store are live state, written by serving too)."""
     paths: set[str] = set()
     for entry in (catalog[n] for n in names if n in catalog and not n.startswith("_")):
         if entry["type"] == FEATURE_STORE:
-            online = {entry["online_store"]["path"]} if entry["online_store"]["type"] == "sqlite" else set()
-            paths |= {entry["registry"], *(SOURCE_PATHS.values() if as_input else online)}
+            paths |= {entry["record"], *(SOURCE_PATHS.values() if as_input else ())}
         elif entry.get("filepath") or entry.get("path"):  # not a service (the model registry)
             paths.add(entry.get("filepath") or entry["path"])
     return paths

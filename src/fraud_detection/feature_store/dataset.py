@@ -6,6 +6,7 @@ Feast is imported lazily: `import feast` takes seconds and sets up Prometheus mu
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from kedro.io import AbstractDataset
 
+from fraud_detection.datasets.atomic import atomic_file
 from fraud_detection.feature_store.feast_adapter import drop_stale_features, prepare_sqlite
 from fraud_detection.feature_store.online import DAILY_VIEWS
 
@@ -58,7 +60,7 @@ def open_store(config: Any) -> FeatureStore:
     return FeatureStore(config=config)
 
 
-def apply_and_materialize(store: FeatureStore, end: datetime) -> None:
+def apply_and_materialize(store: FeatureStore, end: datetime) -> tuple[datetime, list[str]]:
     """Register every definition, then load the latest values up to `end` into the online store.
 
     Incremental: only what is newer than the last materialization is loaded. When `end` is not newer (the same
@@ -77,11 +79,14 @@ def apply_and_materialize(store: FeatureStore, end: datetime) -> None:
     start = latest if latest and latest < end else end - ONE_DAY
     log.info("materializing %s .. %s", start.isoformat(), end.isoformat())
     store.materialize(start_date=start, end_date=end)
+    return start, sorted(v.name for v in views)
 
 
 class FeatureStoreDataset(AbstractDataset[Materialization, "FeatureStore"]):
     """The feature store in the catalog. Loading opens it; saving a Materialization applies the definitions
-    and materializes (the `materialize` stage)."""
+    and materializes (the `materialize` stage), then writes `record`: what materialization did (the views, the
+    window, the rows loaded per view), which DVC tracks in place of the store. The store itself is live state:
+    serving, the label consumer and `traffic run` write to it, so it is no stage's output."""
 
     def __init__(
         self,
@@ -89,17 +94,36 @@ class FeatureStoreDataset(AbstractDataset[Materialization, "FeatureStore"]):
         online_store: dict,
         offline_store: dict,
         project: str = PROJECT,
+        record: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
         self._args = {"registry": registry, "online_store": online_store, "offline_store": offline_store}
-        self._project = project
+        self._project, self._record = project, record
         self.metadata = metadata
 
     def load(self) -> FeatureStore:
         return open_store(repo_config(**self._args, project=self._project))
 
     def save(self, data: Materialization) -> None:
-        apply_and_materialize(self.load(), data.end)
+        store = self.load()
+        start, views = apply_and_materialize(store, data.end)
+        if self._record is not None:
+            record = {"views": views, "start": start.isoformat(), "end": data.end.isoformat(),
+                      "rows": materialized_rows(store, views, start, data.end)}  # fmt: skip
+            with atomic_file(Path(self._record)) as temporary:
+                temporary.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
 
     def _describe(self) -> dict[str, Any]:
-        return {**self._args, "project": self._project}
+        return {**self._args, "project": self._project, "record": self._record}
+
+
+def materialized_rows(store: FeatureStore, views: list[str], start: datetime, end: datetime) -> dict[str, int]:
+    """Rows of each view's offline source with an event time in [start, end): what materialization loaded."""
+    import polars as pl
+
+    rows = {}
+    for name in views:
+        source = Path(store.config.repo_path) / store.get_feature_view(name).batch_source.path
+        frame = pl.scan_parquet(source).filter(pl.col("event_timestamp").is_between(start, end, closed="left"))
+        rows[name] = frame.select(pl.len()).collect().item()
+    return rows
