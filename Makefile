@@ -42,6 +42,8 @@ bench: setup  ## benchmarks; figures go to reports/bench/
 	$(UV) run --frozen --no-sync python -m bench.bench_batch_predict
 	$(UV) run --frozen --no-sync python -m bench.bench_monitor
 	$(UV) run --frozen --no-sync python -m bench.bench_serve   # needs wrk (apt-get install wrk)
+	$(UV) run --frozen --no-sync python -m bench.bench_traffic
+	$(UV) run --frozen --no-sync python -m bench.bench_feedback
 
 lint: setup
 	$(UV) run --frozen --no-sync ruff check .

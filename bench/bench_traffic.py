@@ -3,11 +3,11 @@
 Needs `make repro` first. Each run plays `--days` days in a scratch copy of the project's serving state (the ingested
 transactions, the online store, the registry: the project's own data/ is left as it is) and records the command's
 own figures (`--json`: transactions sent, seconds, transactions a second). Then the label consumer: the online
-updater built from the data, one day's transactions added, and `--labels` label events of them applied through the
-SQLite online store (a terminal row written whenever a label changes it). Medians over `--runs` runs.
+updater built from the data and its last days, then the delayed labels that become known on the last day (a day's
+worth) applied through the SQLite online store, each fraud rewriting its terminal's row. Medians over `--runs`.
 Results: reports/bench/traffic.json.
 
-Run: uv run python -m bench.bench_traffic [--runs 3] [--days 2] [--labels 100000]
+Run: uv run python -m bench.bench_traffic [--runs 3] [--days 2]
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 import polars as pl
 
 from bench.timing import machine, save
-from fraud_detection.features.definitions import EPOCH, MICROS_PER_DAY
+from fraud_detection.features.definitions import MICROS_PER_DAY
 from fraud_detection.features.online import updater_from_history
 from fraud_detection.feedback.consumer import OutcomeApplier
 from fraud_detection.feedback.labels import label_event
@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 COPIED = ("pyproject.toml", "params.yaml", ".telemetry", "conf", "data/02_intermediate/transactions",
           "data/05_feature_store", "data/mlflow", "data/04_feature")  # fmt: skip
 TARGET_TX_PER_S, TARGET_LABELS_PER_S = 10_000, 50_000
+DELAY = 7  # params.yaml features.label_delay_days
 
 
 def scratch_project(folder: Path) -> Path:
@@ -63,45 +64,60 @@ def traffic_run(days: int) -> dict:
         return summary | {"wall_seconds": round(wall, 2)}
 
 
-def consumer_rate(labels: int) -> float:
-    """Label events applied a second through the SQLite online store (in a scratch copy)."""
+def consumer_rate() -> tuple[float, int, int]:
+    """Label events applied a second through the SQLite online store (in a scratch copy), as they arrive on a day D:
+    the delayed labels of day D - delay's transactions (each fraud changes its terminal's row: one write), after the
+    updater has seen the days since. Returns (events a second, events, rows written)."""
     from fraud_detection.feature_store.dataset import FeatureStoreDataset
     from fraud_detection.feature_store.online import OnlineUpdaterSink
 
     with tempfile.TemporaryDirectory() as folder:
         project = scratch_project(Path(folder))
         history = pl.read_parquet(project / "data/02_intermediate/transactions/*/part-0.parquet")
-        last = history["tx_datetime"].dt.epoch("us").max() // MICROS_PER_DAY
-        day = last  # the data's last day, played again as if it were new
-        before = history.filter(pl.col("tx_datetime").dt.epoch("us") < day * MICROS_PER_DAY)
-        today = history.filter(pl.col("tx_datetime").dt.epoch("us") >= day * MICROS_PER_DAY)
+        history = history.with_columns(
+            tx_us=pl.col("tx_datetime").dt.epoch("us"), day=pl.col("tx_datetime").dt.epoch("us") // MICROS_PER_DAY
+        )
+        day = int(history["day"].max())  # the data's last day plays D
+        first = day - DELAY
+        updater, pending = updater_from_history(history.filter(pl.col("day") < first), DELAY, first * MICROS_PER_DAY)
+        applier = OutcomeApplier(updater, pending, None)
+        for number in range(first, day + 1):
+            applier.start_day(number)
+            if number < day:
+                today = history.filter(pl.col("day") == number)
+                columns = ("transaction_id", "customer_id", "terminal_id", "tx_us", "tx_amount")
+                applier.add_transactions(*(today[name].to_list() for name in columns))
         store = FeatureStoreDataset(str(project / "data/05_feature_store/registry.db"),
                                     {"type": "sqlite", "path": str(project / "data/05_feature_store/online.db")},
                                     {"type": "duckdb"}).load()  # fmt: skip
-        updater, pending = updater_from_history(before, 7, day * MICROS_PER_DAY)
-        applier = OutcomeApplier(updater, pending, OnlineUpdaterSink(store))
-        applier.start_day(day)
-        applier.add_transactions(today["transaction_id"].to_list(), today["customer_id"].to_list(),
-                                 today["terminal_id"].to_list(), today["tx_datetime"].dt.epoch("us").to_list(),
-                                 today["tx_amount"].to_list())  # fmt: skip
-        known = EPOCH + timedelta(days=day + 1)
-        rows = today.select("transaction_id", "tx_fraud").iter_rows()
-        events = [label_event(t, f, known, "investigation") for t, f in rows]
-        events = (events * (labels // len(events) + 1))[:labels]  # repeats count too: each is read and checked
+        writes = []
+        sink = OnlineUpdaterSink(store)
+        applier.sink = _Counting(sink, writes)
+        labelled = history.filter(pl.col("day") == first).select("transaction_id", "tx_fraud", "tx_datetime")
+        events = [label_event(t, f, moment + timedelta(days=DELAY), "delayed") for t, f, moment in labelled.iter_rows()]
         started = time.perf_counter()
         for start in range(0, len(events), 10_000):
             applier.apply(events[start : start + 10_000])
-        return len(events) / (time.perf_counter() - started)
+        return len(events) / (time.perf_counter() - started), len(events), len(writes)
+
+
+class _Counting:
+    def __init__(self, sink, writes: list) -> None:
+        self._sink, self._writes = sink, writes
+
+    def terminal(self, terminal_id: int, known_us: int, row: dict) -> None:
+        self._writes.append(terminal_id)
+        self._sink.terminal(terminal_id, known_us, row)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--days", type=int, default=2)
-    parser.add_argument("--labels", type=int, default=100_000)
     args = parser.parse_args()
     runs = [traffic_run(args.days) for _ in range(args.runs)]
-    rates = [consumer_rate(args.labels) for _ in range(args.runs)]
+    consumed = [consumer_rate() for _ in range(args.runs)]
+    rates = [rate for rate, _, _ in consumed]
     figures = {
         "machine": machine(),
         "traffic_in_process": {
@@ -111,7 +127,7 @@ def main() -> None:
             "target_transactions_per_second": TARGET_TX_PER_S,
         },
         "label_consumer_sqlite": {
-            "labels": args.labels, "events_per_second": [round(r) for r in rates],
+            "events": consumed[0][1], "rows_written": consumed[0][2], "events_per_second": [round(r) for r in rates],
             "median_events_per_second": round(statistics.median(rates)),
             "target_events_per_second": TARGET_LABELS_PER_S,
         },
