@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 
 from fraud_detection.features import polars_engine
+from fraud_detection.feedback.outcomes import COLUMNS
 from fraud_detection.models.params import TrainParams
 from fraud_detection.pipelines.monitor.nodes import (
     build_windows,
@@ -18,12 +19,14 @@ from fraud_detection.pipelines.monitor.nodes import (
     drift_levels,
     evidently_reports,
     monitored_models,
+    serving_health,
 )
 from fraud_detection.pipelines.train.nodes import train_candidate
 from fraud_detection.registry.candidate import CandidateDataset
 from fraud_detection.registry.promotion import force_promote
 from fraud_detection.registry.registry import RegistryAddress
 from fraud_detection.runtime.params import Params
+from fraud_detection.serving.prediction_log import TABLE_SCHEMA
 from fraud_detection.simulation.simulator import SimulationConfig, simulate_transactions
 from tests.conftest import changed
 
@@ -67,8 +70,18 @@ def monitor(features: pl.DataFrame, registry: Registry, params: Params, tmp_path
     models = monitored_models(registry.address, MODEL, {})
     windows = build_windows(features.lazy(), pl.DataFrame(), models, params.monitor, LABEL_DELAY_DAYS)
     drift = compute_drift(windows, params.monitor)
-    decision = decide_action(drift, windows, params.monitor, params.register.gate, params.evaluate.top_k)
+    decision = decide(drift, windows, params.monitor, params)
     return decision, drift_levels(drift, params.monitor)
+
+
+NO_INGEST_PROBLEM = {"rows_read": 10, "rows_quarantined": 0, "quarantined_by_reason": {}}
+
+
+def decide(drift: pl.DataFrame, windows, monitor_params, params: Params) -> dict:
+    """The decision with nothing served yet: an empty prediction log, no labelled prediction."""
+    health = serving_health(pl.DataFrame(schema=TABLE_SCHEMA), NO_INGEST_PROBLEM, windows, monitor_params)
+    return decide_action(drift, windows, health, pl.DataFrame(schema=COLUMNS), monitor_params, params.register.gate,
+                         params.evaluate.top_k, LABEL_DELAY_DAYS)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -127,9 +140,7 @@ def test_the_run_page_holds_the_decision_our_table_and_both_evidently_reports(pa
     windows = build_windows(features.lazy(), pl.DataFrame(), models, params.monitor, LABEL_DELAY_DAYS)
     monitor_params = changed(params.monitor, evidently={"max_rows": 3000})
     drift = drift_levels(compute_drift(windows, monitor_params), monitor_params)
-    decision = decide_action(
-        compute_drift(windows, monitor_params), windows, monitor_params, params.register.gate, params.evaluate.top_k
-    )
+    decision = decide(compute_drift(windows, monitor_params), windows, monitor_params, params)
     files = evidently_reports(windows, drift, decision, monitor_params)
     day = features["tx_datetime"].max().date().isoformat()
     assert set(files) == {f"{day}.html", f"{day}-drift.json", f"{day}-quality.json"}

@@ -32,6 +32,19 @@ class Guardrail(ParamModel):
     rollback_margin: NonNegativeFloat
 
 
+class VolumeBounds(ParamModel):
+    """A day's served volume against the reference window's daily volume: `drop` below, `spike` above."""
+
+    drop: PositiveFloat
+    spike: PositiveFloat
+
+    @model_validator(mode="after")
+    def _in_order(self) -> VolumeBounds:
+        if not self.drop < 1 < self.spike:
+            raise ValueError(f"drop < 1 < spike ({self.drop}, {self.spike})")
+        return self
+
+
 class EvidentlyParams(ParamModel):
     max_rows: PositiveInt  # Evidently's reports run on a random sample of each window
     seed: NonNegativeInt
@@ -48,4 +61,5 @@ class MonitorParams(ParamModel):
     retrain_level: Level
     guardrail: Guardrail
     act: bool
+    volume: VolumeBounds
     evidently: EvidentlyParams

@@ -209,12 +209,12 @@ class PredictionRecordsDataset(AbstractDataset[None, pl.DataFrame]):
 
 
 # -- the fast reader: the scalar fields of every record as a typed table, parsed by polars (the feedback stage)
-# Parsed as logged (times as ISO strings); `features` and `reasons` are left out.
+# Parsed as logged (times as ISO strings); the feature vector is left out.
 LOGGED_FIELDS: dict[str, pl.DataType] = {
     "request_id": pl.String(), "time": pl.String(), "role": pl.String(), "transaction_id": pl.Int64(),
     "tx_datetime": pl.String(), "customer_id": pl.Int64(), "terminal_id": pl.Int64(), "tx_amount": pl.Float64(),
     "fraud_probability": pl.Float64(), "decision": pl.String(), "model_version": pl.String(),
-    "variant": pl.String(), "degraded": pl.Boolean(), "latency_ms": pl.Float64(),
+    "variant": pl.String(), "degraded": pl.Boolean(), "reasons": pl.List(pl.String()), "latency_ms": pl.Float64(),
 }  # fmt: skip
 TIME_FIELDS = ("time", "tx_datetime")
 UTC_TIME = pl.Datetime("us", "UTC")
@@ -261,7 +261,7 @@ def _whole_lines(path: Path) -> Path | io.BytesIO | None:
 
 class PredictionTableDataset(PredictionRecordsDataset):
     """The catalog entry `prediction_table`: the prediction log's records, their scalar fields typed
-    (`TABLE_SCHEMA`; the feature vector and the reasons left out), for the feedback stage (load-only). The
+    (`TABLE_SCHEMA`; the feature vector left out), for the feedback and monitor stages (load-only). The
     JSON-lines folder is parsed by polars; the Redis stream is read record by record."""
 
     def load(self) -> pl.DataFrame:

@@ -5,7 +5,7 @@ decision (none / investigate / retrain / rollback). The stage recommends; `fraud
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
 
@@ -18,6 +18,13 @@ from fraud_detection.features.matrix import feature_matrix
 from fraud_detection.monitoring import evidently_report
 from fraud_detection.monitoring.decision import DecisionParams, Quality, decide, with_levels
 from fraud_detection.monitoring.drift import drift_table
+from fraud_detection.monitoring.health import (
+    degraded_reasons,
+    quarantine_quality,
+    served_quality,
+    system_health,
+    volume_by_day,
+)
 from fraud_detection.monitoring.params import MonitorParams
 from fraud_detection.monitoring.report_page import report_page
 from fraud_detection.monitoring.windows import (
@@ -121,10 +128,31 @@ def evidently_reports(
             f"{name}-quality.json": evidently_report.as_json(quality_snapshot)}  # fmt: skip
 
 
-def decide_action(drift: pl.DataFrame, windows: Windows, params: MonitorParams, gate: GateParams, top_k: int) -> dict:
+def serving_health(
+    prediction_table: pl.DataFrame, ingest_summary: dict[str, Any], windows: Windows, params: MonitorParams
+) -> dict[str, Any]:
+    """Data quality (quarantine, degraded answers, volume per day against the reference) and system health per day
+    (monitoring/health.py), from the ingest summary and the served records of the prediction log."""
+    served = prediction_table.filter(pl.col("role") == "served")
+    reference = windows.spans["reference"]
+    per_day = len(windows.reference) / ((reference.last - reference.first).days + 1)
+    return {
+        "data_quality": {
+            "quarantine": quarantine_quality(ingest_summary),
+            "degraded": degraded_reasons(served),
+            "volume": volume_by_day(served, per_day, params.volume.drop, params.volume.spike),
+        },
+        "system_health": system_health(served),
+    }
+
+
+def decide_action(drift: pl.DataFrame, windows: Windows, health: dict[str, Any], labelled: pl.DataFrame,
+                  params: MonitorParams, gate: GateParams, top_k: int, label_delay_days: int) -> dict:  # fmt: skip
     """The decision (reports/monitoring.json): per column its statistics and level, the quality of the champion and
     of the previous champion on the labelled window (card precision@`evaluate.top_k`), and one action with its
-    reasons (the rollback guardrail's floors are the register gate's)."""
+    reasons (the rollback guardrail's floors are the register gate's). `live_quality` is the champion's own served
+    scores against the labels that came back where there are any (matured), else its re-scored labelled window; the
+    guardrail compares both models on the same re-scored transactions. With the data and serving health."""
     decision_params = DecisionParams.of(params, gate)
     levelled = with_levels(drift, params.thresholds)
     champion = _quality(windows.champion, windows.labelled, SCORE, top_k)
@@ -132,8 +160,12 @@ def decide_action(drift: pl.DataFrame, windows: Windows, params: MonitorParams, 
                                                               top_k)  # fmt: skip
     decision = decide(levelled, champion, previous, decision_params)
     log.info("monitor: action %s (%s)", decision["action"], "; ".join(decision["reasons"]))
+    served = served_quality(labelled, windows.champion, label_delay_days, top_k)
+    live = {"source": "served", **asdict(served)} if served else {"source": "features", **asdict(champion)}
     return {
         **decision,
+        **health,
+        "live_quality": live,
         "act": f"{ACT_COMMAND}  (acts automatically when monitor.act is true)",
         "source": windows.source,
         "windows": {

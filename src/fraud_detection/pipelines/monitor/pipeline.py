@@ -7,6 +7,7 @@ from fraud_detection.pipelines.monitor.nodes import (
     drift_levels,
     evidently_reports,
     monitored_models,
+    serving_health,
 )
 
 WINDOW_INPUTS = ["transaction_features", "prediction_records", "monitored_models", "params:monitor",
@@ -14,10 +15,14 @@ WINDOW_INPUTS = ["transaction_features", "prediction_records", "monitored_models
 DECISION_INPUTS = [
     "drift_statistics",
     "monitor_windows",
+    "serving_health",
+    "labelled_predictions",
     "params:monitor",
     "params:register.gate",
     "params:evaluate.top_k",
+    "params:features.label_delay_days",
 ]
+HEALTH_INPUTS = ["prediction_table", "ingest_summary", "monitor_windows", "params:monitor"]
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -33,6 +38,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(build_windows, WINDOW_INPUTS, "monitor_windows", name="build_windows"),
             node(compute_drift, ["monitor_windows", "params:monitor"], "drift_statistics", name="compute_drift"),
             node(drift_levels, ["drift_statistics", "params:monitor"], "drift_table", name="drift_levels"),
+            node(serving_health, HEALTH_INPUTS, "serving_health", name="serving_health"),
             node(
                 evidently_reports,
                 ["monitor_windows", "drift_table", "monitoring_decision", "params:monitor"],
