@@ -9,10 +9,11 @@ import pytest
 from kedro.io import DataCatalog
 from kedro.runner import SequentialRunner
 
-from fraud_detection.datasets import JSONDataset, ParquetDataset, PartitionedParquetDataset
+from fraud_detection.datasets import DatePartitionsDataset, JSONDataset, ParquetDataset, PartitionedParquetDataset
 from fraud_detection.ingestion.errors import IngestionError
 from fraud_detection.pipelines.ingest import create_pipeline
 from fraud_detection.runtime.params import Params
+from fraud_detection.simulation.simulator import SimulationConfig, simulate_transactions
 from tests.conftest import changed
 from tests.ingestion.messy_source import COLUMN_MAP, messy_source
 from tests.pipelines.kedro_catalog import param_entries
@@ -22,6 +23,7 @@ def _catalog(root: Path, params: Params) -> DataCatalog:
     return DataCatalog(
         {
             "simulated_transactions": ParquetDataset(str(root / "simulated.parquet"), lazy=True),
+            "traffic_transactions": DatePartitionsDataset(str(root / "traffic"), missing_ok=True),
             "transactions": PartitionedParquetDataset(str(root / "transactions"), "tx_datetime"),
             "quarantine": ParquetDataset(str(root / "quarantine.parquet")),
             "ingest_summary": JSONDataset(str(root / "ingest.json")),
@@ -67,3 +69,17 @@ def test_a_source_over_the_quarantine_ceiling_leaves_previous_outputs_untouched(
         _run(out, params, source=str(tmp_path / "bad.csv"), column_map=COLUMN_MAP)
     assert isinstance(error.value, IngestionError) or isinstance(error.value.__cause__, IngestionError)
     assert _snapshot(out) == before
+
+
+def test_the_simulator_source_includes_the_days_traffic_played(tmp_path: Path, params: Params) -> None:
+    """`fraud-detection traffic run` appends its finished days to `traffic_transactions`; the next ingest reads them
+    beside the simulator's output and validates them like any row."""
+    simulated = simulate_transactions(SimulationConfig.from_params(changed(params.simulate, profile="small")))
+    days = simulated["tx_datetime"].dt.date()
+    out = tmp_path / "out"
+    simulated.filter(days < days.max()).write_parquet(out / "simulated.parquet", mkdir=True)
+    played = simulated.filter(days == days.max())
+    DatePartitionsDataset(str(out / "traffic")).save({days.max().isoformat(): played})
+    _run(out, params, source="simulate")
+    accepted = PartitionedParquetDataset(str(out / "transactions"), "tx_datetime").load()
+    assert accepted.height == simulated.height and accepted["transaction_id"].is_unique().all()
