@@ -26,6 +26,10 @@ DAYS = 45
 
 @pytest.fixture(scope="module")
 def traffic_project(serving_project: ServingProject, tmp_path_factory, transactions) -> ServingProject:
+    return _copy(serving_project, tmp_path_factory, transactions)
+
+
+def _copy(serving_project: ServingProject, tmp_path_factory, transactions) -> ServingProject:
     """The serving project, copied, with params.yaml describing its simulation and its ingested transactions."""
     root = tmp_path_factory.mktemp("traffic") / "project"
     shutil.copytree(serving_project.root, root)
@@ -122,6 +126,33 @@ def test_labels_come_from_both_sources_once_each(played: Played, transactions) -
     investigated = joined.filter(pl.col("source") == "investigation")
     assert (investigated["known_at"] > investigated["tx_datetime"]).all()
     assert ((investigated["known_at"] - investigated["tx_datetime"]).dt.total_days() < 7).all()
+
+
+@pytest.fixture(scope="module")
+def http_project(serving_project: ServingProject, tmp_path_factory, transactions) -> ServingProject:
+    return _copy(serving_project, tmp_path_factory, transactions)
+
+
+def test_over_http_the_service_answers_and_logs_every_transaction(http_project: ServingProject, monkeypatch) -> None:
+    """The same run against the service's ASGI app (what `bentoml serve` runs), through `--url`'s client."""
+    from starlette.testclient import TestClient
+
+    from fraud_detection.cli.traffic import _over_http
+    from fraud_detection.feedback.traffic import run_traffic, world_of
+    from fraud_detection.runtime.project import project_context
+    from fraud_detection.serving.service import FraudService
+
+    monkeypatch.setenv("FRAUD_DETECTION_ADMIN_TOKEN", "s3cret")
+    with http_project.inside(), TestClient(FraudService.to_asgi(is_main=True)) as client:
+        world, state = world_of(project_context(None))
+        send, _ = _over_http("http://testserver", client)
+        summary = run_traffic(world, state, 1, send, progress=lambda line: None)
+        world.labels.close()
+    traffic = pl.read_parquet(http_project.root / "data/01_raw/traffic/*/part-0.parquet")
+    served = _served(Played(http_project.root, []))
+    assert summary.sent == traffic.height == served.height > 500
+    assert sorted(served["transaction_id"].to_list()) == traffic["transaction_id"].to_list()
+    assert sum(summary.decisions.values()) == summary.sent
 
 
 def test_a_source_other_than_the_simulator_is_refused(traffic_project: ServingProject, capsys) -> None:

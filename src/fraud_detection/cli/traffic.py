@@ -79,17 +79,18 @@ def _in_process(context: Any) -> tuple[Any, Any]:
     return send, detector.close
 
 
-def _over_http(url: str) -> tuple[Any, Any]:
+def _over_http(url: str, client: Any = None) -> tuple[Any, Any]:
+    """POST each chunk to `url`'s /predict_batch (through `client`, an httpx.Client, if given)."""
     import httpx
     import orjson
 
     from fraud_detection.feedback import TrafficError
 
-    client = httpx.Client(base_url=url, timeout=60.0)
+    client = client or httpx.Client(base_url=url, timeout=60.0)
 
     def send(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         try:
-            response = client.post("/predict_batch", content=orjson.dumps(rows),
+            response = client.post("/predict_batch", content=orjson.dumps({"transactions": rows}),
                                    headers={"content-type": "application/json"})  # fmt: skip
         except httpx.HTTPError as error:
             raise TrafficError(f"the service at {url} cannot be reached ({error}): start `bentoml serve` first, "
