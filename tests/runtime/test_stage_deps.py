@@ -253,8 +253,11 @@ def test_dvc_status_sees_an_edit_deep_in_each_stage_closure(tmp_path: Path) -> N
             project.mkdir(exist_ok=True)
             shutil.copy2(source, project / name)
     stages = stage_deps.dvc_stages(project)
+    # data deps too: the live folders (prediction log, labels, traffic days) are no stage's output
+    data = [dep for stage in stages.values() for dep in stage_deps.dep_paths(stage.get("deps", []))]
+    live = [dep for dep in data if dep.startswith("data/")]
     for stage in stages.values():
-        for out in stage_deps.dep_paths([*stage.get("outs", []), *stage.get("metrics", [])]):
+        for out in stage_deps.dep_paths([*stage.get("outs", []), *stage.get("metrics", []), *live]):
             path = project / out
             if path.suffix:  # a file; else a folder (partitions, plots, the candidate)
                 path.parent.mkdir(parents=True, exist_ok=True)
