@@ -129,12 +129,9 @@ def test_labels_come_from_both_sources_once_each(played: Played, transactions) -
 
 
 @pytest.fixture(scope="module")
-def http_project(serving_project: ServingProject, tmp_path_factory, transactions) -> ServingProject:
-    return _copy(serving_project, tmp_path_factory, transactions)
-
-
-def test_over_http_the_service_answers_and_logs_every_transaction(http_project: ServingProject, monkeypatch) -> None:
-    """The same run against the service's ASGI app (what `bentoml serve` runs), through `--url`'s client."""
+def http_played(serving_project: ServingProject, tmp_path_factory, transactions):
+    """Two days played without a stop against the service's ASGI app (what `bentoml serve` runs), through `--url`'s
+    client: (the project, the run's summary)."""
     from starlette.testclient import TestClient
 
     from fraud_detection.cli.traffic import _over_http
@@ -142,17 +139,38 @@ def test_over_http_the_service_answers_and_logs_every_transaction(http_project: 
     from fraud_detection.runtime.project import project_context
     from fraud_detection.serving.service import FraudService
 
-    monkeypatch.setenv("FRAUD_DETECTION_ADMIN_TOKEN", "s3cret")
-    with http_project.inside(), TestClient(FraudService.to_asgi(is_main=True)) as client:
+    project = _copy(serving_project, tmp_path_factory, transactions)
+    patch = pytest.MonkeyPatch()
+    patch.setenv("FRAUD_DETECTION_ADMIN_TOKEN", "s3cret")
+    with project.inside(), TestClient(FraudService.to_asgi(is_main=True)) as client:
         world, state = world_of(project_context(None))
         send, _ = _over_http("http://testserver", client)
-        summary = run_traffic(world, state, 1, send, progress=lambda line: None)
+        summary = run_traffic(world, state, 2, send, progress=lambda line: None)
         world.labels.close()
-    traffic = pl.read_parquet(http_project.root / "data/01_raw/traffic/*/part-0.parquet")
-    served = _served(Played(http_project.root, []))
+    patch.undo()
+    return project, summary
+
+
+def test_over_http_the_service_answers_and_logs_every_transaction(http_played) -> None:
+    project, summary = http_played
+    traffic = pl.read_parquet(project.root / "data/01_raw/traffic/*/part-0.parquet")
+    served = _served(Played(project.root, []))
     assert summary.sent == traffic.height == served.height > 500
     assert sorted(served["transaction_id"].to_list()) == traffic["transaction_id"].to_list()
     assert sum(summary.decisions.values()) == summary.sent
+
+
+def test_a_stopped_run_investigates_the_cards_an_uninterrupted_run_does(played: Played, http_played) -> None:
+    """The resumed day's investigations rank the cards by all of the day's served risk, the part served before the
+    stop included (read back from the prediction log): the same events as the uninterrupted run over HTTP."""
+    from fraud_detection.feedback.labels import LabelFiles, events_frame
+
+    def investigated(root: Path) -> pl.DataFrame:
+        events = events_frame(LabelFiles(root / "data/08_serving/labels").events())
+        return events.filter(pl.col("source") == "investigation").sort("transaction_id")
+
+    resumed, uninterrupted = investigated(played.root), investigated(http_played[0].root)
+    assert resumed.height > 0 and resumed.equals(uninterrupted)
 
 
 def test_a_source_other_than_the_simulator_is_refused(traffic_project: ServingProject, capsys) -> None:

@@ -92,6 +92,7 @@ class World:
     store_sink: Any  # OnlineUpdaterSink (or None: nothing is written to a store)
     save_day: Callable[[str, pl.DataFrame], None]
     save_state: Callable[[dict[str, Any]], None]
+    logged: Callable[[], pl.DataFrame]  # the prediction log as a table (`prediction_table`)
     chunk: int = 2000
 
 
@@ -117,11 +118,12 @@ def run_traffic(world: World, state: TrafficState, days: int, send: Send, speed:
             consumer = LabelConsumer(world.labels, CONSUMER_GROUP, applier, world.consume_batch)
         tx = continued.filter(pl.col("_day") == world.config.start_date + timedelta(days=day)).drop("_day")
         sent_before = tx.filter(pl.col("transaction_id") <= state.last_sent) if state.last_sent is not None else None
+        risk: dict[int, float] = {}
         if sent_before is not None and sent_before.height:  # resumed mid-day: already sent, so already served
             _add(applier, sent_before)
             outstanding.extend(_delayed(sent_before, delay_us))
+            risk = _served_risk(world.logged(), sent_before)
             tx = tx.filter(pl.col("transaction_id") > state.last_sent)
-        risk: dict[int, float] = {}
         for chunk in _chunks(tx, world.chunk, speed):
             clock.wait_until(chunk["tx_datetime"][0])
             until_us = int(chunk["tx_datetime"][-1].timestamp() * 1_000_000)
@@ -231,6 +233,12 @@ def _note(summary: Summary, risk: dict[int, float], chunk: pl.DataFrame, answers
             risk[card] = answer["fraud_probability"]
 
 
+def _served_risk(log: pl.DataFrame, sent: pl.DataFrame) -> dict[int, float]:
+    """Each card's highest served risk among transactions sent before a stop, from the prediction log."""
+    served = log.filter((pl.col("role") == "served") & pl.col("transaction_id").is_in(sent["transaction_id"].implode()))
+    return dict(served.group_by("customer_id").agg(pl.col("fraud_probability").max()).iter_rows())
+
+
 def _whole_day(rest: pl.DataFrame, sent_before: pl.DataFrame | None) -> pl.DataFrame:
     return rest if sent_before is None else pl.concat([sent_before, rest], how="vertical_relaxed")
 
@@ -292,7 +300,7 @@ def world_of(context: Any) -> tuple[World, TrafficState]:
         params.feedback.investigations_per_day, params.feedback.investigation_lookback_days,
         params.feedback.consume_batch, catalog.load("label_stream"), OnlineUpdaterSink(catalog.load("feature_store")),
         lambda day, frame: catalog.save("traffic_transactions", {day: frame}),
-        lambda saved_state: catalog.save("traffic_state", saved_state),
+        lambda saved_state: catalog.save("traffic_state", saved_state), lambda: catalog.load("prediction_table"),
     )  # fmt: skip
     return world, state
 
