@@ -99,60 +99,97 @@ class World:
 def run_traffic(world: World, state: TrafficState, days: int, send: Send, speed: float | None = None,
                 progress: Callable[[str], None] = print) -> Summary:  # fmt: skip
     """Play `days` days from where `state` stands; returns what was sent and published."""
-    summary, started = Summary(), time.perf_counter()
-    delay_us = world.label_delay_days * MICROS_PER_DAY
-    day_us = _day_start_us(world.config, state.next_day)
-    updater, pending = updater_from_history(world.history, world.label_delay_days, day_us)
-    applier = OutcomeApplier(updater, pending, world.store_sink)
-    labelled = _labelled(world.labels)
-    outstanding = _outstanding(world.history, labelled, delay_us, state.labels_through_us)
-    consumer = None
-    next_id = int(world.history["transaction_id"].max()) + 1
-    clock = _Pacer(speed)
-    played = range(state.next_day, state.next_day + days)
-    continued = simulate_continuation(world.config, played, next_id).with_columns(_day=pl.col("tx_datetime").dt.date())
+    started, play = time.perf_counter(), _Play.start(world, state)
+    clock, played = _Pacer(speed), range(state.next_day, state.next_day + days)
+    continued = simulate_continuation(world.config, played, int(world.history["transaction_id"].max()) + 1)
+    continued = continued.with_columns(_day=pl.col("tx_datetime").dt.date())
     for day in played:
         day_us = _day_start_us(world.config, day)
-        applier.start_day(day_us // MICROS_PER_DAY)
-        if consumer is None:  # after the first day's rows: the consumer's labels may change them
-            consumer = LabelConsumer(world.labels, CONSUMER_GROUP, applier, world.consume_batch)
         tx = continued.filter(pl.col("_day") == world.config.start_date + timedelta(days=day)).drop("_day")
-        sent_before = tx.filter(pl.col("transaction_id") <= state.last_sent) if state.last_sent is not None else None
-        risk: dict[int, float] = {}
-        if sent_before is not None and sent_before.height:  # resumed mid-day: already sent, so already served
-            _add(applier, sent_before)
-            outstanding.extend(_delayed(sent_before, delay_us))
-            risk = _served_risk(world.logged(), sent_before)
-            tx = tx.filter(pl.col("transaction_id") > state.last_sent)
-        for chunk in _chunks(tx, world.chunk, speed):
+        rest, sent_before, risk = play.start_day(day_us, tx)
+        for chunk in _chunks(rest, world.chunk, speed):
             clock.wait_until(chunk["tx_datetime"][0])
-            until_us = int(chunk["tx_datetime"][-1].timestamp() * 1_000_000)
-            summary.labels["delayed"] += _publish_delayed(world.labels, outstanding, labelled, until_us)
-            state.labels_through_us = max(state.labels_through_us, until_us)
-            applier.release(until_us)  # early within the chunk is exact: a window counts a label only once known
-            consumer.consume()
-            answers = send(chunk.select(TRANSACTION_FIELDS).to_dicts())
-            _add(applier, chunk)
-            outstanding.extend(_delayed(chunk, delay_us))
-            _note(summary, risk, chunk, answers)
-            state.last_sent = int(chunk["transaction_id"][-1])
-            world.save_state(state.as_json())
+            play.chunk(chunk, send, risk)
+        whole_day = rest if sent_before is None else pl.concat([sent_before, rest], how="vertical_relaxed")
+        investigated = play.finish_day(day, day_us, whole_day, risk)
+        progress(f"{_day_name(world.config, day)}: {whole_day.height:,} transactions, "
+                 f"{investigated:,} investigation labels; {play.summary.sent:,} sent so far")  # fmt: skip
+    play.summary.seconds = time.perf_counter() - started
+    return play.summary
+
+
+@dataclass
+class _Play:
+    """A run's moving parts: the online store's updater and label consumer, the labels published and due."""
+
+    world: World
+    state: TrafficState
+    applier: OutcomeApplier
+    labelled: set[int]  # transactions whose label was published
+    outstanding: deque  # delayed labels not yet published: (known_us, transaction_id, tx_fraud), in time order
+    consumer: LabelConsumer | None = None
+    summary: Summary = field(default_factory=Summary)
+
+    @classmethod
+    def start(cls, world: World, state: TrafficState) -> _Play:
+        delay_us = world.label_delay_days * MICROS_PER_DAY
+        updater, pending = updater_from_history(world.history, world.label_delay_days,
+                                                _day_start_us(world.config, state.next_day))  # fmt: skip
+        labelled = _labelled(world.labels)
+        return cls(world, state, OutcomeApplier(updater, pending, world.store_sink), labelled,
+                   _outstanding(world.history, labelled, delay_us, state.labels_through_us))  # fmt: skip
+
+    @property
+    def delay_us(self) -> int:
+        return self.world.label_delay_days * MICROS_PER_DAY
+
+    def start_day(self, day_us: int, tx: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame | None, dict[int, float]]:
+        """The day's rows written; after a stop mid-day, what was sent before it taken as served. Returns the
+        transactions to send, those sent before the stop (or None) and the cards' served risk so far."""
+        self.applier.start_day(day_us // MICROS_PER_DAY)
+        if self.consumer is None:  # after the first day's rows: the consumer's labels may change them
+            w = self.world
+            self.consumer = LabelConsumer(w.labels, CONSUMER_GROUP, self.applier, w.consume_batch)
+        last = self.state.last_sent
+        sent_before = tx.filter(pl.col("transaction_id") <= last) if last is not None else None
+        if sent_before is None or not sent_before.height:
+            return tx, None, {}
+        _add(self.applier, sent_before)
+        self.outstanding.extend(_delayed(sent_before, self.delay_us))
+        risk = _served_risk(self.world.logged(), sent_before)
+        return tx.filter(pl.col("transaction_id") > last), sent_before, risk
+
+    def chunk(self, chunk: pl.DataFrame, send: Send, risk: dict[int, float]) -> None:
+        """The labels known by the chunk's last transaction published and applied, then the chunk sent."""
+        world, state = self.world, self.state
+        until_us = int(chunk["tx_datetime"][-1].timestamp() * 1_000_000)
+        self.summary.labels["delayed"] += _publish_delayed(world.labels, self.outstanding, self.labelled, until_us)
+        state.labels_through_us = max(state.labels_through_us, until_us)
+        self.applier.release(until_us)  # early within the chunk is exact: a window counts a label only once known
+        self.consumer.consume()
+        answers = send(chunk.select(TRANSACTION_FIELDS).to_dicts())
+        _add(self.applier, chunk)
+        self.outstanding.extend(_delayed(chunk, self.delay_us))
+        _note(self.summary, risk, chunk, answers)
+        state.last_sent = int(chunk["transaction_id"][-1])
+        world.save_state(state.as_json())
+
+    def finish_day(self, day: int, day_us: int, whole_day: pl.DataFrame, risk: dict[int, float]) -> int:
+        """The day's last delayed labels and its investigations published and applied, the day saved; returns how
+        many investigation labels it published."""
+        world, state, summary = self.world, self.state, self.summary
         day_end_us = day_us + MICROS_PER_DAY
-        summary.labels["delayed"] += _publish_delayed(world.labels, outstanding, labelled, day_end_us - 1)
-        whole_day = _whole_day(tx, sent_before)
-        investigated = _investigate(whole_day, world, risk, labelled, day_end_us)
+        summary.labels["delayed"] += _publish_delayed(world.labels, self.outstanding, self.labelled, day_end_us - 1)
+        investigated = _investigate(whole_day, world, risk, self.labelled, day_end_us)
         world.labels.write(investigated)
         summary.labels["investigation"] += len(investigated)
-        consumer.consume()
+        self.consumer.consume()
         world.save_day(_day_name(world.config, day), whole_day)
         world.traffic_days = pl.concat([world.traffic_days, whole_day.select(world.traffic_days.columns)])
         state.next_day, state.last_sent, state.labels_through_us = day + 1, None, day_end_us - 1
         world.save_state(state.as_json())
         summary.days.append(_day_name(world.config, day))
-        progress(f"{_day_name(world.config, day)}: {whole_day.height:,} transactions, "
-                 f"{len(investigated):,} investigation labels; {summary.sent:,} sent so far")  # fmt: skip
-    summary.seconds = time.perf_counter() - started
-    return summary
+        return len(investigated)
 
 
 def _day_start_us(config: SimulationConfig, day: int) -> int:
@@ -237,10 +274,6 @@ def _served_risk(log: pl.DataFrame, sent: pl.DataFrame) -> dict[int, float]:
     """Each card's highest served risk among transactions sent before a stop, from the prediction log."""
     served = log.filter((pl.col("role") == "served") & pl.col("transaction_id").is_in(sent["transaction_id"].implode()))
     return dict(served.group_by("customer_id").agg(pl.col("fraud_probability").max()).iter_rows())
-
-
-def _whole_day(rest: pl.DataFrame, sent_before: pl.DataFrame | None) -> pl.DataFrame:
-    return rest if sent_before is None else pl.concat([sent_before, rest], how="vertical_relaxed")
 
 
 def _chunks(tx: pl.DataFrame, size: int, speed: float | None) -> Iterator[pl.DataFrame]:

@@ -200,14 +200,19 @@ def _bounds(metadata: list | tuple) -> str:
     low = next((m for m in metadata if isinstance(m, Ge | Gt)), None)
     high = next((m for m in metadata if isinstance(m, Le | Lt)), None)
     if low is not None and high is not None:
-        left = f"[{low.ge}" if isinstance(low, Ge) else f"({low.gt}"
-        right = f"{high.le}]" if isinstance(high, Le) else f"{high.lt})"
+        left = f"[{_number(low.ge)}" if isinstance(low, Ge) else f"({_number(low.gt)}"
+        right = f"{_number(high.le)}]" if isinstance(high, Le) else f"{_number(high.lt)})"
         return f" in {left}, {right}"
     if low is not None:
-        return f" >= {low.ge}" if isinstance(low, Ge) else f" > {low.gt}"
+        return f" >= {_number(low.ge)}" if isinstance(low, Ge) else f" > {_number(low.gt)}"
     if high is not None:
-        return f" <= {high.le}" if isinstance(high, Le) else f" < {high.lt}"
+        return f" <= {_number(high.le)}" if isinstance(high, Le) else f" < {_number(high.lt)}"
     return ""
+
+
+def _number(bound: float) -> str:
+    """A bound as written in params.yaml: 0, not 0.0 (a library imported first may have made 0 a float)."""
+    return str(int(bound)) if float(bound).is_integer() and abs(bound) < 2**53 else str(bound)
 
 
 def _sized(noun: str, metadata: list | tuple, items: str) -> str:
