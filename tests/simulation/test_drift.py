@@ -211,8 +211,8 @@ CLUSTER = {**EXAMPLES["terminal_cluster"], "start_day": 3}
         ([{**CARD_TEST, "min_amount": 5, "max_amount": 2}], "simulate.drift[0]: expected max_amount >= min_amount (5"),
         ([{**CARD_TEST, "night_end_hour": 30}], "simulate.drift[0].night_end_hour=30: expected a number in (0, 24]"),
         ([{**CARD_TEST, "min_amount": "1"}], "simulate.drift[0].min_amount='1': expected a number > 0"),
-        ([{**CLUSTER, "center": [50, 150]}], "simulate.drift[0].center[1]=150: expected a number in [0, 100.0]"),
-        ([{**CLUSTER, "center": [50]}], "simulate.drift[0].center=[50]: expected a list of 2 numbers in [0, 100.0]"),
+        ([{**CLUSTER, "center": [50, 150]}], "simulate.drift[0].center[1]=150: expected a number in [0, 100]"),
+        ([{**CLUSTER, "center": [50]}], "simulate.drift[0].center=[50]: expected a list of 2 numbers in [0, 100]"),
         ([{**CLUSTER, "fraud_fraction": 1.5}], "simulate.drift[0].fraud_fraction=1.5: expected a number in (0, 1]"),
     ],
 )
