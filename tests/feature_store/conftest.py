@@ -15,6 +15,7 @@ from fraud_detection.features import polars_engine
 from fraud_detection.simulation.params import SimulateParams
 from fraud_detection.simulation.simulator import SimulationConfig, simulate_transactions
 from tests.conftest import changed
+from tests.features.replay import investigation_labels
 
 LABEL_DELAY_DAYS = 7
 REDIS = {"type": "redis", "connection_string": "127.0.0.1:6379,db=0"}
@@ -29,15 +30,23 @@ def transactions(small_simulate_params: SimulateParams) -> pl.DataFrame:
 
 
 @pytest.fixture(scope="session")
-def offline_features(transactions: pl.DataFrame) -> pl.DataFrame:
-    return polars_engine.transaction_features(transactions, polars_engine.state_tables(transactions, LABEL_DELAY_DAYS))
+def label_events(transactions: pl.DataFrame) -> pl.DataFrame:
+    """Investigation labels (and some reported mid-day), known before the delay."""
+    return investigation_labels(transactions)
 
 
 @pytest.fixture(scope="session")
-def feature_root(tmp_path_factory: pytest.TempPathFactory, transactions: pl.DataFrame) -> Path:
-    """A project root holding the state tables where the feature repo expects them."""
+def offline_features(transactions: pl.DataFrame, label_events: pl.DataFrame) -> pl.DataFrame:
+    tables = polars_engine.state_tables(transactions, LABEL_DELAY_DAYS, label_events)
+    return polars_engine.transaction_features(transactions, tables)
+
+
+@pytest.fixture(scope="session")
+def feature_root(tmp_path_factory: pytest.TempPathFactory, transactions: pl.DataFrame, label_events) -> Path:
+    """A project root holding the state tables (with the early labels) where the feature repo expects them."""
     root = tmp_path_factory.mktemp("feast")
-    tables = polars_engine.with_stored_intraday(polars_engine.state_tables(transactions, LABEL_DELAY_DAYS))
+    tables = polars_engine.state_tables(transactions, LABEL_DELAY_DAYS, label_events)
+    tables = polars_engine.with_stored_intraday(tables)
     for name, table in tables._asdict().items():
         (root / SOURCE_PATHS[name]).parent.mkdir(parents=True, exist_ok=True)
         table.write_parquet(root / SOURCE_PATHS[name])

@@ -1,5 +1,6 @@
 """The proof of no training/serving skew: replaying transactions through the online path (online store via the
-feature service + request data, then a push) gives every transaction exactly its offline training-set row."""
+feature service + request data, then a push) gives every transaction exactly its offline training-set row, with
+investigation labels in the label stream counting in the terminal risk as soon as they are known."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from fraud_detection.feature_store.dataset import apply_and_materialize
 from fraud_detection.feature_store.online import OnlineFeatures, OnlineUpdaterSink, day_start
 from fraud_detection.feature_store.params import TrainingSetParams
+from fraud_detection.features import polars_engine
 from fraud_detection.features.definitions import FEATURES, MICROS_PER_DAY, REQUEST_FIELDS
 from fraud_detection.features.online import OnlineFeatureUpdater
 from fraud_detection.pipelines.training_set.nodes import build_training_set
@@ -40,8 +42,9 @@ def test_feast_training_set_equals_the_batch_features(store, transactions, offli
     _assert_same_features(training_set, offline_features)
 
 
-def test_online_replay_matches_the_training_set(store, transactions, offline_features) -> None:
-    """Materialize up to the start of the replay, then score and push the last days one transaction at a time."""
+def test_online_replay_matches_the_training_set(store, transactions, label_events, offline_features) -> None:
+    """Materialize up to the start of the replay, then score and push the last days one transaction at a time,
+    with the label events (delayed and early) applied as they become known."""
     last_day = transactions["tx_datetime"].dt.epoch("us").max() // MICROS_PER_DAY
     first_replayed = last_day - REPLAY_DAYS + 1
     apply_and_materialize(store, day_start(first_replayed))
@@ -71,12 +74,21 @@ def test_online_replay_matches_the_training_set(store, transactions, offline_fea
         after_transaction=lambda event, row: (
             sink.transaction(event["customer_id"], event["tx_us"], row) if replayed(event) else None
         ),
-        on_terminal_row=lambda terminal, known_us, row: (  # a label of day - delay, known during the day
+        on_terminal_row=lambda terminal, known_us, row: (  # a label that changed today's row
             sink.terminal(terminal, known_us, row) if updater.day >= first_replayed else None
         ),
+        label_events=label_events,
     )
     expected = offline_features.filter(pl.col("tx_datetime").dt.epoch("us") // MICROS_PER_DAY >= first_replayed)
     assert len(served) == expected.height > 500
+    replayed_us = first_replayed * MICROS_PER_DAY
+    early = label_events.filter(pl.col("known_at").dt.epoch("us") >= replayed_us - MICROS_PER_DAY)
+    assert early.height > 50  # investigation labels came in during the replay ...
+    delayed_only = polars_engine.state_tables(transactions, LABEL_DELAY_DAYS)
+    without = polars_engine.transaction_features(transactions, delayed_only).filter(
+        pl.col("tx_datetime").dt.epoch("us") >= replayed_us
+    )
+    assert (expected["terminal_risk_7d"] != without["terminal_risk_7d"]).sum() > 50  # ... and changed served risks
     _assert_same_features(pl.DataFrame(served), expected)
 
 

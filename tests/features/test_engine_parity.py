@@ -1,5 +1,6 @@
-"""The three feature engines (polars batch, online updater, Spark) give the same state and features, and the
-polars engine gives hand-computed values on a tiny frame, so the definition itself is pinned too."""
+"""The three feature engines (polars batch, online updater, Spark) give the same state and features, with labels
+known early (investigations) in the label events, and the polars engine gives hand-computed values on a tiny frame,
+so the definition itself is pinned too."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ from fraud_detection.features import polars_engine, spark_engine
 from fraud_detection.features.definitions import FEATURES, STATE_COLUMNS, transaction_features
 from fraud_detection.features.online import OnlineFeatureUpdater
 from fraud_detection.features.polars_engine import StateTables
+from fraud_detection.feedback.labels import events_frame, label_event
 from fraud_detection.simulation.params import SimulateParams
 from fraud_detection.simulation.simulator import SimulationConfig, simulate_transactions
 from tests.conftest import changed
-from tests.features.replay import Event, replay
+from tests.features.replay import Event, investigation_labels, replay
 
 LABEL_DELAY_DAYS = 7
 TOLERANCE = {"rel_tol": 1e-9, "abs_tol": 1e-9}
@@ -69,8 +71,13 @@ def transactions(small_simulate_params: SimulateParams) -> pl.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def tables(transactions: pl.DataFrame) -> StateTables:
-    return polars_engine.state_tables(transactions, LABEL_DELAY_DAYS)
+def label_events(transactions: pl.DataFrame) -> pl.DataFrame:
+    return investigation_labels(transactions)
+
+
+@pytest.fixture(scope="module")
+def tables(transactions: pl.DataFrame, label_events: pl.DataFrame) -> StateTables:
+    return polars_engine.state_tables(transactions, LABEL_DELAY_DAYS, label_events)
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +102,21 @@ def test_edge_cases_on_the_polars_engine(transactions: pl.DataFrame, features: p
     assert (edge[11]["terminal_nb_tx_1d"], edge[11]["terminal_nb_tx_7d"], edge[11]["terminal_risk_7d"]) == (0, 1, 1.0)
 
 
-def _online_features(transactions: pl.DataFrame) -> pl.DataFrame:
+def test_the_label_events_change_the_terminal_risk(
+    transactions: pl.DataFrame, label_events: pl.DataFrame, features: pl.DataFrame
+) -> None:
+    """Enough early labels to matter: many terminal risks differ from those of labels known after the delay only,
+    and never a transaction count."""
+    assert label_events.height > 1000
+    without = polars_engine.transaction_features(
+        transactions, polars_engine.state_tables(transactions, LABEL_DELAY_DAYS)
+    )
+    changed_risk = (features["terminal_risk_7d"] != without["terminal_risk_7d"]).sum()
+    assert changed_risk > 0.05 * transactions.height
+    assert features["terminal_nb_tx_7d"].to_list() == without["terminal_nb_tx_7d"].to_list()
+
+
+def _online_features(transactions: pl.DataFrame, label_events: pl.DataFrame) -> pl.DataFrame:
     """Each transaction's features from the online updater, read just before the transaction is added."""
     updater = OnlineFeatureUpdater(label_delay_days=LABEL_DELAY_DAYS)
     rows: list[dict] = []
@@ -104,19 +125,23 @@ def _online_features(transactions: pl.DataFrame) -> pl.DataFrame:
         request = (event["customer_id"], event["terminal_id"], event["tx_us"], event["tx_amount"])
         rows.append({"transaction_id": event["transaction_id"], **updater.features(*request)})
 
-    replay(transactions, updater, on_transaction=score)
+    replay(transactions, updater, on_transaction=score, label_events=label_events)
     return pl.DataFrame(rows)
 
 
-def test_online_updater_matches_polars(transactions: pl.DataFrame, features: pl.DataFrame) -> None:
-    online = _online_features(transactions).sort("transaction_id")
+def test_online_updater_matches_polars(
+    transactions: pl.DataFrame, label_events: pl.DataFrame, features: pl.DataFrame
+) -> None:
+    online = _online_features(transactions, label_events).sort("transaction_id")
     expected = features.select("transaction_id", *FEATURES).sort("transaction_id")
     assert_frame_equal(online, expected, **TOLERANCE)
 
 
 @pytest.mark.spark
-def test_spark_state_tables_match_polars(spark: SparkSession, transactions: pl.DataFrame, tables: StateTables) -> None:
-    spark_tables = spark_engine.state_tables(spark, transactions, LABEL_DELAY_DAYS)
+def test_spark_state_tables_match_polars(
+    spark: SparkSession, transactions: pl.DataFrame, label_events: pl.DataFrame, tables: StateTables
+) -> None:
+    spark_tables = spark_engine.state_tables(spark, transactions, LABEL_DELAY_DAYS, label_events)
     for spark_table, table in zip(spark_tables, tables, strict=True):
         assert_frame_equal(spark_table, table, **TOLERANCE)
 
@@ -130,10 +155,12 @@ def test_spark_features_match_polars(
 
 @pytest.mark.spark
 def test_spark_features_from_a_spark_frame_and_spark_tables(
-    spark: SparkSession, transactions: pl.DataFrame, features: pl.DataFrame
+    spark: SparkSession, transactions: pl.DataFrame, label_events: pl.DataFrame, features: pl.DataFrame
 ) -> None:
     frame = spark.createDataFrame(transactions.to_arrow())  # a local relation keeps the row order
-    result = spark_engine.transaction_features(spark, frame, label_delay_days=LABEL_DELAY_DAYS)
+    result = spark_engine.transaction_features(
+        spark, frame, label_delay_days=LABEL_DELAY_DAYS, label_events=label_events
+    )
     assert_frame_equal(result, features, **TOLERANCE)
 
 
@@ -165,9 +192,25 @@ TINY_EXPECTED = {  # transaction_id -> hand-computed features
 }
 
 
-def _tiny_features(tables_from: pl.DataFrame | None = None) -> dict[int, dict]:
+# Label events on the tiny frame: id 1's fraud known 2 hours after it, id 4's genuine label at the next midnight.
+TINY_LABELS = ((1, 1, datetime(2018, 4, 1, 12, 0, 0, tzinfo=UTC)), (4, 0, datetime(2018, 4, 3, 0, 0, 0, tzinfo=UTC)))
+TINY_EXPECTED_WITH_LABELS = {  # the terminal features that the early labels change (or not)
+    2: {"terminal_nb_tx_1d": 0, "terminal_risk_1d": 1.0},  # id 1 in (t - 2 d, t] and known: 1 fraud of 1 label
+    4: {"terminal_nb_tx_1d": 0, "terminal_risk_30d": 1.0},  # its own label is not known yet
+    7: {"terminal_nb_tx_30d": 0, "terminal_risk_30d": 0.5},  # ids 1 and 4 known early: 1 fraud of 2 labels
+    5: {"terminal_nb_tx_30d": 1, "terminal_risk_30d": 0.5},  # id 1 in the window now, id 4 still early
+    6: {"terminal_nb_tx_1d": 1, "terminal_risk_1d": 0.5},
+    3: {"terminal_nb_tx_30d": 0, "terminal_risk_30d": 0.0},  # another terminal
+}
+
+
+def _tiny_labels() -> pl.DataFrame:
+    return events_frame(label_event(i, fraud, known_at, "investigation") for i, fraud, known_at in TINY_LABELS)
+
+
+def _tiny_features(tables_from: pl.DataFrame | None = None, labels: pl.DataFrame | None = None) -> dict[int, dict]:
     tiny = _frame(list(TINY), first_id=1)
-    tables = polars_engine.state_tables(tiny if tables_from is None else tables_from, TINY_DELAY_DAYS)
+    tables = polars_engine.state_tables(tiny if tables_from is None else tables_from, TINY_DELAY_DAYS, labels)
     result = polars_engine.transaction_features(tiny, tables)
     return {row["transaction_id"]: row for row in result.iter_rows(named=True)}
 
@@ -178,6 +221,22 @@ def test_hand_computed_features() -> None:
         assert {name: features[transaction_id][name] for name in expected} == pytest.approx(expected), transaction_id
     assert [features[i]["tx_during_weekend"] for i in (1, 2)] == [1, 0]
     assert features[6]["tx_amount_over_customer_avg_1d"] == pytest.approx(50.0 / 60.0)
+
+
+def test_hand_computed_features_with_early_labels() -> None:
+    features = _tiny_features(labels=_tiny_labels())
+    for transaction_id, expected in TINY_EXPECTED_WITH_LABELS.items():
+        assert {name: features[transaction_id][name] for name in expected} == pytest.approx(expected), transaction_id
+
+
+def test_hand_computed_early_label_state() -> None:
+    """Terminal 100 on 04-03: ids 1 and 4 count from midnight; id 1 stops at 10:00, when it enters the window."""
+    tables = polars_engine.state_tables(_frame(list(TINY), first_id=1), TINY_DELAY_DAYS, _tiny_labels())
+    row = tables.terminal_daily.filter(terminal_id=100, event_timestamp=datetime(2018, 4, 3, tzinfo=UTC))
+    assert row["terminal_early_labels_from"].to_list() == [[0.0, 0.0, 0.0, 1.0]]
+    assert row["terminal_early_labels_until"].to_list() == [[10 * 3_600_000_000.0, 1.0]]
+    before = tables.terminal_daily.filter(terminal_id=100, event_timestamp=datetime(2018, 4, 1, tzinfo=UTC))
+    assert before["terminal_early_labels_from"].to_list() == [[12 * 3_600_000_000.0, 1.0]]
 
 
 def test_hand_computed_state() -> None:

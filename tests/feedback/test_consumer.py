@@ -125,23 +125,23 @@ def test_labels_apply_once_per_transaction_and_unknown_ones_are_counted(transact
     assert (applier.applied, applier.repeated, applier.unknown) == (1, 1, 1)
 
 
-def test_the_history_builds_the_state_a_replay_reaches(transactions) -> None:
-    """One pass over the history gives the daily rows that replaying it event by event gives."""
+@pytest.mark.parametrize("early", [False, True], ids=["delayed labels", "with investigation labels"])
+def test_the_history_builds_the_state_a_replay_reaches(transactions, early: bool) -> None:
+    """One pass over the history gives the daily rows that replaying it event by event gives, the labels known
+    early (investigations) included."""
     from fraud_detection.features.online import OnlineFeatureUpdater
-    from tests.features.replay import replay
+    from tests.features.replay import investigation_labels, replay
 
     history, _, first_day = _split(transactions)
-    built, pending = updater_from_history(history, DELAY, first_day * MICROS_PER_DAY)
+    events = investigation_labels(transactions) if early else None
+    built, pending = updater_from_history(history, DELAY, first_day * MICROS_PER_DAY, events)
     replayed = OnlineFeatureUpdater(DELAY)
-    replay(history, replayed)
-    # the replay releases a label before the next transaction: those known after the last one come here
-    moments = history.with_columns(tx_us=pl.col("tx_datetime").dt.epoch("us"))
-    late = moments.filter((pl.col("tx_us") + DELAY * MICROS_PER_DAY).is_between(
-        moments["tx_us"].max(), first_day * MICROS_PER_DAY, closed="right"))  # fmt: skip
-    for terminal, tx_us, fraud in late.select("terminal_id", "tx_us", "tx_fraud").iter_rows():
-        replayed.add_label(terminal, tx_us, fraud)
-    assert _rounded(built.advance_to(first_day)) == _rounded(replayed.advance_to(first_day))
-    assert pending and all(known_us > first_day * MICROS_PER_DAY for known_us, _, _ in pending)
+    replay(history, replayed, label_events=events, labels_until_us=first_day * MICROS_PER_DAY)
+    built_rows, replayed_rows = built.advance_to(first_day), replayed.advance_to(first_day)
+    assert _rounded(built_rows) == _rounded(replayed_rows)
+    assert pending and all(known_us > first_day * MICROS_PER_DAY for known_us, *_ in pending)
+    if early:
+        assert sum(bool(row["terminal_early_labels_from"]) for row in built_rows[1].values()) > 20
 
 
 def _rounded(rows: tuple[dict, dict]) -> tuple[dict, dict]:

@@ -100,9 +100,16 @@ def test_the_next_days_are_served_once_each_in_time_order(played: Played, transa
 
 
 def test_every_served_vector_equals_the_offline_features(played: Played, transactions) -> None:
+    """The offline engine, given the run's label events, computes every vector the run served: the investigation
+    labels counted as soon as they were known, on both paths."""
+    from fraud_detection.feedback.labels import LabelFiles, events_frame
+
     traffic = pl.read_parquet(played.root / "data/01_raw/traffic/*/part-0.parquet").select(transactions.columns)
     everything = pl.concat([transactions, traffic])
-    offline = polars_engine.transaction_features(everything, polars_engine.state_tables(everything, 7))
+    events = events_frame(LabelFiles(played.root / "data/08_serving/labels").events())
+    offline = polars_engine.transaction_features(everything, polars_engine.state_tables(everything, 7, events))
+    delayed_only = polars_engine.transaction_features(everything, polars_engine.state_tables(everything, 7))
+    assert (offline["terminal_risk_7d"] != delayed_only["terminal_risk_7d"]).sum() >= 10  # day 1's investigations
     served = _served(played).sort("transaction_id")
     expected = offline.filter(pl.col("transaction_id").is_in(served["transaction_id"].implode())).sort("transaction_id")
     assert served.height > 1000

@@ -14,6 +14,7 @@ from polars.testing import assert_frame_equal
 from fraud_detection.datasets import ParquetDataset
 from fraud_detection.features import polars_engine
 from fraud_detection.features.definitions import INTRADAY_STATE
+from fraud_detection.feedback.labels import LabelEventsDataset, LabelFiles, events_frame
 from fraud_detection.pipelines.features import create_pipeline
 from fraud_detection.pipelines.features.nodes import compute_state_tables, compute_transaction_features
 from fraud_detection.pipelines.features.pipeline import STATE_TABLES
@@ -21,9 +22,11 @@ from fraud_detection.runtime.params import Params, ParamsError, checked_params
 from fraud_detection.simulation.params import SimulateParams
 from fraud_detection.simulation.simulator import SimulationConfig, simulate_transactions
 from tests.conftest import SPARK_TEST_PARAMS, changed
+from tests.features.replay import investigation_labels
 from tests.pipelines.kedro_catalog import param_entries
 
 TOLERANCE = {"rel_tol": 1e-9, "abs_tol": 1e-9}
+NO_LABELS = events_frame([])
 
 
 @pytest.fixture(scope="module")
@@ -33,12 +36,12 @@ def transactions(small_simulate_params: SimulateParams) -> pl.DataFrame:
 
 
 def run_features(root: Path, transactions: pl.DataFrame, params: Params) -> dict[str, pl.DataFrame]:
-    """The features pipeline with the catalog's dataset types (state tables read back lazily), under `root`."""
+    """The features pipeline with the catalog's dataset types (state tables read back lazily; the label stream's
+    files under `root/labels`, none unless a test wrote them), under `root`."""
     outputs = {name: ParquetDataset(str(root / f"{name}.parquet"), lazy=True) for name in STATE_TABLES}
     outputs["transaction_features"] = ParquetDataset(str(root / "transaction_features.parquet"))
-    catalog = DataCatalog(
-        {"transactions": MemoryDataset(transactions), **outputs, **param_entries(create_pipeline(), params)}
-    )
+    inputs = {"transactions": MemoryDataset(transactions), "label_events": LabelEventsDataset(str(root / "labels"))}
+    catalog = DataCatalog({**inputs, **outputs, **param_entries(create_pipeline(), params)})
     SequentialRunner().run(create_pipeline(), catalog)
     return {name: pl.read_parquet(root / f"{name}.parquet") for name in outputs}
 
@@ -56,9 +59,20 @@ def test_the_polars_engine_gives_the_training_sets_features(
     assert_frame_equal(written["customer_intraday"].drop(INTRADAY_STATE), expected.customer_intraday)
 
 
+def test_the_label_streams_events_reach_the_terminal_state(
+    tmp_path: Path, transactions: pl.DataFrame, params: Params
+) -> None:
+    events = investigation_labels(transactions)
+    LabelFiles(tmp_path / "labels").write(events.with_columns(pl.col("known_at").dt.to_string()).to_dicts())
+    written = run_features(tmp_path, transactions, params)
+    expected = polars_engine.state_tables(transactions, params.features.label_delay_days, events)
+    assert_frame_equal(written["terminal_daily"], expected.terminal_daily)
+    assert written["terminal_daily"]["terminal_early_labels_from"].list.len().sum() > 1000
+
+
 def test_the_label_delay_comes_from_the_params(transactions: pl.DataFrame, params: Params) -> None:
     three_days = changed(params.features, label_delay_days=3)
-    tables = compute_state_tables(transactions, three_days, params.spark)
+    tables = compute_state_tables(transactions, NO_LABELS, three_days, params.spark)
     assert_frame_equal(tables.terminal_daily, polars_engine.state_tables(transactions, 3).terminal_daily)
     seven_days = polars_engine.state_tables(transactions, params.features.label_delay_days).terminal_daily
     assert not tables.terminal_daily.equals(seven_days), "terminal risk windows end at the label delay"
@@ -69,7 +83,7 @@ def test_the_spark_engine_gives_the_polars_engines_tables_and_features(
     spark, transactions: pl.DataFrame, params: Params, small_training_set: pl.DataFrame
 ) -> None:
     on_spark = changed(params.features, engine="spark")
-    tables = compute_state_tables(transactions, on_spark, SPARK_TEST_PARAMS)
+    tables = compute_state_tables(transactions, NO_LABELS, on_spark, SPARK_TEST_PARAMS)
     expected = polars_engine.with_stored_intraday(
         polars_engine.state_tables(transactions, params.features.label_delay_days)
     )

@@ -14,7 +14,7 @@ from fraud_detection.features.definitions import (
     INTRADAY_STATE,
     ON_DEMAND_FEATURES,
     TERMINAL_COUNTS,
-    TERMINAL_EVENTS,
+    TERMINAL_LISTS,
     epoch_micros,
     features_of_one,
     transaction_features,
@@ -26,7 +26,7 @@ def on_demand_features(inputs: dict[str, Any]) -> dict[str, list]:
     comes as its stored list (`INTRADAY_STATE`)."""
     times, daily = inputs["tx_datetime"], CUSTOMER_DAILY + TERMINAL_COUNTS
     intraday = [_intraday(values) for values in inputs[INTRADAY_STATE]]
-    events = {name: [_events(values) for values in inputs[name]] for name in TERMINAL_EVENTS}
+    events = {name: [_events(values) for values in inputs[name]] for name in TERMINAL_LISTS}
     if len(times) == 1:  # the online path: one request
         state = {n: inputs[n][0] for n in daily} | dict(zip(CUSTOMER_INTRADAY, intraday[0], strict=True))
         state |= {name: lists[0] for name, lists in events.items()}

@@ -7,7 +7,10 @@ Time is cut into UTC days. For a transaction at time t on day D by customer c at
   `customer_nb_tx_Nd` counts them, `customer_avg_amount_Nd` is their mean amount (0 when there are none);
 - terminal windows (N = 1, 7, 30): k's transactions at times in (t - delay - N days, t - delay], `label_delay_days`
   before the transaction, so that every label in the window is known at t (the handbook's definition, 3.3.3);
-  `terminal_nb_tx_Nd` counts them, `terminal_risk_Nd` is their fraud rate (0 when there are none);
+  `terminal_nb_tx_Nd` counts them. `terminal_risk_Nd` is the fraud rate of the labels known at t among k's
+  transactions in (t - delay - N days, t]: the window's, plus those of the last `delay` days whose label became known
+  early (an investigation; a label event's `known_at`). Without early labels (historical data: every label known
+  `delay` after its transaction) it is the window's fraud rate, the handbook's; 0 when there are no labels;
 - request-time features, computed from the request and the stored features: `tx_amount`, `tx_during_weekend`
   (Saturday or Sunday, UTC), `tx_during_night` (before 06:00 UTC), `tx_amount_over_customer_avg_Nd` (the amount
   divided by the customer's mean amount in the window; 0 when the customer has no transaction in it).
@@ -28,7 +31,12 @@ the transactions of those edge days. The stored state:
 - `terminal_daily`, per terminal and day D: count and frauds over days D - delay - N .. D - delay - 1, and the
   transactions of days D - delay - k for k = 0, 1, 7, 30 (`terminal_events_lag_{k}d`: a list of [time of day in
   microseconds, fraud] pairs in time order, fraud as known: a label reaches the lag-0 list during day D, as it
-  becomes known).
+  becomes known); and the labels known early that count on day D (`terminal_early_labels_from` / `_until`, below).
+
+A label of a transaction at s known early, at k < s + delay, counts for t in [max(k, s), s + delay): from then on
+the transaction is in the window, with its label. Each daily row it meets lists a "from" event [max(k, s) - D 00:00
+or 0, fraud] and, on the day it stops counting, an "until" event [its time of day, fraud]: the labels counting at
+t are the "from" events up to t's time of day less the "until" events up to it, the same lookup as the edge days'.
 
 `transaction_features` turns that state plus the request into the features. It is the only place the features
 are computed: the polars and Spark engines, Feast's on-demand feature view (offline and online) and the online
@@ -69,8 +77,10 @@ TERMINAL_COUNTS = tuple(f"terminal_nb_tx_lagged_{n}d" for n in TERMINAL_WINDOWS)
 )
 TERMINAL_EDGE_LAGS = (0, *TERMINAL_WINDOWS)  # days before D - delay whose transactions a daily row lists
 TERMINAL_EVENTS = tuple(f"terminal_events_lag_{k}d" for k in TERMINAL_EDGE_LAGS)  # [tod_us, fraud, tod_us, ...]
-TERMINAL_DAILY = TERMINAL_COUNTS + TERMINAL_EVENTS
-LIST_STATE = TERMINAL_EVENTS  # state columns holding a list per entity (the rest hold numbers)
+TERMINAL_EARLY_LABELS = ("terminal_early_labels_from", "terminal_early_labels_until")  # [tod_us, fraud, ...]
+TERMINAL_LISTS = TERMINAL_EVENTS + TERMINAL_EARLY_LABELS
+TERMINAL_DAILY = TERMINAL_COUNTS + TERMINAL_LISTS
+LIST_STATE = TERMINAL_LISTS  # state columns holding a list per entity (the rest hold numbers)
 STATE_COLUMNS = CUSTOMER_DAILY + CUSTOMER_INTRADAY + TERMINAL_DAILY
 NUMBER_STATE = tuple(name for name in STATE_COLUMNS if name not in LIST_STATE)
 
@@ -221,12 +231,15 @@ def _features(xp: Any, s: dict[str, Any], t: Any, amount: Any) -> dict[str, Any]
     # t's time of day, plus those of day D-delay up to it
     time_of_day = t % MICROS_PER_DAY
     end_nb, end_frauds = xp.events_up_to(s["terminal_events_lag_0d"], time_of_day)
+    from_nb, from_frauds = xp.events_up_to(s["terminal_early_labels_from"], time_of_day)
+    until_nb, until_frauds = xp.events_up_to(s["terminal_early_labels_until"], time_of_day)
+    early_nb, early_frauds = from_nb - until_nb, from_frauds - until_frauds  # known early, not yet in the window
     for n in TERMINAL_WINDOWS:
         start_nb, start_frauds = xp.events_up_to(s[f"terminal_events_lag_{n}d"], time_of_day)
         count = s[f"terminal_nb_tx_lagged_{n}d"] - start_nb + end_nb
         frauds = s[f"terminal_nb_fraud_lagged_{n}d"] - start_frauds + end_frauds
         out[f"terminal_nb_tx_{n}d"] = xp.integer(count)
-        out[f"terminal_risk_{n}d"] = _ratio(xp, frauds, count)
+        out[f"terminal_risk_{n}d"] = _ratio(xp, frauds + early_frauds, count + early_nb)
     return {name: out[name] for name in FEATURES}
 
 

@@ -5,10 +5,11 @@ each terminal's transactions of those days (time of day, fraud as known), plus e
 today. Events:
 - `advance_to(day)`: a new day starts; returns the daily rows every known entity now has (to push online);
 - `add_transaction(...)`: after a transaction is scored; returns the customer's new intraday row (to push);
-- `add_label(...)`: a fraud label becomes known (`label_delay_days` after the transaction); a label of day
-  `day - label_delay_days` changes today's terminal row (its lag-0 events), which it returns (to push).
+- `add_label(...)`: a label becomes known, `label_delay_days` after the transaction or earlier (an investigation:
+  its `known_at`); a label of day `day - label_delay_days` (its lag-0 events), or an early one counting today,
+  changes today's terminal row, which it returns (to push).
 `state(customer_id, terminal_id)` is what the online store holds for a request, and `features(...)` applies the one
-definition to it. Transactions must arrive in time order; labels are only used once the delay has passed.
+definition to it. Transactions must arrive in time order; a label must arrive when it becomes known.
 
 Serving keeps each customer's intraday totals with `Intraday`; the whole updater is proven equal to the batch
 engines (tests/features/test_engine_parity.py, tests/feature_store/test_skew.py) and is what the consumer of the
@@ -29,6 +30,7 @@ from fraud_detection.features.definitions import (
     CUSTOMER_WINDOWS,
     MICROS_PER_DAY,
     TERMINAL_DAILY,
+    TERMINAL_EARLY_LABELS,
     TERMINAL_EDGE_LAGS,
     TERMINAL_WINDOWS,
     features_of_one,
@@ -76,6 +78,7 @@ class OnlineFeatureUpdater:
     customer_tiles: dict[int, dict[int, list[float]]] = field(default_factory=lambda: defaultdict(dict))
     terminal_tiles: dict[int, dict[int, list[int]]] = field(default_factory=lambda: defaultdict(dict))
     terminal_events: dict[int, dict[int, list[list[float]]]] = field(default_factory=lambda: defaultdict(dict))
+    early_labels: dict[int, list[tuple[int, int, float]]] = field(default_factory=lambda: defaultdict(list))
     customer_daily: dict[int, dict[str, float]] = field(default_factory=dict)
     terminal_daily: dict[int, dict[str, float]] = field(default_factory=dict)
     intraday: dict[int, Intraday] = field(default_factory=dict)
@@ -113,19 +116,25 @@ class OnlineFeatureUpdater:
         today.add(tx_us, amount)
         return today.row()
 
-    def add_label(self, terminal_id: int, tx_us: int, fraud: int) -> dict[str, Any] | None:
-        """A transaction's label is known: it counts in its terminal's risk from now on. Returns the terminal's
-        daily row when the label changed it (a transaction of day `day - label_delay_days`), else None."""
+    def add_label(self, terminal_id: int, tx_us: int, fraud: int, known_us: int | None = None) -> dict[str, Any] | None:
+        """A transaction's label is known (at `known_us`; None: `label_delay_days` after the transaction): it counts
+        in its terminal's risk from now on, at once when it came early. Returns the terminal's daily row when the
+        label changed it (an early label counting today, or a fraud of day `day - label_delay_days`), else None."""
         day = tx_us // MICROS_PER_DAY
         if self.day is not None and day < self._oldest_kept():  # beyond every window: it can change nothing
             return None
+        changed = False
+        from_us, until_us = max(known_us if known_us is not None else tx_us, tx_us), self._until_us(tx_us)
+        if from_us < until_us:  # known before its transaction enters the window
+            self.early_labels[terminal_id].append((from_us, until_us, float(fraud)))
+            changed = self.day is not None and self._meets(from_us, until_us, self.day)
         self.terminal_tiles[terminal_id].setdefault(day, [0, 0])[1] += int(fraud)
         event = next((e for e in self.terminal_events[terminal_id].get(day, [])
                       if e[0] == tx_us % MICROS_PER_DAY and e[1] == 0.0), None)  # fmt: skip
-        if not fraud or event is None:
-            return None
-        event[1] = 1.0
-        if self.day is None or day != self.day - self.label_delay_days or terminal_id not in self.terminal_daily:
+        if fraud and event is not None:
+            event[1] = 1.0
+            changed |= self.day is not None and terminal_id in self.terminal_daily and day == self.today_lag_0()
+        if not changed:
             return None
         self.terminal_daily[terminal_id] = self._terminal_row(terminal_id, self.day)
         return self.terminal_daily[terminal_id]
@@ -164,7 +173,26 @@ class OnlineFeatureUpdater:
             row[f"terminal_nb_fraud_lagged_{n}d"] = sum(t[1] for t in days)
         for k in TERMINAL_EDGE_LAGS:  # [time of day, fraud, ...] in time order, as the batch engines store them
             row[f"terminal_events_lag_{k}d"] = [value for e in sorted(events.get(end - k, [])) for value in e]
+        start = day * MICROS_PER_DAY
+        early = [(f, u, fraud) for f, u, fraud in self.early_labels.get(terminal_id, ()) if self._meets(f, u, day)]
+        froms = sorted((float(max(f - start, 0)), fraud) for f, _, fraud in early)
+        untils = sorted((float(u - start), fraud) for _, u, fraud in early if u - start < MICROS_PER_DAY)
+        for name, pairs in zip(TERMINAL_EARLY_LABELS, (froms, untils), strict=True):
+            row[name] = [value for pair in pairs for value in pair]
         return row
+
+    def today_lag_0(self) -> int:
+        """The day whose transactions enter the terminal windows today (`day - label_delay_days`)."""
+        return self.day - self.label_delay_days
+
+    def _until_us(self, tx_us: int) -> int:
+        """When a transaction enters its terminal's window (and a label known early stops counting as early)."""
+        return tx_us + self.label_delay_days * MICROS_PER_DAY
+
+    @staticmethod
+    def _meets(from_us: int, until_us: int, day: int) -> bool:
+        """Whether an early label counting over [from_us, until_us) counts at some time of `day`."""
+        return from_us < (day + 1) * MICROS_PER_DAY and until_us > day * MICROS_PER_DAY
 
     def _oldest_kept(self) -> int:
         return self.day - max(CUSTOMER_WINDOWS) - max(TERMINAL_WINDOWS) - self.label_delay_days - 1
@@ -173,28 +201,48 @@ class OnlineFeatureUpdater:
         for tiles in (*self.customer_tiles.values(), *self.terminal_tiles.values(), *self.terminal_events.values()):
             for d in [d for d in tiles if d < oldest_day]:
                 del tiles[d]
+        today = self.day * MICROS_PER_DAY
+        for terminal_id, early in list(self.early_labels.items()):
+            self.early_labels[terminal_id] = [label for label in early if label[1] > today]
 
 
-def updater_from_history(transactions: pl.DataFrame, label_delay_days: int, now_us: int) -> tuple[
-    OnlineFeatureUpdater, list[tuple[int, int, int]]
+def updater_from_history(transactions: pl.DataFrame, label_delay_days: int, now_us: int,
+                         label_events: pl.DataFrame | None = None) -> tuple[
+    OnlineFeatureUpdater, list[tuple[int, int, int, int]]
 ]:  # fmt: skip
-    """The updater as if it had seen every transaction before `now_us` (a day's start) and the labels known by then
-    (a transaction's label `label_delay_days` after it), built in one pass instead of a replay. Returns it, on no day
-    yet (the caller's `advance_to` computes the daily rows), and the frauds still unknown at `now_us`, as
-    (known_us, terminal_id, tx_us) in time order, for the caller to `add_label` when they become known.
-    `transactions` needs customer_id, terminal_id, tx_datetime, tx_amount, tx_fraud."""
+    """The updater as if it had seen every transaction before `now_us` (a day's start) and the labels known by then,
+    built in one pass instead of a replay. A transaction's label is known `label_delay_days` after it, or at its first
+    event of `label_events` (transaction_id, known_at) when that is earlier. Returns the updater, on no day yet (the
+    caller's `advance_to` computes the daily rows), and the labels still unknown at `now_us` that will change it
+    (frauds, and early labels), as (known_us, terminal_id, tx_us, tx_fraud) in time order, for the caller to
+    `add_label` when they become known. `transactions` needs customer_id, terminal_id, tx_datetime, tx_amount,
+    tx_fraud (and transaction_id with `label_events`)."""
     if now_us % MICROS_PER_DAY:
         raise ValueError(f"now_us={now_us} is not a day's start (UTC midnight in epoch microseconds)")
     delay_us, day = label_delay_days * MICROS_PER_DAY, now_us // MICROS_PER_DAY
     oldest = day - max(CUSTOMER_WINDOWS) - max(TERMINAL_WINDOWS) - label_delay_days - 1
     tx = (
-        transactions.lazy()
-        .select("customer_id", "terminal_id", "tx_amount", "tx_fraud", tx_us=pl.col("tx_datetime").dt.epoch("us"))
+        _with_first_known_us(transactions.lazy(), label_events)
+        .select(
+            "customer_id",
+            "terminal_id",
+            "tx_amount",
+            "tx_fraud",
+            "known_us",
+            tx_us=pl.col("tx_datetime").dt.epoch("us"),
+        )
         .filter((pl.col("tx_us") < now_us) & (pl.col("tx_us") >= oldest * MICROS_PER_DAY))
         .with_columns(
             day=pl.col("tx_us") // MICROS_PER_DAY,
             tod=pl.col("tx_us") % MICROS_PER_DAY,
-            known=(pl.col("tx_fraud") == 1) & (pl.col("tx_us") + delay_us <= now_us),
+            known_us=pl.min_horizontal(
+                pl.max_horizontal(pl.col("known_us").fill_null(pl.col("tx_us") + delay_us), "tx_us"),
+                pl.col("tx_us") + delay_us,
+            ),
+        )
+        .with_columns(
+            known=(pl.col("tx_fraud") == 1) & (pl.col("known_us") <= now_us),
+            early=pl.col("known_us") < pl.col("tx_us") + delay_us,
         )
         .sort("tx_us")
         .collect()
@@ -209,6 +257,17 @@ def updater_from_history(transactions: pl.DataFrame, label_delay_days: int, now_
     events = updater.terminal_events
     for k, d, tod, known in tx.select("terminal_id", "day", "tod", "known").iter_rows():
         events[k].setdefault(d, []).append([float(tod), 1.0 if known else 0.0])
-    unknown = tx.filter((pl.col("tx_fraud") == 1) & ~pl.col("known"))
-    pending = [(us + delay_us, k, us) for k, us in unknown.select("terminal_id", "tx_us").iter_rows()]
-    return updater, pending
+    early = tx.filter(pl.col("early") & (pl.col("known_us") <= now_us) & (pl.col("tx_us") + delay_us > now_us))
+    for k, known_us, us, fraud in early.select("terminal_id", "known_us", "tx_us", "tx_fraud").iter_rows():
+        updater.early_labels[k].append((known_us, us + delay_us, float(fraud)))
+    unknown = tx.filter((pl.col("known_us") > now_us) & ((pl.col("tx_fraud") == 1) | pl.col("early")))
+    columns = ("known_us", "terminal_id", "tx_us", "tx_fraud")
+    return updater, sorted(unknown.select(columns).iter_rows())
+
+
+def _with_first_known_us(transactions: pl.LazyFrame, label_events: pl.DataFrame | None) -> pl.LazyFrame:
+    """The transactions with `known_us`: when their first label event made them known (null without one)."""
+    if label_events is None or label_events.is_empty():
+        return transactions.with_columns(known_us=pl.lit(None, dtype=pl.Int64))
+    first = label_events.lazy().group_by("transaction_id").agg(known_us=pl.col("known_at").min().dt.epoch("us"))
+    return transactions.join(first, on="transaction_id", how="left", maintain_order="left")

@@ -1,7 +1,9 @@
 """The batch engine: the stored feature state of every entity and day, and every transaction's features, on polars.
 
 `state_tables` gives the three tables Feast serves (see definitions.py); `transaction_features` joins them to the
-transactions exactly as a point-in-time lookup would and applies the one definition of the features.
+transactions exactly as a point-in-time lookup would and applies the one definition of the features. The label events
+(the label stream as a table) bring the labels known before the delay; without them every label is known
+`label_delay_days` after its transaction.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from fraud_detection.features.definitions import (
     LIST_STATE,
     MICROS_PER_DAY,
     NUMBER_STATE,
+    TERMINAL_EARLY_LABELS,
     TERMINAL_EDGE_LAGS,
     TERMINAL_WINDOWS,
     EventLists,
@@ -36,14 +39,47 @@ class StateTables(NamedTuple):
     terminal_daily: pl.DataFrame
 
 
-def state_tables(transactions: pl.DataFrame, label_delay_days: int) -> StateTables:
-    """Feature state for every customer and terminal seen, for each day from the first to the day after the last."""
+def state_tables(
+    transactions: pl.DataFrame, label_delay_days: int, label_events: pl.DataFrame | None = None
+) -> StateTables:
+    """Feature state for every customer and terminal seen, for each day from the first to the day after the last;
+    `label_events` (transaction_id, tx_fraud, known_at) bring the labels known early."""
     tx = _with_day(transactions)
     days = pl.int_range(tx["day"].min(), tx["day"].max() + 2, eager=True).alias("day")
+    early = early_labels(transactions, label_events, label_delay_days)
     return StateTables(
         customer_daily=_customer_daily(tx, days),
         customer_intraday=_customer_intraday(tx),
-        terminal_daily=_terminal_daily(tx, days, label_delay_days),
+        terminal_daily=_terminal_daily(tx, days, label_delay_days, early),
+    )
+
+
+def early_labels(transactions: pl.DataFrame, label_events: pl.DataFrame | None, label_delay_days: int) -> pl.DataFrame:
+    """The labels known before the delay, one per transaction (its first event): terminal_id, the moment it starts
+    counting (`from_us`: max(known_at, tx time)), the moment its transaction enters the window (`until_us`: tx time +
+    delay) and `fraud`; only those with from_us < until_us."""
+    schema = {"terminal_id": transactions.schema["terminal_id"], "from_us": pl.Int64, "until_us": pl.Int64,
+              "fraud": pl.Float64}  # fmt: skip
+    if label_events is None or label_events.is_empty():
+        return pl.DataFrame(schema=schema)
+    first = label_events.sort("known_at", "transaction_id").unique("transaction_id", keep="first")
+    tx_us = pl.col("tx_datetime").dt.epoch("us")
+    return (
+        transactions.lazy()
+        .select("transaction_id", "terminal_id", tx_us=tx_us)
+        .join(
+            first.lazy().select("transaction_id", "tx_fraud", known_us=pl.col("known_at").dt.epoch("us")),
+            on="transaction_id",
+            how="inner",
+        )
+        .select(
+            "terminal_id",
+            from_us=pl.max_horizontal("known_us", "tx_us"),
+            until_us=pl.col("tx_us") + label_delay_days * MICROS_PER_DAY,
+            fraud=pl.col("tx_fraud").cast(pl.Float64),
+        )
+        .filter(pl.col("from_us") < pl.col("until_us"))
+        .collect()
     )
 
 
@@ -107,10 +143,12 @@ def _customer_daily(tx: pl.DataFrame, days: pl.Series) -> pl.DataFrame:
     )
 
 
-def _terminal_daily(tx: pl.DataFrame, days: pl.Series, label_delay_days: int) -> pl.DataFrame:
+def _terminal_daily(tx: pl.DataFrame, days: pl.Series, label_delay_days: int, early: pl.DataFrame) -> pl.DataFrame:
     aggregates = [pl.len().cast(pl.Int64).alias("nb"), pl.col("tx_fraud").cast(pl.Int64).sum().alias("frauds")]
-    dense = _dense_daily(tx, "terminal_id", days, aggregates).join(
-        _terminal_day_events(tx), on=["terminal_id", "day"], how="left", maintain_order="left"
+    dense = (
+        _dense_daily(tx, "terminal_id", days, aggregates)
+        .join(_terminal_day_events(tx), on=["terminal_id", "day"], how="left", maintain_order="left")
+        .join(_early_label_events(early), on=["terminal_id", "day"], how="left", maintain_order="left")
     )
     lag = label_delay_days + 1
     return dense.select(
@@ -123,6 +161,7 @@ def _terminal_daily(tx: pl.DataFrame, days: pl.Series, label_delay_days: int) ->
             for n in TERMINAL_WINDOWS
         ),
         *(_lagged_events(label_delay_days + k).alias(f"terminal_events_lag_{k}d") for k in TERMINAL_EDGE_LAGS),
+        *(_or_empty(pl.col(name)).alias(name) for name in TERMINAL_EARLY_LABELS),
     )
 
 
@@ -130,17 +169,51 @@ def _terminal_day_events(tx: pl.DataFrame) -> pl.DataFrame:
     """Per terminal and day with transactions: [time of day in microseconds, fraud, ...], ordered by time then fraud."""
     tod = (pl.col("tx_datetime").dt.epoch("us") % MICROS_PER_DAY).cast(pl.Float64)
     pairs = tx.select("terminal_id", "day", tod.alias("tod"), pl.col("tx_fraud").cast(pl.Float64).alias("fraud"))
+    return _day_lists(pairs, "events")
+
+
+def _early_label_events(early: pl.DataFrame) -> pl.DataFrame:
+    """Per terminal and day that early labels meet: their "from" and "until" events (definitions.py)."""
+    day_start = pl.col("day") * MICROS_PER_DAY
+    froms = (
+        early.with_columns(
+            day=pl.int_ranges(pl.col("from_us") // MICROS_PER_DAY, (pl.col("until_us") - 1) // MICROS_PER_DAY + 1)
+        )
+        .explode("day")
+        .select(
+            "terminal_id",
+            "day",
+            pl.max_horizontal(pl.col("from_us") - day_start, 0).cast(pl.Float64).alias("tod"),
+            "fraud",
+        )
+    )
+    untils = (
+        early.with_columns(day=(pl.col("until_us") - 1) // MICROS_PER_DAY)
+        .select("terminal_id", "day", (pl.col("until_us") - day_start).cast(pl.Float64).alias("tod"), "fraud")
+        .filter(pl.col("tod") < MICROS_PER_DAY)
+    )
+    from_name, until_name = TERMINAL_EARLY_LABELS
+    return _day_lists(froms, from_name).join(_day_lists(untils, until_name), on=["terminal_id", "day"], how="full",
+                                              coalesce=True)  # fmt: skip
+
+
+def _day_lists(pairs: pl.DataFrame, name: str) -> pl.DataFrame:
+    """(terminal_id, day, tod, fraud) rows as one [tod, fraud, ...] list `name` per terminal and day, ordered by time
+    then fraud."""
     return (
         pairs.sort("terminal_id", "day", "tod", "fraud")
         .group_by("terminal_id", "day", maintain_order=True)
-        .agg(pl.concat_list("tod", "fraud").list.explode(keep_nulls=False, empty_as_null=False).alias("events"))
+        .agg(pl.concat_list("tod", "fraud").list.explode(keep_nulls=False, empty_as_null=False).alias(name))
     )
+
+
+def _or_empty(lists: pl.Expr) -> pl.Expr:
+    return pl.when(lists.is_null()).then(pl.lit([], dtype=pl.List(pl.Float64))).otherwise(lists)
 
 
 def _lagged_events(lag: int) -> pl.Expr:
     """The events of the day `lag` days before each row's day (rows are dense days; [] when none)."""
-    lagged = pl.col("events").shift(lag).over("terminal_id")
-    return pl.when(lagged.is_null()).then(pl.lit([], dtype=pl.List(pl.Float64))).otherwise(lagged)
+    return _or_empty(pl.col("events").shift(lag).over("terminal_id"))
 
 
 def _customer_intraday(tx: pl.DataFrame) -> pl.DataFrame:

@@ -2,8 +2,9 @@
 
 The state tables are Spark aggregations and range windows over a dense (entity, day) grid; the features join them
 to the transactions in Spark and apply the one definition (definitions.transaction_features) inside `mapInPandas`,
-so no formula is written twice. Results come back through one Arrow collect each, typed and ordered exactly as
-polars_engine's.
+so no formula is written twice. The label events (a polars or Spark frame: transaction_id, tx_fraud, known_at)
+bring the labels known early, as in polars_engine. Results come back through one Arrow collect each, typed and
+ordered exactly as polars_engine's.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from fraud_detection.features.definitions import (
     MICROS_PER_DAY,
     NUMBER_STATE,
     STATE_COLUMNS,
+    TERMINAL_EARLY_LABELS,
     TERMINAL_EDGE_LAGS,
     TERMINAL_WINDOWS,
 )
@@ -47,10 +49,15 @@ class SparkStateTables(NamedTuple):
     terminal_daily: DataFrame
 
 
-def state_tables(spark: SparkSession, transactions: pl.DataFrame | DataFrame, label_delay_days: int) -> StateTables:
+def state_tables(
+    spark: SparkSession,
+    transactions: pl.DataFrame | DataFrame,
+    label_delay_days: int,
+    label_events: pl.DataFrame | DataFrame | None = None,
+) -> StateTables:
     """The polars engine's `state_tables`, computed by Spark: same columns, types, values and row order."""
     with _cached(_transactions(spark, transactions)) as tx:
-        tables = spark_state_tables(tx, label_delay_days)
+        tables = spark_state_tables(tx, label_delay_days, label_events)
         return StateTables(
             customer_daily=_collect(tables.customer_daily).sort("customer_id", "day"),
             customer_intraday=_collect(tables.customer_intraday).sort("customer_id", EVENT_TIMESTAMP),
@@ -63,12 +70,13 @@ def transaction_features(
     transactions: pl.DataFrame | DataFrame,
     tables: StateTables | None = None,
     label_delay_days: int | None = None,
+    label_events: pl.DataFrame | DataFrame | None = None,
 ) -> pl.DataFrame:
     """The polars engine's `transaction_features`, joined in Spark, in the order of `transactions` (for a Spark
     frame, its partition order; tx_datetime must be a TIMESTAMP).
 
     `tables` are polars state tables (from either engine); without them Spark computes them from `transactions`,
-    which then needs `label_delay_days`.
+    which then needs `label_delay_days` (and `label_events`, if any labels were known early).
     """
     if tables is None and label_delay_days is None:
         raise ValueError("transaction_features needs the state tables, or label_delay_days to compute them")
@@ -76,22 +84,54 @@ def transaction_features(
         if tables is not None:
             state = SparkStateTables(*(_to_spark(spark, table) for table in tables))
         else:
-            state = spark_state_tables(tx, label_delay_days)
+            state = spark_state_tables(tx, label_delay_days, label_events)
         joined = _joined(_with_day(tx), state)
         features = joined.mapInPandas(_features_of_batches, _features_schema(joined))
         collected = _collect(features.withColumn("tx_datetime", F.timestamp_micros("tx_us")))
     return collected.sort(ROW).select(*LABEL_COLUMNS, *_feature_types())
 
 
-def spark_state_tables(tx: DataFrame, label_delay_days: int) -> SparkStateTables:
-    """The three state tables of `tx` (columns of TX_COLUMNS) as Spark frames."""
+def spark_state_tables(
+    tx: DataFrame, label_delay_days: int, label_events: pl.DataFrame | DataFrame | None = None
+) -> SparkStateTables:
+    """The three state tables of `tx` (columns of TX_COLUMNS) as Spark frames; `label_events` (transaction_id,
+    tx_fraud, known_at; None or empty: none) bring the labels known early."""
     tx = _with_day(tx)
     days = _days(tx)
+    early = _early_labels(tx, _label_events(tx.sparkSession, label_events), label_delay_days)
     return SparkStateTables(
         customer_daily=_customer_daily(tx, days),
         customer_intraday=_customer_intraday(tx),
-        terminal_daily=_terminal_daily(tx, days, label_delay_days),
+        terminal_daily=_terminal_daily(tx, days, label_delay_days, early),
     )
+
+
+def _label_events(spark: SparkSession, label_events: pl.DataFrame | DataFrame | None) -> DataFrame | None:
+    """The label events as a Spark frame (transaction_id, tx_fraud, known_us); None when there are none."""
+    if label_events is None:
+        return None
+    if isinstance(label_events, pl.DataFrame):
+        if label_events.is_empty():
+            return None
+        known_us = pl.col("known_at").dt.epoch("us").alias("known_us")
+        return _to_spark(spark, label_events.select("transaction_id", "tx_fraud", known_us))
+    return label_events.select("transaction_id", "tx_fraud", F.unix_micros("known_at").alias("known_us"))
+
+
+def _early_labels(tx: DataFrame, label_events: DataFrame | None, label_delay_days: int) -> DataFrame | None:
+    """polars_engine's `early_labels`: per labelled transaction its first event (terminal_id, from_us, until_us,
+    fraud), only where from_us < until_us; None without label events."""
+    if label_events is None:
+        return None
+    first = label_events.groupBy("transaction_id").agg(F.min(F.struct("known_us", "tx_fraud")).alias("first"))
+    until_us = F.col("tx_us") + F.lit(label_delay_days * MICROS_PER_DAY)
+    early = tx.select("transaction_id", "terminal_id", "tx_us").join(first, on="transaction_id", how="inner")
+    return early.select(
+        "terminal_id",
+        F.greatest(F.col("first.known_us"), F.col("tx_us")).alias("from_us"),
+        until_us.alias("until_us"),
+        F.col("first.tx_fraud").cast("double").alias("fraud"),
+    ).where(F.col("from_us") < F.col("until_us"))
 
 
 def _transactions(spark: SparkSession, transactions: pl.DataFrame | DataFrame) -> DataFrame:
@@ -178,7 +218,7 @@ def _customer_daily(tx: DataFrame, days: DataFrame) -> DataFrame:
     )
 
 
-def _terminal_daily(tx: DataFrame, days: DataFrame, label_delay_days: int) -> DataFrame:
+def _terminal_daily(tx: DataFrame, days: DataFrame, label_delay_days: int, early: DataFrame | None) -> DataFrame:
     aggregates = [F.count(F.lit(1)).alias("nb"), F.sum(F.col("tx_fraud").cast("bigint")).alias("frauds")]
     dense = _dense_daily(tx, "terminal_id", days, aggregates)
     events = _terminal_day_events(tx)
@@ -186,6 +226,8 @@ def _terminal_daily(tx: DataFrame, days: DataFrame, label_delay_days: int) -> Da
         lagged = events.select("terminal_id", (F.col("day") + label_delay_days + k).alias("day"),
                                F.col("events").alias(f"terminal_events_lag_{k}d"))  # fmt: skip
         dense = dense.join(lagged, on=["terminal_id", "day"], how="left")
+    for lists in _early_label_events(early):
+        dense = dense.join(lists, on=["terminal_id", "day"], how="left")
     lag = label_delay_days + 1
     return dense.select(
         "terminal_id",
@@ -197,22 +239,50 @@ def _terminal_daily(tx: DataFrame, days: DataFrame, label_delay_days: int) -> Da
             for n in TERMINAL_WINDOWS
         ),
         *(
-            F.coalesce(F.col(f"terminal_events_lag_{k}d"), F.array().cast("array<double>")).alias(
-                f"terminal_events_lag_{k}d"
-            )
+            F.coalesce(F.col(f"terminal_events_lag_{k}d"), _empty_list()).alias(f"terminal_events_lag_{k}d")
             for k in TERMINAL_EDGE_LAGS
         ),
+        *(
+            (F.coalesce(F.col(name), _empty_list()) if early is not None else _empty_list()).alias(name)
+            for name in TERMINAL_EARLY_LABELS
+        ),
     )
+
+
+def _empty_list() -> Column:
+    return F.array().cast("array<double>")
 
 
 def _terminal_day_events(tx: DataFrame) -> DataFrame:
     """Per terminal and day with transactions: [time of day in microseconds, fraud, ...], ordered by time then fraud
     (as polars_engine's)."""
-    pair = F.struct(F.pmod("tx_us", F.lit(MICROS_PER_DAY)).cast("double").alias("tod"),
-                    F.col("tx_fraud").cast("double").alias("fraud"))  # fmt: skip
-    ordered = F.array_sort(F.collect_list(pair))
-    events = F.flatten(F.transform(ordered, lambda p: F.array(p["tod"], p["fraud"])))
-    return tx.groupBy("terminal_id", "day").agg(events.alias("events"))
+    pairs = tx.select("terminal_id", "day", F.pmod("tx_us", F.lit(MICROS_PER_DAY)).cast("double").alias("tod"),
+                      F.col("tx_fraud").cast("double").alias("fraud"))  # fmt: skip
+    return _day_lists(pairs, "events")
+
+
+def _early_label_events(early: DataFrame | None) -> list[DataFrame]:
+    """Per terminal and day that early labels meet: their "from" and "until" lists (polars_engine's); none without
+    early labels."""
+    if early is None:
+        return []
+    day_start = F.col("day") * F.lit(MICROS_PER_DAY)
+    last_day = _floor_div(F.col("until_us") - 1, MICROS_PER_DAY)
+    from_tod = F.greatest(F.col("from_us") - day_start, F.lit(0)).cast("double").alias("tod")
+    froms = early.withColumn("day", F.explode(F.sequence(_floor_div(F.col("from_us"), MICROS_PER_DAY), last_day)))
+    froms = froms.select("terminal_id", "day", from_tod, "fraud")
+    until_tod = (F.col("until_us") - day_start).cast("double").alias("tod")
+    untils = early.withColumn("day", last_day).select("terminal_id", "day", until_tod, "fraud")
+    from_name, until_name = TERMINAL_EARLY_LABELS
+    return [_day_lists(froms, from_name), _day_lists(untils.where(F.col("tod") < MICROS_PER_DAY), until_name)]
+
+
+def _day_lists(pairs: DataFrame, name: str) -> DataFrame:
+    """(terminal_id, day, tod, fraud) rows as one [tod, fraud, ...] list `name` per terminal and day, ordered by time
+    then fraud."""
+    ordered = F.array_sort(F.collect_list(F.struct("tod", "fraud")))
+    flat = F.flatten(F.transform(ordered, lambda p: F.array(p["tod"], p["fraud"])))
+    return pairs.groupBy("terminal_id", "day").agg(flat.alias(name))
 
 
 def _customer_intraday(tx: DataFrame) -> DataFrame:

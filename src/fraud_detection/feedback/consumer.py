@@ -4,9 +4,9 @@ daily rows, through the online updater (`features/online.py`).
 `OutcomeApplier` holds the updater's state for the transactions after the data's end (the history's part is
 built in one pass, `updater_from_history`): each new day it writes every customer's and terminal's daily row; each
 transaction served it adds; each label event it applies to its terminal's risk state once (by `transaction_id`:
-a redelivered or repeated event changes nothing) and writes the terminal's row when the label changed it. The
-history's labels carry no events: they become known `label_delay_days` after their transaction, as the offline
-engines count them, and `release` applies them at that moment.
+a redelivered or repeated event changes nothing; an event known before the delay counts at once) and writes the
+terminal's row when the label changed it. The history's labels not known at its end (`updater_from_history`:
+`label_delay_days` after their transaction, or earlier by an event) are applied by `release` at that moment.
 
 `LabelConsumer` reads the label stream at least once: it applies what it polls, then acknowledges. A consumer that
 starts again after a crash first replays into its state what was acknowledged before (without writing: the store
@@ -25,15 +25,15 @@ import polars as pl
 
 from fraud_detection.features.definitions import MICROS_PER_DAY, epoch_micros
 from fraud_detection.features.online import OnlineFeatureUpdater, updater_from_history
-from fraud_detection.feedback.labels import LabelReader, LabelStream
+from fraud_detection.feedback.labels import LabelReader, LabelStream, events_frame
 
 CONSUMER_GROUP = "online-store"  # the label stream's consumer group that keeps the online store current
 
 
 class OutcomeApplier:
-    def __init__(self, updater: OnlineFeatureUpdater, pending: Sequence[tuple[int, int, int]], sink: Any) -> None:
+    def __init__(self, updater: OnlineFeatureUpdater, pending: Sequence[tuple[int, int, int, int]], sink: Any) -> None:
         self.updater, self.sink = updater, sink
-        self._pending = deque(sorted(pending))  # (known_us, terminal_id, tx_us): the history's frauds not yet known
+        self._pending = deque(sorted(pending))  # (known_us, terminal_id, tx_us, fraud): the history's, not yet known
         self._seen: dict[int, tuple[int, int]] = {}  # transaction_id -> (terminal_id, tx_us), after the history
         self._labelled: set[int] = set()
         self.applied = self.repeated = self.unknown = 0
@@ -46,10 +46,10 @@ class OutcomeApplier:
             self.sink.new_day(day, customer_rows, terminal_rows)
 
     def release(self, now_us: int) -> None:
-        """Apply the history's fraud labels known by `now_us`."""
+        """Apply the history's labels known by `now_us`."""
         while self._pending and self._pending[0][0] <= now_us:
-            known_us, terminal_id, tx_us = self._pending.popleft()
-            self._write(terminal_id, known_us, self.updater.add_label(terminal_id, tx_us, 1))
+            known_us, terminal_id, tx_us, fraud = self._pending.popleft()
+            self._write(terminal_id, known_us, self.updater.add_label(terminal_id, tx_us, fraud, known_us))
 
     def add_transactions(self, ids: Sequence[int], customers: Sequence[int], terminals: Sequence[int],
                          tx_us: Sequence[int], amounts: Sequence[float]) -> None:  # fmt: skip
@@ -73,9 +73,10 @@ class OutcomeApplier:
                 continue
             self._labelled.add(transaction_id)
             self.applied += 1
-            row = self.updater.add_label(where[0], where[1], int(event["tx_fraud"]))
+            known_us = epoch_micros(datetime.fromisoformat(event["known_at"]))
+            row = self.updater.add_label(where[0], where[1], int(event["tx_fraud"]), known_us)
             if write:
-                self._write(where[0], epoch_micros(datetime.fromisoformat(event["known_at"])), row)
+                self._write(where[0], known_us, row)
 
     def _write(self, terminal_id: int, known_us: int, row: dict | None) -> None:
         if row is not None and self.sink is not None:
@@ -111,7 +112,8 @@ def run_consumer(history: pl.DataFrame, served: Callable[[], pl.DataFrame], labe
     store holds them), then the label events not yet acknowledged applied and written; with `follow_s`, every
     `follow_s` seconds the newly logged transactions (a new day's first one writes that day's rows) and events."""
     first_day = int(history["tx_datetime"].dt.epoch("us").max()) // MICROS_PER_DAY + 1
-    updater, pending = updater_from_history(history, label_delay_days, first_day * MICROS_PER_DAY)
+    updater, pending = updater_from_history(history, label_delay_days, first_day * MICROS_PER_DAY,
+                                            events_frame(labels.events()))  # fmt: skip
     applier, seen = OutcomeApplier(updater, pending, None), set()
     added = _add_logged(applier, served(), first_day, seen)
     consumer = LabelConsumer(labels, CONSUMER_GROUP, applier, batch)  # replays what was acknowledged, no writes

@@ -32,7 +32,7 @@ from fraud_detection.features.definitions import EPOCH, MICROS_PER_DAY
 from fraud_detection.features.online import updater_from_history
 from fraud_detection.feedback import TrafficError
 from fraud_detection.feedback.consumer import CONSUMER_GROUP, LabelConsumer, OutcomeApplier
-from fraud_detection.feedback.labels import LabelStream, label_event
+from fraud_detection.feedback.labels import LabelStream, events_frame, label_event
 from fraud_detection.simulation.simulator import SimulationConfig, simulate_continuation
 
 log = logging.getLogger(__name__)
@@ -133,9 +133,10 @@ class _Play:
     @classmethod
     def start(cls, world: World, state: TrafficState) -> _Play:
         delay_us = world.label_delay_days * MICROS_PER_DAY
+        published = events_frame(world.labels.events())
         updater, pending = updater_from_history(world.history, world.label_delay_days,
-                                                _day_start_us(world.config, state.next_day))  # fmt: skip
-        labelled = _labelled(world.labels)
+                                                _day_start_us(world.config, state.next_day), published)  # fmt: skip
+        labelled = set(published["transaction_id"].to_list())  # the stream is the record of what was published
         return cls(world, state, OutcomeApplier(updater, pending, world.store_sink), labelled,
                    _outstanding(world.history, labelled, delay_us, state.labels_through_us))  # fmt: skip
 
@@ -214,11 +215,6 @@ def _delayed(frame: pl.DataFrame, delay_us: int) -> Iterator[tuple[int, int, int
     """(known_us, transaction_id, tx_fraud) of each transaction's delayed label, in time order."""
     known = (_us(frame) + delay_us).to_list()
     return zip(known, frame["transaction_id"].to_list(), frame["tx_fraud"].to_list(), strict=True)
-
-
-def _labelled(labels: LabelStream) -> set[int]:
-    """Transactions whose label was published already (the stream is the record)."""
-    return {event["transaction_id"] for event in labels.events()}
 
 
 def _outstanding(history: pl.DataFrame, labelled: set[int], delay_us: int, through_us: int) -> deque:

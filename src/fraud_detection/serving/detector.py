@@ -37,7 +37,7 @@ from fraud_detection.features.definitions import (
     MICROS_PER_DAY,
     TERMINAL_COUNTS,
     TERMINAL_DAILY,
-    TERMINAL_EVENTS,
+    TERMINAL_LISTS,
     epoch_micros,
     features_of_one,
     transaction_features,
@@ -341,7 +341,7 @@ def _state_columns(customer: list[dict], intraday: dict[str, list], terminal: li
     """One float64 array per number column of the state (NaN where unknown), one list per row for the lists."""
     daily = ((CUSTOMER_DAILY, customer), (TERMINAL_COUNTS, terminal))
     columns = {name: np.array([r[name] for r in rows], dtype=np.float64) for names, rows in daily for name in names}
-    lists = {name: [r[name] for r in terminal] for name in TERMINAL_EVENTS}
+    lists = {name: [r[name] for r in terminal] for name in TERMINAL_LISTS}
     return columns | lists | {name: np.array(values, dtype=np.float64) for name, values in intraday.items()}
 
 

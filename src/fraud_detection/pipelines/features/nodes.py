@@ -12,16 +12,18 @@ from fraud_detection.features.polars_engine import StateTables
 from fraud_detection.runtime.spark import SparkParams
 
 
-def compute_state_tables(transactions: pl.DataFrame, params: FeaturesParams, spark: SparkParams) -> StateTables:
+def compute_state_tables(
+    transactions: pl.DataFrame, label_events: pl.DataFrame, params: FeaturesParams, spark: SparkParams
+) -> StateTables:
     """customer_daily, customer_intraday and terminal_daily with the engine `features.engine` names, as the feature
-    store's sources."""
+    store's sources; the label stream's events give the labels known before the delay (investigations)."""
     if params.engine == "spark":
         from fraud_detection.features import spark_engine
         from fraud_detection.runtime.spark import get_spark
 
-        tables = spark_engine.state_tables(get_spark(spark), transactions, params.label_delay_days)
+        tables = spark_engine.state_tables(get_spark(spark), transactions, params.label_delay_days, label_events)
     else:
-        tables = polars_engine.state_tables(transactions, params.label_delay_days)
+        tables = polars_engine.state_tables(transactions, params.label_delay_days, label_events)
     return polars_engine.with_stored_intraday(tables)
 
 

@@ -10,7 +10,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 compute_state_tables,
-                ["transactions", "params:features", "params:spark"],
+                ["transactions", "label_events", "params:features", "params:spark"],
                 STATE_TABLES,
                 name="compute_state_tables",
             ),
