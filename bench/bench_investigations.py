@@ -49,7 +49,10 @@ def play(days: int, investigations: int) -> dict:
                                if r["role"] == "served"])  # fmt: skip
         labels = events_frame(LabelFiles(project / "data/08_serving/labels").events())
     joined = traffic.join(served, on="transaction_id").join(labels, on="transaction_id", how="left")
-    return {"investigations_per_day": investigations, "days": _per_day(joined), "cluster": _cluster(joined)}
+    days_figures = _per_day(joined)
+    means = {f"mean_{name}": round(float(np.mean([d[name] for d in days_figures])), 4)
+             for name in ("average_precision", "card_precision_at_100")}  # fmt: skip
+    return {"investigations_per_day": investigations, **means, "days": days_figures, "cluster": _cluster(joined)}
 
 
 def _per_day(joined: pl.DataFrame) -> list[dict]:

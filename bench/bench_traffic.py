@@ -1,10 +1,13 @@
-"""`fraud-detection traffic run --in-process` end to end, and the label consumer alone.
+"""`fraud-detection traffic run` end to end, in process and over HTTP, and the label consumer alone.
 
 Needs `make repro` first. Each run plays `--days` days in a scratch copy of the project's serving state (the ingested
 transactions, the online store, the registry: the project's own data/ is left as it is) and records the command's
-own figures (`--json`: transactions sent, seconds, transactions a second). Then the label consumer: the online
-updater built from the data and its last days, then the delayed labels that become known on the last day (a day's
-worth) applied through the SQLite online store, each fraud rewriting its terminal's row. Medians over `--runs`.
+own figures (`--json`: transactions sent, seconds, transactions a second, of which setup and waiting for answers).
+Over HTTP: `bentoml serve` of the scratch copy, driven by `traffic run --url`, then the same service's plain
+`/predict_batch` throughput side by side: the data's last day re-dated after the played days, in requests of the
+command's chunk size, one request at a time (as the command sends) and four at a time. Then the label consumer: the
+online updater built from the data and its last days, then the delayed labels that become known on the last day (a
+day's worth) applied through the SQLite online store, each fraud rewriting its terminal's row. Medians over `--runs`.
 Results: reports/bench/traffic.json.
 
 Run: uv run python -m bench.bench_traffic [--runs 3] [--days 2]
@@ -14,14 +17,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
+import orjson
 import polars as pl
 
 from bench.timing import machine, save
@@ -35,6 +41,9 @@ COPIED = ("pyproject.toml", "params.yaml", ".telemetry", "conf", "data/02_interm
           "data/05_feature_store", "data/mlflow", "data/04_feature")  # fmt: skip
 TARGET_TX_PER_S, TARGET_LABELS_PER_S = 10_000, 50_000
 DELAY = 7  # params.yaml features.label_delay_days
+CHUNK = 2000  # transactions a request, as `traffic run` sends them (World.chunk)
+HTTP_PORT = 8104
+ISO = "%Y-%m-%dT%H:%M:%S%.f+00:00"
 
 
 def scratch_project(folder: Path) -> Path:
@@ -62,6 +71,55 @@ def traffic_run(days: int) -> dict:
         wall = time.perf_counter() - started
         summary = json.loads(out[out.index("{") :])
         return summary | {"wall_seconds": round(wall, 2)}
+
+
+def traffic_over_http(days: int, runs: int) -> dict:
+    """`traffic run --url` against `bentoml serve` of a scratch copy, then the service's plain /predict_batch."""
+    from bench.bench_serve import _process
+
+    with tempfile.TemporaryDirectory() as folder:
+        project = scratch_project(Path(folder))
+        os.environ["FRAUD_DETECTION_HOME"] = str(project)
+        serve = [str(ROOT / ".venv/bin/bentoml"), "serve", "fraud_detection.serving.service:FraudService", "--port",
+                 str(HTTP_PORT)]  # fmt: skip
+        with _process(serve, HTTP_PORT) as url:
+            command = [str(ROOT / ".venv/bin/fraud-detection"), "traffic", "run", "--days", str(days), "--url", url,
+                       "--json"]  # fmt: skip
+            out = subprocess.run(command, cwd=project, check=True, capture_output=True, text=True).stdout
+            summary = json.loads(out[out.index("{") :])
+            plain = {f"c{c}": _plain_runs(url, project, days, c, runs) for c in (1, 4)}
+    driven = summary["sent"] / summary["send_seconds"]
+    ratio = driven / plain["c1"]["median_transactions_per_second"]
+    return {"traffic_run": summary, "answered_per_second_while_sending": round(driven),
+            "plain_predict_batch": plain, "ratio_to_plain_one_at_a_time": round(ratio, 3)}  # fmt: skip
+
+
+def _plain_runs(url: str, project: Path, days: int, connections: int, runs: int) -> dict:
+    """/predict_batch throughput with `connections` requests in flight, over the data's last day re-dated after the
+    played days (new ids), in requests of the traffic command's chunk size; median over `runs`."""
+    import httpx
+
+    last = sorted((project / "data/02_intermediate/transactions").glob("date=*"))[-1]
+    day = pl.read_parquet(last / "part-0.parquet").sort("tx_datetime")
+    rates = []
+    for run in range(runs):
+        shifted = day.select(
+            transaction_id=pl.col("transaction_id") + (run + 1) * 100_000_000,
+            tx_datetime=(pl.col("tx_datetime") + timedelta(days=days + 1 + run)).dt.to_string(ISO),
+            customer_id="customer_id", terminal_id="terminal_id", tx_amount="tx_amount",
+        ).to_dicts()  # fmt: skip
+        bodies = [orjson.dumps({"transactions": shifted[i : i + CHUNK]}) for i in range(0, len(shifted), CHUNK)]
+        started = time.perf_counter()
+        with httpx.Client(base_url=url, timeout=120) as client, ThreadPoolExecutor(connections) as pool:
+            statuses = list(pool.map(lambda body: client.post("/predict_batch", content=body,
+                                                              headers={"content-type": "application/json"}
+                                                              ).status_code, bodies))  # fmt: skip
+        if set(statuses) != {200}:
+            raise RuntimeError(f"/predict_batch answered {sorted(set(statuses))}")
+        rates.append(len(shifted) / (time.perf_counter() - started))
+    return {"connections": connections, "transactions_per_request": CHUNK, "transactions": len(day),
+            "transactions_per_second": [round(r) for r in rates],
+            "median_transactions_per_second": round(statistics.median(rates))}  # fmt: skip
 
 
 def consumer_rate() -> tuple[float, int, int]:
@@ -116,6 +174,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=2)
     args = parser.parse_args()
     runs = [traffic_run(args.days) for _ in range(args.runs)]
+    http = traffic_over_http(args.days, args.runs)
     consumed = [consumer_rate() for _ in range(args.runs)]
     rates = [rate for rate, _, _ in consumed]
     figures = {
@@ -124,8 +183,11 @@ def main() -> None:
             "days": args.days, "runs": runs,
             "median_transactions_per_second": statistics.median(r["transactions_per_second"] for r in runs),
             "median_wall_seconds": statistics.median(r["wall_seconds"] for r in runs),
+            "median_setup_seconds": statistics.median(r["setup_seconds"] for r in runs),
+            "median_send_seconds": statistics.median(r["send_seconds"] for r in runs),
             "target_transactions_per_second": TARGET_TX_PER_S,
         },
+        "traffic_over_http": http,
         "label_consumer_sqlite": {
             "events": consumed[0][1], "rows_written": consumed[0][2], "events_per_second": [round(r) for r in rates],
             "median_events_per_second": round(statistics.median(rates)),

@@ -65,13 +65,16 @@ class Summary:
     degraded: int = 0
     labels: Counter = field(default_factory=Counter)  # by source
     days: list[str] = field(default_factory=list)
-    seconds: float = 0.0
+    seconds: float = 0.0  # the whole run
+    setup_seconds: float = 0.0  # the online updater built from the data, the new days drawn
+    send_seconds: float = 0.0  # waiting for the service's answers
 
     def as_json(self) -> dict[str, Any]:
         rate = self.sent / self.seconds if self.seconds else 0.0
         return {"days": self.days, "sent": self.sent, "decisions": dict(sorted(self.decisions.items())),
                 "degraded": self.degraded, "labels_published": dict(sorted(self.labels.items())),
-                "seconds": round(self.seconds, 3), "transactions_per_second": round(rate, 1)}  # fmt: skip
+                "seconds": round(self.seconds, 3), "transactions_per_second": round(rate, 1),
+                "setup_seconds": round(self.setup_seconds, 3), "send_seconds": round(self.send_seconds, 3)}  # fmt: skip
 
 
 Send = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]  # transactions -> answers (Prediction fields)
@@ -103,6 +106,7 @@ def run_traffic(world: World, state: TrafficState, days: int, send: Send, speed:
     clock, played = _Pacer(speed), range(state.next_day, state.next_day + days)
     continued = simulate_continuation(world.config, played, int(world.history["transaction_id"].max()) + 1)
     continued = continued.with_columns(_day=pl.col("tx_datetime").dt.date())
+    play.summary.setup_seconds = time.perf_counter() - started
     for day in played:
         day_us = _day_start_us(world.config, day)
         tx = continued.filter(pl.col("_day") == world.config.start_date + timedelta(days=day)).drop("_day")
@@ -168,7 +172,9 @@ class _Play:
         state.labels_through_us = max(state.labels_through_us, until_us)
         self.applier.release(until_us)  # early within the chunk is exact: a window counts a label only once known
         self.consumer.consume()
+        sending = time.perf_counter()
         answers = send(chunk.select(TRANSACTION_FIELDS).to_dicts())
+        self.summary.send_seconds += time.perf_counter() - sending
         _add(self.applier, chunk)
         self.outstanding.extend(_delayed(chunk, self.delay_us))
         _note(self.summary, risk, chunk, answers)
