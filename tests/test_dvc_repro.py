@@ -514,7 +514,8 @@ def test_after_a_traffic_run_repro_runs_what_the_new_days_require_and_the_live_s
     project: Path,
 ) -> None:
     """The online store is live state: the traffic run writes it (as serving does) and no stage is out of date for
-    that; its new days are data, so ingest and what follows run again, materialization incrementally (runs last)."""
+    that; its new days and label events are data, so ingest, features (the labels known early) and what follows run
+    again, materialization incrementally (runs last)."""
     record = json.loads((project / "data/05_feature_store/materialization.json").read_text())
     traffic = [sys.executable, "-m", "fraud_detection.cli", "traffic", "run", "--days", "1", "--in-process"]
     run = subprocess.run(traffic, check=False, cwd=project, env=project_env(project), capture_output=True, text=True,
@@ -522,11 +523,12 @@ def test_after_a_traffic_run_repro_runs_what_the_new_days_require_and_the_live_s
     assert run.returncode == 0, run.stdout + run.stderr
     status = _dvc(project, "status", "--json")
     changed = set(json.loads(status.stdout))
-    assert changed == {"ingest", "feedback"}, status.stdout  # not materialize: the store it wrote is no output
+    assert changed == {"ingest", "features", "feedback"}, status.stdout  # not materialize: the store is no output
     run = _dvc(project, "repro")
     assert run.returncode == 0, run.stdout + run.stderr
     ran = set(re.findall(r"Running stage '([a-z_]+)'", run.stdout))
-    assert "simulate" not in ran and {"ingest", "features", "materialize", "training_set", "feedback"} <= ran
+    assert "simulate" not in ran and {"ingest", "features", "materialize", "training_set", "feedback",
+                                      "experiment"} <= ran  # fmt: skip
     again = json.loads((project / "data/05_feature_store/materialization.json").read_text())
     assert again["start"] == record["end"] and again["end"] > record["end"], "incremental: only the new day"
     assert again["rows"]["customer_daily"] > 0

@@ -51,8 +51,25 @@ def _pipelines() -> dict[str, Pipeline]:
 
 
 def _paths(entries: list) -> set[str]:
-    """DVC deps/outs entries (plain strings or one-key mappings with options) as paths."""
-    return {next(iter(e)) if isinstance(e, dict) else e for e in entries or []}
+    """DVC deps/outs entries (plain strings or one-key mappings with options) as paths: `${key}` resolved from
+    params.yaml (DVC's vars), a file of a catalog folder of reports (TextFilesDataset) as that folder."""
+    paths = {next(iter(e)) if isinstance(e, dict) else e for e in entries or []}
+    return {_report_folder(re.sub(r"\$\{([\w.]+)\}", _param_value, path)) for path in paths}
+
+
+def _param_value(match: re.Match) -> str:
+    value = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+    for key in match.group(1).split("."):
+        value = value[key]
+    return str(value)
+
+
+def _report_folder(path: str) -> str:
+    catalog = yaml.safe_load((PROJECT_ROOT / "conf/base/catalog.yml").read_text())
+    folders = {
+        e["path"] for e in catalog.values() if isinstance(e, dict) and e.get("type", "").endswith("TextFilesDataset")
+    }
+    return next((folder for folder in folders if path.startswith(f"{folder}/")), path)
 
 
 WRITTEN_BY_TRAFFIC = {"traffic_transactions", "traffic_state"}  # by `fraud-detection traffic run`, not a stage

@@ -1,3 +1,3 @@
-from tests.feature_store.conftest import offline_features, transactions
+from tests.feature_store.conftest import label_events, offline_features, transactions
 
-__all__ = ["offline_features", "transactions"]
+__all__ = ["label_events", "offline_features", "transactions"]

@@ -21,10 +21,10 @@ from fraud_detection.pipelines.batch_predict.nodes import (
 from fraud_detection.registry.promotion import force_promote
 from fraud_detection.registry.registry import RegistryAddress
 from tests.conftest import SPARK_TEST_PARAMS, changed, params_problem
-from tests.feature_store.conftest import offline_features, transactions
+from tests.feature_store.conftest import label_events, offline_features, transactions
 from tests.serving.conftest import MODEL, serving_project
 
-__all__ = ["offline_features", "serving_project", "transactions"]
+__all__ = ["label_events", "offline_features", "serving_project", "transactions"]
 
 
 @pytest.fixture

@@ -17,9 +17,9 @@ from fraud_detection.pipelines.training_set.nodes import (
     check_against_offline_features,
 )
 from fraud_detection.runtime.params import Params
-from tests.feature_store.conftest import feature_root, offline_features, sqlite_store, transactions
+from tests.feature_store.conftest import feature_root, label_events, offline_features, sqlite_store, transactions
 
-__all__ = ["feature_root", "offline_features", "sqlite_store", "transactions"]
+__all__ = ["feature_root", "label_events", "offline_features", "sqlite_store", "transactions"]
 
 
 def test_the_feast_training_set_passes_the_check(

@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 from tests.conftest import PROJECT_ROOT, changed
-from tests.feature_store.conftest import LABEL_DELAY_DAYS, feature_root, offline_features, transactions
+from tests.feature_store.conftest import LABEL_DELAY_DAYS, feature_root, label_events, offline_features, transactions
 
 from fraud_detection.feature_store.dataset import FeatureStoreDataset, apply_and_materialize
 from fraud_detection.feature_store.definitions import SOURCE_PATHS
@@ -21,7 +21,7 @@ from fraud_detection.feature_store.online import day_start
 from fraud_detection.features import polars_engine
 from fraud_detection.features.definitions import MICROS_PER_DAY
 
-__all__ = ["feature_root", "offline_features", "serving_project", "transactions"]
+__all__ = ["feature_root", "label_events", "offline_features", "serving_project", "transactions"]
 MODEL = "fraud-detector"
 
 

@@ -12,6 +12,7 @@
     fraud-detection traffic run --days N            the world after the data: N more days sent to the service
                                                     (--in-process or --url), their labels published
     fraud-detection feedback consume [--follow S]   label events into the online store (at least once)
+    fraud-detection experiment analyze              the A/B analysis (--input FILE, --shares A=0.9,B=0.1)
     fraud-detection dev dvc-deps [--check|--write]  each DVC stage's code deps: the import closure of what it runs
 
 `--env production` uses conf/production (the MLflow tracking server). Bad input (an unknown version, another
@@ -28,7 +29,7 @@ import sys
 
 import click
 
-from fraud_detection.cli import dev, feedback, monitor, notebook, registry, serve, traffic
+from fraud_detection.cli import dev, experiment, feedback, monitor, notebook, registry, serve, traffic
 from fraud_detection.runtime.telemetry import disable_telemetry
 
 EXIT_BAD_INPUT = 2
@@ -54,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         args.command(args)
-    except (RegistryError, RegistryUnreachable, LockTimeout, NotInProject, NotebookError, TrafficError) as error:
+    except (RegistryError, RegistryUnreachable, LockTimeout, NotInProject, NotebookError, TrafficError,
+            experiment.ExperimentInputError) as error:  # fmt: skip
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except click.ClickException as error:
@@ -74,6 +76,6 @@ def parser() -> argparse.ArgumentParser:
     """Every command group's parser (each group's module adds its own)."""
     top = argparse.ArgumentParser(prog="fraud-detection", description=__doc__.split("\n\n")[0])
     groups = top.add_subparsers(required=True, metavar="GROUP")
-    for group in (registry, serve, notebook, monitor, traffic, feedback, dev):
+    for group in (registry, serve, notebook, monitor, traffic, feedback, experiment, dev):
         group.add_commands(groups)
     return top

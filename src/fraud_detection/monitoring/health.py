@@ -22,9 +22,9 @@ import polars as pl
 
 from fraud_detection.evaluation.metrics import auc_roc, average_precision, card_precision_at_k
 from fraud_detection.monitoring.decision import Quality
+from fraud_detection.serving.decision import RULES_VERSION
 
 STORE_DOWN = "online store unavailable"  # serving/detector.py's reasons, up to their first ";"
-RULES_VERSION = "rules"
 DIGITS = 6
 
 

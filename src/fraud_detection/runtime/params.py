@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from fraud_detection.batch.params import BatchPredictParams
 from fraud_detection.evaluation.params import EvaluateParams
+from fraud_detection.experiments.params import ExperimentParams
 from fraud_detection.feature_store.params import MaterializeParams, TrainingSetParams
 from fraud_detection.features.params import FeaturesParams
 from fraud_detection.feedback.params import FeedbackParams
@@ -53,6 +54,7 @@ with warnings.catch_warnings():  # `register` is also ABCMeta.register: the fiel
         batch_predict: BatchPredictParams
         monitor: MonitorParams
         feedback: FeedbackParams
+        experiment: ExperimentParams
         notebooks: NotebooksParams
         spark: SparkParams
 

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from fraud_detection.serving.params import FallbackParams, Thresholds
 
+RULES_VERSION = "rules"  # the model_version of an answer the rules gave (the model failed, or could not score)
+
 
 def decide(probability: float, thresholds: Thresholds) -> str:
     if probability >= thresholds.decline:

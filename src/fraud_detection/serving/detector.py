@@ -43,14 +43,13 @@ from fraud_detection.features.definitions import (
     transaction_features,
 )
 from fraud_detection.features.online import Intraday
-from fraud_detection.serving.decision import NO_RULE, FallbackRules, decide, rule_score
+from fraud_detection.serving.decision import NO_RULE, RULES_VERSION, FallbackRules, decide, rule_score
 from fraud_detection.serving.params import Thresholds
 from fraud_detection.serving.prediction_log import PredictionLog
 from fraud_detection.serving.routing import ABRouter
 from fraud_detection.serving.schemas import PREDICTIONS, Prediction, Transaction
 
 log = logging.getLogger(__name__)
-RULES_VERSION = "rules"
 NO_CUSTOMER, NO_INTRADAY, NO_TERMINAL = (dict.fromkeys(n) for n in (CUSTOMER_DAILY, CUSTOMER_INTRADAY, TERMINAL_DAILY))
 STORE_DOWN = "online store unavailable"
 UNKNOWN_CUSTOMER = "unknown customer; no customer history"

@@ -1,0 +1,27 @@
+"""params.yaml `experiment`: the A/B analysis of the served variants (`dvc repro experiment`,
+`fraud-detection experiment analyze`)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, PositiveInt, model_validator
+
+from fraud_detection.runtime.param_model import ParamModel, Share
+
+SHARE_TOLERANCE = 1e-6
+
+
+class ExperimentParams(ParamModel):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]  # reports/experiments/<name>.html
+    shares: dict[str, Share] | None  # the design: variant -> share, the control first; None: serve.ab.variants
+    alpha: Annotated[float, Field(gt=0, lt=0.5)]  # the tests' level (two-sided, before the Holm correction)
+    relative_target_effect: Annotated[float, Field(gt=0)]  # the effect worth detecting, relative to the control
+    bootstrap_replicates: PositiveInt  # the customer-clustered bootstrap of AP and latency p99
+    srm_threshold: Annotated[float, Field(gt=0, lt=1)]  # a sample ratio mismatch below this p-value
+
+    @model_validator(mode="after")
+    def _shares_sum_to_one(self) -> ExperimentParams:
+        if self.shares is not None and abs(sum(self.shares.values()) - 1) > SHARE_TOLERANCE:
+            raise ValueError(f"shares summing to 1 (they sum to {sum(self.shares.values())})")
+        return self
