@@ -85,6 +85,19 @@ def test_nothing_served_says_so(tmp_path: Path, params: Params) -> None:
     assert "no served predictions yet" in pages["ab-1.html"].read_text()
 
 
+def test_the_shadow_is_reported_beside_a_single_variant(tmp_path: Path, params: Params) -> None:
+    """Shadow mode: every customer served by the champion, the challenger scoring the same transactions again."""
+    served = labelled_predictions(2000, treatment_catches=0.6).with_columns(variant=pl.lit("champion"))
+    better = labelled_predictions(2000, treatment_catches=0.95).with_columns(variant=pl.lit("champion"))
+    shadow = better.with_columns(role=pl.lit("shadow"), variant=pl.lit("shadow"), model_version=pl.lit("2"))
+    report, pages = _run(tmp_path, pl.concat([served, shadow]), params)
+    assert report["status"].startswith("one variant") and report["shadow"]["paired"] == served.height
+    recall = next(m for m in report["shadow"]["metrics"] if m["metric"] == "fraud_amount_recall")
+    assert recall["difference"] > 0.1 and recall["ci_low"] > 0
+    assert any(f["from"] == "approve" and f["to"] == "decline" and f["frauds"] > 0 for f in report["shadow"]["flips"])
+    assert "Flipped decisions" in pages["ab-1.html"].read_text()
+
+
 def test_a_single_variant_compares_nothing(tmp_path: Path, params: Params) -> None:
     assert dict(params.serve.ab.variants) == {"champion": 1.0} and params.experiment.shares is None
     table = labelled_predictions(200, treatment_catches=0.6).with_columns(variant=pl.lit("champion"))

@@ -45,7 +45,7 @@ METRICS = {  # name: (kind, which direction is better)
     "degraded_rate": ("guardrail", "lower"),
     "fallback_rate": ("guardrail", "lower"),
 }
-RATIOS = {  # a ratio metric: (numerator, denominator), both per-customer sums of `_indicators`
+RATIOS = {  # a ratio metric: (numerator, denominator), both per-customer sums of `indicators`
     "fraud_amount_recall": ("fraud_amount_flagged", "fraud_amount"),
     "false_decline_rate": ("genuine_declined", "genuine"),
     "review_rate": ("reviewed", "rows"),
@@ -87,12 +87,12 @@ def analyze(
     """
     _check_columns(predictions)
     _check_shares(shares)
-    served = predictions.filter(pl.col("role") == "served").with_columns(_utc_column(predictions.schema))
-    as_of = _utc(as_of) if as_of is not None else served["tx_datetime"].max()
+    served = predictions.filter(pl.col("role") == "served").with_columns(utc_column(predictions.schema))
+    as_of = utc(as_of) if as_of is not None else served["tx_datetime"].max()
     served = served.filter(pl.col("tx_datetime") <= as_of) if as_of is not None else served
     _check_variants(served, shares, as_of)
     rows = served.select("customer_id", "variant", "fraud_probability", "tx_fraud", "latency_ms",
-                         **_indicators(served.columns, as_of - timedelta(days=label_delay_days)))  # fmt: skip
+                         **indicators(served.columns, as_of - timedelta(days=label_delay_days)))  # fmt: skip
     arms = {name: _arm(rows.filter(pl.col("variant") == name), bootstrap_replicates, np.random.default_rng([seed, i]))
             for i, name in enumerate(shares)}  # fmt: skip
     control, *treatments = shares
@@ -109,7 +109,7 @@ def analyze(
     }
 
 
-def _indicators(columns: list[str], matured_until: datetime) -> dict[str, pl.Expr]:
+def indicators(columns: list[str], matured_until: datetime) -> dict[str, pl.Expr]:
     """Per row, what the metrics sum per customer (the outcome ones on the matured rows with a known label)."""
     known = pl.col("tx_fraud").is_not_null()
     outcome = (pl.col("tx_datetime") <= matured_until) & known
@@ -168,11 +168,11 @@ def _comparisons(
     adjusted = holm(sequential)
     return [
         {"metric": metric, "kind": kind, "better": better, "control": control, "treatment": treatment,
-         "control_value": _number(c.value[i]), "treatment_value": _number(t.value[i]),
-         "difference": _number(contrast.difference[i]), "ci_low": _number(contrast.ci_low[i]),
-         "ci_high": _number(contrast.ci_high[i]), "p_value": _number(contrast.p_value[i]),
-         "sequential_p_value": _number(sequential[i]), "sequential_ci_low": _number(sequential_low[i]),
-         "sequential_ci_high": _number(sequential_high[i]), "p_value_holm": _number(adjusted[i]),
+         "control_value": json_number(c.value[i]), "treatment_value": json_number(t.value[i]),
+         "difference": json_number(contrast.difference[i]), "ci_low": json_number(contrast.ci_low[i]),
+         "ci_high": json_number(contrast.ci_high[i]), "p_value": json_number(contrast.p_value[i]),
+         "sequential_p_value": json_number(sequential[i]), "sequential_ci_low": json_number(sequential_low[i]),
+         "sequential_ci_high": json_number(sequential_high[i]), "p_value_holm": json_number(adjusted[i]),
          "significant": bool(adjusted[i] < alpha)}
         for i, (metric, (kind, better)) in enumerate(METRICS.items())
     ]  # fmt: skip
@@ -186,7 +186,7 @@ def _power(
     mde = minimum_detectable_effect(compare(_stacked(treatment), c, alpha).se, alpha, power)
     target = relative_target_effect * np.abs(c.value)
     needed = customers_needed(treatment["customers"], mde, target)
-    return {metric: {"mde": _number(mde[i]), "target_effect": _number(target[i]),
+    return {metric: {"mde": json_number(mde[i]), "target_effect": json_number(target[i]),
                      "customers_needed_per_arm": int(needed[i]) if np.isfinite(needed[i]) else None}
             for i, metric in enumerate(METRICS)}  # fmt: skip
 
@@ -222,7 +222,7 @@ def _check_variants(served: pl.DataFrame, shares: dict[str, float], as_of: datet
                          f"{as_of}; expected the control to have been served")  # fmt: skip
 
 
-def _utc_column(schema: pl.Schema) -> pl.Expr:
+def utc_column(schema: pl.Schema) -> pl.Expr:
     """tx_datetime in UTC (a naive one read as UTC)."""
     kind, column = schema["tx_datetime"], pl.col("tx_datetime")
     if not isinstance(kind, pl.Datetime):
@@ -230,10 +230,10 @@ def _utc_column(schema: pl.Schema) -> pl.Expr:
     return column.dt.replace_time_zone("UTC") if kind.time_zone is None else column.dt.convert_time_zone("UTC")
 
 
-def _utc(moment: datetime) -> datetime:
+def utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _number(value: float) -> float | None:
+def json_number(value: float) -> float | None:
     """A JSON-safe float: None for an undefined (NaN) or infinite one."""
     return float(value) if np.isfinite(value) else None

@@ -18,6 +18,9 @@ COMPARISON_COLUMNS = ("metric", "kind", "treatment", "control_value", "treatment
                       "ci_high", "p_value", "sequential_p_value", "p_value_holm", "significant")  # fmt: skip
 
 
+SHADOW_METRIC_COLUMNS = ("metric", "served_value", "shadow_value", "difference", "ci_low", "ci_high", "p_value")
+
+
 def experiment_page(name: str, report: dict[str, Any], arrivals: pl.DataFrame) -> str:
     """The page of `report` (experiments.analysis's JSON); `arrivals`: day, variant, customers (first seen that day)."""
     srm = report.get("srm") or {}
@@ -33,6 +36,7 @@ def experiment_page(name: str, report: dict[str, Any], arrivals: pl.DataFrame) -
         f"<h2>Comparisons (each treatment against the control)</h2>{_comparisons(report)}"
         f"{_forest_plot(report)}"
         f"<h2>Power</h2>{_power(report)}"
+        f"<h2>Shadow (the same transactions, scored again)</h2>{_shadow(report.get('shadow'))}"
         f"<h2>New customers per variant and day</h2>{_arrivals_plot(arrivals)}"
         "</body></html>"
     )
@@ -65,6 +69,26 @@ def _power(report: dict[str, Any]) -> str:
             for treatment, metrics in report.get("power", {}).items() for metric, p in metrics.items()]  # fmt: skip
     header = ("treatment", "metric", "minimum detectable effect now", "target effect", "customers needed per arm")
     return _table(header, rows) if rows else "<p>No treatment to compare.</p>"
+
+
+def _shadow(shadow: dict[str, Any] | None) -> str:
+    if not shadow:
+        return "<p>No shadow model (serve.shadow) logged predictions.</p>"
+    pearson, spearman = (_cell(shadow["score_correlation"][name]) for name in ("pearson", "spearman"))
+    summary = (f"served {', '.join(shadow['served_versions'])}, shadow {', '.join(shadow['shadow_versions'])}: "
+               f"{shadow['paired']:,} transactions scored by both, {shadow['served_without_shadow']:,} served without "
+               f"a shadow score (failed or dropped); decisions agree on {_cell(shadow['decision_agreement'])}; "
+               f"score correlation {pearson} (Spearman {spearman})")  # fmt: skip
+    flips = [tuple(f[name] for name in ("from", "to", "transactions", "frauds", "fraud_amount", "genuine"))
+             for f in shadow["flips"]]  # fmt: skip
+    flipped = _table(("served", "shadow", "transactions", "frauds", "fraud amount", "genuine"), flips) if flips else ""
+    metrics = [tuple(m[name] for name in SHADOW_METRIC_COLUMNS) for m in shadow["metrics"]]
+    latency = shadow["latency"]
+    return (
+        f"<p>{escape(summary)}</p><h3>Flipped decisions (served, then shadow)</h3>{flipped or '<p>None.</p>'}"
+        f"<h3>Both models on the matured labels (paired over customers: shadow - served)</h3>"
+        f"{_table(SHADOW_METRIC_COLUMNS, metrics)}{_table(tuple(latency), [tuple(latency.values())])}"
+    )
 
 
 def _forest_plot(report: dict[str, Any]) -> str:

@@ -11,6 +11,7 @@ import polars as pl
 from fraud_detection.experiments.analysis import analyze
 from fraud_detection.experiments.page import experiment_page
 from fraud_detection.experiments.params import ExperimentParams
+from fraud_detection.experiments.shadow import shadow_report
 from fraud_detection.serving.params import ABParams
 
 log = logging.getLogger(__name__)
@@ -27,24 +28,23 @@ def analyze_experiment(labelled_predictions: pl.DataFrame, experiment: Experimen
 
 def experiment_report(predictions: pl.DataFrame, shares: dict[str, float], experiment: ExperimentParams,
                       label_delay_days: int) -> dict[str, Any]:  # fmt: skip
-    """`analyze`'s report with each variant's design share; with no served prediction or a single variant, the
-    counts and a `status` that says why nothing is compared."""
+    """`analyze`'s report with each variant's design share, and the shadow's report (`shadow`, None without a
+    shadow); with no served prediction or a single variant, the counts and a `status` that says why no variant is
+    compared."""
+    shadow = shadow_report(predictions, label_delay_days=label_delay_days, alpha=experiment.alpha,
+                           bootstrap_replicates=experiment.bootstrap_replicates)  # fmt: skip
     served = predictions.filter(pl.col("role") == "served")
     if served.is_empty() or len(shares) < 2:
-        why = (
-            "no served predictions yet"
-            if served.is_empty()
-            else f"one variant ({next(iter(shares))}): nothing to compare"
-        )
+        why = "no served predictions yet" if served.is_empty() else f"one variant ({next(iter(shares))}): no A/B"
         return {"status": why, "control": next(iter(shares)), "variants": _counts(served, shares), "srm": None,
-                "comparisons": [], "power": {}}  # fmt: skip
+                "comparisons": [], "power": {}, "shadow": shadow}  # fmt: skip
     report = analyze(predictions, shares, label_delay_days=label_delay_days, alpha=experiment.alpha,
                      relative_target_effect=experiment.relative_target_effect,
                      srm_threshold=experiment.srm_threshold,
                      bootstrap_replicates=experiment.bootstrap_replicates)  # fmt: skip
     for name, variant in report["variants"].items():
         variant["share"] = shares[name]
-    return report
+    return report | {"shadow": shadow}
 
 
 def arrivals(predictions: pl.DataFrame) -> pl.DataFrame:
