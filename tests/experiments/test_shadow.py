@@ -118,7 +118,9 @@ def test_a_shadow_that_declines_more_frauds_is_better_and_its_flips_carry_the_fr
 def test_missing_shadow_answers_are_counted() -> None:
     served = served_log(300, seed=4)
     log = with_shadow(served, served["fraud_probability"].to_numpy())
-    dropped = set(np.random.default_rng(5).choice(served.height, 40, replace=False).tolist())
+    first = served.sort("tx_datetime")["transaction_id"][0]  # the shadow's first answer: it was on from there
+    candidates = [i for i in served["transaction_id"].to_list() if i != first]
+    dropped = set(np.random.default_rng(5).choice(candidates, 40, replace=False).tolist())
     failed = [i for i in range(served.height) if i not in dropped][:3]  # a shadow row without a score
     log = log.filter(~((pl.col("role") == "shadow") & pl.col("transaction_id").is_in(list(dropped))))
     log = log.with_columns(
@@ -129,6 +131,14 @@ def test_missing_shadow_answers_are_counted() -> None:
     report = shadow_report(log, bootstrap_replicates=20)
     assert report["served_without_shadow"] == 43
     assert report["paired"] == served.height - 43
+
+
+def test_served_rows_before_the_shadow_started_are_no_failures() -> None:
+    served = served_log(300, seed=4).sort("tx_datetime")
+    later = served.slice(100)  # the shadow was configured from the 101st transaction on
+    log = pl.concat([served.slice(0, 100), with_shadow(later, later["fraud_probability"].to_numpy())])
+    report = shadow_report(log, bootstrap_replicates=20)
+    assert (report["paired"], report["served_without_shadow"]) == (later.height, 0)
 
 
 def test_as_of_leaves_later_rows_out() -> None:

@@ -53,12 +53,13 @@ def shadow_report(
     transaction; None when the table holds no shadow row.
 
     `served_versions` / `shadow_versions`: the model versions in the pairs. `paired`: the pairs;
-    `served_without_shadow`: the served rows without a shadow answer (failed, dropped or not yet scored; a shadow
-    row without a score or decision counts as none). `decision_agreement`: the share of pairs with the same
-    decision; `score_correlation`: Pearson's and Spearman's of the two scores. `flips`: per ordered pair of
-    different decisions (the served one `from`, the shadow's `to`) that occurs, its transactions and, of its matured
-    labelled ones, the frauds, their amount and the genuine ones. `metrics`: per metric both values, the difference
-    (shadow - served), its paired (1 - alpha) interval and p-value. `latency`: the p50 and p99 of either model's
+    `served_without_shadow`: the served rows, from the first one the shadow scored, without a shadow answer
+    (failed, dropped or not yet scored; a shadow row without a score or decision counts as none).
+    `decision_agreement`: the share of pairs with the same decision; `score_correlation`: Pearson's and Spearman's
+    of the two scores. `flips`: per ordered pair of different decisions (the served one `from`, the shadow's `to`)
+    that occurs, its transactions and, of its matured labelled ones, the frauds, their amount and the genuine ones.
+    `metrics`: per metric both values, the difference (shadow - served), its paired (1 - alpha) interval and
+    p-value. `latency`: the p50 and p99 of either model's
     latency on the pairs. Raises ValueError on missing columns or a tx_datetime that is no datetime.
     """
     _check_columns(predictions)
@@ -77,7 +78,7 @@ def shadow_report(
         "served_versions": _versions(pairs["model_version"]),
         "shadow_versions": _versions(pairs["model_version" + SHADOW]),
         "paired": pairs.height,
-        "served_without_shadow": served["transaction_id"].n_unique() - pairs.height,
+        "served_without_shadow": _since(served, shadow)["transaction_id"].n_unique() - pairs.height,
         "decision_agreement": json_number(_mean(pairs["decision"] == pairs["decision" + SHADOW])),
         "score_correlation": _correlations(pairs["fraud_probability"], pairs["fraud_probability" + SHADOW]),
         "flips": _flips(pairs, served_rows),
@@ -85,6 +86,11 @@ def shadow_report(
         "latency": {f"{model}_{name}_ms": _quantile(pairs["latency_ms" + suffix], q)
                     for model, suffix in (("served", ""), ("shadow", SHADOW)) for name, q in QUANTILES.items()},
     }  # fmt: skip
+
+
+def _since(served: pl.DataFrame, shadow: pl.DataFrame) -> pl.DataFrame:
+    """The served rows from the first transaction the shadow scored on (before it, no shadow was configured)."""
+    return served.filter(pl.col("tx_datetime") >= shadow["tx_datetime"].min())
 
 
 def _pairs(served: pl.DataFrame, shadow: pl.DataFrame) -> pl.DataFrame:
