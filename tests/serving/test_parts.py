@@ -109,6 +109,29 @@ def test_ab_shares_over_100_000_customers_are_within_half_a_point(shares: dict) 
         assert abs(counts[name] / 100_000 - share) < 0.005, (name, counts[name])
 
 
+@pytest.mark.parametrize(
+    ("before", "after", "grown"),
+    [
+        ({"control": 0.95, "treatment": 0.05}, {"control": 0.75, "treatment": 0.25}, "treatment"),
+        ({"a": 0.9, "b": 0.05, "c": 0.05}, {"a": 0.7, "b": 0.05, "c": 0.25}, "c"),
+        ({"a": 0.9, "b": 0.05, "c": 0.05}, {"a": 0.7, "b": 0.25, "c": 0.05}, "b"),
+    ],
+)
+def test_a_growing_share_keeps_every_treatments_customers(before: dict, after: dict, grown: str) -> None:
+    """A rollout step: the grown treatment's customers stay in it, the others' stay in theirs, and only control
+    customers move, into the grown treatment."""
+    old, new = (ABRouter.from_params(ABParams(salt="roll", variants=v)) for v in (before, after))
+    moves = Counter((old.variant(c), new.variant(c)) for c in range(100_000))
+    control = next(iter(before))
+    assert {pair for pair in moves if pair[0] != pair[1]} == {(control, grown)}
+    assert abs(moves[(control, grown)] / 100_000 - (after[grown] - before[grown])) < 0.005
+
+
+def test_a_treatment_share_above_its_lane_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"the treatment b's share at most 1/2 with 2 treatments \(it is 0.6"):
+        ABParams(salt="s", variants={"a": 0.2, "b": 0.6, "c": 0.2})
+
+
 def test_a_customer_always_gets_the_same_variant_and_the_salt_reshuffles() -> None:
     router = ABRouter.from_params(ABParams(salt="s1", variants={"a": 0.5, "b": 0.5}))
     assert all(router.variant(c) == router.variant(c) for c in range(1000))

@@ -40,12 +40,18 @@ class FallbackParams(ParamModel):
 
 class ABParams(ParamModel):
     salt: str
-    variants: Annotated[dict[str, Share], Field(min_length=1)]  # registry alias -> traffic share (in this order)
+    variants: Annotated[dict[str, Share], Field(min_length=1)]  # registry alias -> share; the first the control
 
     @model_validator(mode="after")
     def _shares_sum_to_one(self) -> ABParams:
         if abs(sum(self.variants.values()) - 1) > SHARE_TOLERANCE:
             raise ValueError(f"variants' shares summing to 1 (they sum to {sum(self.variants.values())})")
+        treatments = list(self.variants.items())[1:]
+        for name, share in treatments:  # each treatment grows in its own lane of the hash (serving/routing.py)
+            if share > 1 / len(treatments) + SHARE_TOLERANCE:
+                k = len(treatments)
+                raise ValueError(f"the treatment {name}'s share at most 1/{k} with {k} treatments (it is {share}; "
+                                 "the first variant, the control, takes the rest)")  # fmt: skip
         return self
 
 
