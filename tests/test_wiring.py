@@ -54,14 +54,7 @@ def _paths(entries: list) -> set[str]:
     """DVC deps/outs entries (plain strings or one-key mappings with options) as paths: `${key}` resolved from
     params.yaml (DVC's vars), a file of a catalog folder of reports (TextFilesDataset) as that folder."""
     paths = {next(iter(e)) if isinstance(e, dict) else e for e in entries or []}
-    return {_report_folder(re.sub(r"\$\{([\w.]+)\}", _param_value, path)) for path in paths}
-
-
-def _param_value(match: re.Match) -> str:
-    value = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
-    for key in match.group(1).split("."):
-        value = value[key]
-    return str(value)
+    return {_report_folder(stage_deps.with_vars(PROJECT_ROOT, path)) for path in paths}
 
 
 def _report_folder(path: str) -> str:

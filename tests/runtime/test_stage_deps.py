@@ -258,7 +258,7 @@ def test_dvc_status_sees_an_edit_deep_in_each_stage_closure(tmp_path: Path) -> N
     live = [dep for dep in data if dep.startswith("data/")]
     for stage in stages.values():
         for out in stage_deps.dep_paths([*stage.get("outs", []), *stage.get("metrics", []), *live]):
-            path = project / out
+            path = project / stage_deps.with_vars(project, out)
             if path.suffix:  # a file; else a folder (partitions, plots, the candidate)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text("{}")

@@ -248,6 +248,18 @@ def dep_paths(entries: list | None) -> list[str]:
     return [next(iter(e)) if isinstance(e, dict) else e for e in entries or []]
 
 
+def with_vars(root: Path, path: str) -> str:
+    """`path` with DVC's `${key.subkey}` templates resolved from params.yaml (DVC's default vars)."""
+
+    def value(match: re.Match) -> str:
+        found = yaml.safe_load((root / "params.yaml").read_text())
+        for key in match.group(1).split("."):
+            found = found[key]
+        return str(found)
+
+    return re.sub(r"\$\{([\w.]+)\}", value, path)
+
+
 def covered(path: str, deps: Iterable[str]) -> bool:
     """Whether one of `deps` is `path` or a directory above it."""
     return any(path == d or path.startswith(f"{d.rstrip('/')}/") for d in deps)
