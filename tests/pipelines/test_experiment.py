@@ -83,6 +83,7 @@ def test_nothing_served_says_so(tmp_path: Path, params: Params) -> None:
     report, pages = _run(tmp_path, pl.DataFrame(schema=COLUMNS), _ab(params))
     assert report["status"] == "no served predictions yet" and report["comparisons"] == []
     assert "no served predictions yet" in pages["ab-1.html"].read_text()
+    assert "SRM" not in report and "not tested: no split to check" in pages["ab-1.html"].read_text()
 
 
 def test_the_shadow_is_reported_beside_a_single_variant(tmp_path: Path, params: Params) -> None:

@@ -27,6 +27,8 @@ def experiment_page(name: str, report: dict[str, Any], arrivals: pl.DataFrame) -
     mismatch = bool(srm.get("mismatch"))
     verdict = "MISMATCH: the split is not the design, do not trust the comparisons" if mismatch else "no mismatch"
     srm_line = f"chi-square {_cell(srm.get('chi2'))}, p = {_cell(srm.get('p_value'))}: {verdict}"
+    if not srm:
+        srm_line = "not tested: no split to check (one variant, or nothing served)"
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>Experiment {escape(name)}</title>"
         f"<style>{STYLE}</style></head><body><h1>Experiment {escape(name)}</h1>"
