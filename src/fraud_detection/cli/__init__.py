@@ -26,6 +26,8 @@ import argparse
 import logging
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 
@@ -44,8 +46,27 @@ def main(argv: list[str] | None = None) -> int:
     disable_telemetry()
     if argv is None:  # the command line, not a caller: `fraud-detection registry history | head` ends quietly
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    logging.getLogger("kedro").setLevel(logging.WARNING)  # stdout is the command's output (`--json | jq`)
     args = parser().parse_args(argv)
+    with _quiet_logs("kedro", "fraud_detection"):  # stdout is the command's output (`--json | jq`)
+        return _run(args)
+
+
+@contextmanager
+def _quiet_logs(*names: str) -> Iterator[None]:
+    """These loggers at WARNING while the command runs (then as they were: a caller's logging is left alone)."""
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The command, its expected failures as a message and an exit status."""
     from fraud_detection.feedback import TrafficError
     from fraud_detection.monitoring.actions import ActionFailed
     from fraud_detection.registry.locks import LockTimeout
