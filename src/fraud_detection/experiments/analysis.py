@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from fraud_detection.experiments.params import SHARE_TOLERANCE
 from fraud_detection.experiments.statistics import (
     Estimate,
     average_precision_statistic,
@@ -54,7 +55,6 @@ RATIOS = {  # a ratio metric: (numerator, denominator), both per-customer sums o
 }
 COUNTS = ("customers", "transactions", "labelled", "matured_unlabelled")  # per variant
 LATENCY_QUANTILE = 0.99
-SHARE_TOLERANCE = 1e-6
 
 
 def analyze(
