@@ -71,7 +71,7 @@ def test_a_shadow_identical_to_the_served_model_differs_in_nothing() -> None:
     served = served_log(500, seed=1)
     report = shadow_report(with_shadow(served, served["fraud_probability"].to_numpy()), bootstrap_replicates=50)
     assert set(report) == {
-        "served_versions", "shadow_versions", "paired", "served_without_shadow", "decision_agreement",
+        "served_versions", "shadow_versions", "paired", "labelled", "served_without_shadow", "decision_agreement",
         "score_correlation", "flips", "metrics", "latency",
     }  # fmt: skip
     assert report["served_versions"] == ["1"] and report["shadow_versions"] == ["2"]
@@ -81,9 +81,11 @@ def test_a_shadow_identical_to_the_served_model_differs_in_nothing() -> None:
     assert report["flips"] == []
     assert [row["metric"] for row in report["metrics"]] == list(METRICS)
     for row in report["metrics"]:
-        assert set(row) == {"metric", "served_value", "shadow_value", "difference", "ci_low", "ci_high", "p_value"}
+        assert set(row) == {"metric", "served_value", "shadow_value", "difference", "ci_low", "ci_high", "p_value",
+                            "sequential_ci_low", "sequential_ci_high"}  # fmt: skip
         assert row["served_value"] == pytest.approx(row["shadow_value"])
         assert row["difference"] == row["ci_low"] == row["ci_high"] == 0.0
+        assert row["sequential_ci_low"] == row["sequential_ci_high"] == 0.0
         assert row["p_value"] is None  # no variance, no difference: undefined
     assert report["latency"]["shadow_p50_ms"] == report["latency"]["shadow_p99_ms"] == 3.0
     latency = served["latency_ms"].to_numpy()

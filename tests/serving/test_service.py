@@ -54,6 +54,30 @@ def test_the_class_in_process_serves_the_champion_and_reloads_after_a_promotion(
         service.close()
 
 
+def test_the_class_applies_a_rollouts_shares_and_shadow_without_a_restart(service_class, inside) -> None:
+    from fraud_detection.experiments import rollout
+    from fraud_detection.registry.gate import CHALLENGER
+
+    registry = inside.registry()
+    service = service_class()
+    try:
+        state = rollout.start(registry, str(inside.challenger), [0, 50, 100], None, "tests")
+        assert service.reload() == {"champion": str(inside.champion), "shadow": str(inside.challenger)}
+        with registry.locked():  # the step a tick would take
+            registry.set_experiment_locked({**state, "step": 1, "variants": rollout.shares_at(50), "shadow": None},
+                                           rollout.STEP, "tests", "to 50 %")  # fmt: skip
+        assert service.reload() == {"champion": str(inside.champion), CHALLENGER: str(inside.challenger)}
+        requests = [Transaction.model_validate({**GOOD, "transaction_id": 10 + c, "customer_id": c}) for c in range(99)]
+        answers = [service.detector.predict(request) for request in requests]
+        served = {(a.variant, a.model_version) for a in answers}
+        assert served == {("champion", str(inside.champion)), (CHALLENGER, str(inside.challenger))}
+        assert 0.3 < sum(a.variant == CHALLENGER for a in answers) / len(answers) < 0.7
+        rollout.abort(registry, "tests", "done")
+        assert service.reload() == {"champion": str(inside.champion)}, "aborted: the champion alone, as params say"
+    finally:
+        service.close()
+
+
 def test_the_class_is_not_ready_without_its_online_store(service_class, inside) -> None:
     service = service_class()
     online = inside.root / "data/05_feature_store/online.db"

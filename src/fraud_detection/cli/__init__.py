@@ -13,6 +13,8 @@
                                                     (--in-process or --url), their labels published
     fraud-detection feedback consume [--follow S]   label events into the online store (at least once)
     fraud-detection experiment analyze              the A/B analysis (--input FILE, --shares A=0.9,B=0.1)
+    fraud-detection rollout start [CANDIDATE]       roll the challenger (or a version) out: shadow, 1 %, ... 100 %
+    fraud-detection rollout status|tick|abort       where it stands; judge the step (advance, promote, abort)
     fraud-detection dev dvc-deps [--check|--write]  each DVC stage's code deps: the import closure of what it runs
 
 `--env production` uses conf/production (the MLflow tracking server). Bad input (an unknown version, another
@@ -31,7 +33,7 @@ from contextlib import contextmanager
 
 import click
 
-from fraud_detection.cli import dev, experiment, feedback, monitor, notebook, registry, serve, traffic
+from fraud_detection.cli import dev, experiment, feedback, monitor, notebook, registry, rollout, serve, traffic
 from fraud_detection.runtime.telemetry import disable_telemetry
 
 EXIT_BAD_INPUT = 2
@@ -97,6 +99,6 @@ def parser() -> argparse.ArgumentParser:
     """Every command group's parser (each group's module adds its own)."""
     top = argparse.ArgumentParser(prog="fraud-detection", description=__doc__.split("\n\n")[0])
     groups = top.add_subparsers(required=True, metavar="GROUP")
-    for group in (registry, serve, notebook, monitor, traffic, feedback, experiment, dev):
+    for group in (registry, serve, notebook, monitor, traffic, feedback, experiment, rollout, dev):
         group.add_commands(groups)
     return top

@@ -22,6 +22,8 @@ def add_commands(groups: Any) -> None:
     where.add_argument("--in-process", action="store_true", help="score in this process through the detector")
     run.add_argument("--speed", type=_positive_float, default=None,
                      help="simulated seconds per wall second (default: full speed)")  # fmt: skip
+    run.add_argument("--no-rollout-tick", dest="rollout_tick", action="store_false",
+                     help="do not tick the running rollout after each day (default: tick it)")  # fmt: skip
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
     run.set_defaults(command=_run)
 
@@ -49,9 +51,10 @@ def _run(args: argparse.Namespace) -> None:
     world, state = world_of(context)
     print(f"traffic: {args.days} day(s) from day {state.next_day} of the simulation, "
           f"{'in process' if args.in_process else args.url}")  # fmt: skip
-    send, close = _in_process(context) if args.in_process else _over_http(args.url)
+    send, close, follow = _in_process(context) if args.in_process else (*_over_http(args.url), None)
+    after_day = _rollout_tick(context, follow) if args.rollout_tick else None
     try:
-        summary = run_traffic(world, state, args.days, send, args.speed)
+        summary = run_traffic(world, state, args.days, send, args.speed, after_day=after_day)
     finally:
         close()
         world.labels.close()
@@ -64,19 +67,45 @@ def _run(args: argparse.Namespace) -> None:
           f"degraded {report['degraded']:,}; labels published {report['labels_published']}")  # fmt: skip
 
 
-def _in_process(context: Any) -> tuple[Any, Any]:
+def _in_process(context: Any) -> tuple[Any, Any, Any]:
+    """Send through a detector in this process; `follow` flushes its log and applies a changed serving plan."""
     from pydantic import TypeAdapter
 
-    from fraud_detection.serving.assembly import build_detector, registry_models
+    from fraud_detection.serving.assembly import FollowingDetector
     from fraud_detection.serving.schemas import Transaction
 
-    detector = build_detector(context, *registry_models(context))
+    following = FollowingDetector(context)
     transactions = TypeAdapter(list[Transaction])
 
     def send(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [p.model_dump() for p in detector.predict_batch(transactions.validate_python(rows))]
+        return [p.model_dump() for p in following.detector.predict_batch(transactions.validate_python(rows))]
 
-    return send, detector.close
+    return send, following.detector.close, following
+
+
+def _rollout_tick(context: Any, following: Any) -> Any:
+    """After each day: the running rollout's tick on the logs so far, then the service made to follow it (in
+    process at once; a service over HTTP by its reload watcher, waited for)."""
+    import time
+
+    from fraud_detection.cli.rollout import tick_now
+    from fraud_detection.registry.registry import default_actor
+
+    def after_day(day: str) -> str | None:
+        if following is not None:
+            following.detector.flush()
+        state, verdict = tick_now(context, f"traffic run ({default_actor()})")
+        if verdict is None:
+            return None
+        if following is not None:
+            following.follow()
+        elif verdict.action != "wait":
+            time.sleep(context.params.serve.reload_interval_s * 1.5)  # every worker's watcher reloads
+        percent = state["steps"][min(state["step"], len(state["steps"]) - 1)]
+        reasons = "; ".join(verdict.reasons)
+        return f"rollout {state['name']} ({state['status']}, {percent} %): {verdict.action}: {reasons}"
+
+    return after_day
 
 
 def _over_http(url: str, client: Any = None) -> tuple[Any, Any]:

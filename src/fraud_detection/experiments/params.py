@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, PositiveInt, model_validator
 
-from fraud_detection.runtime.param_model import ParamModel, Share
+from fraud_detection.runtime.param_model import NonNegativeFloat, ParamModel, Share
 
 SHARE_TOLERANCE = 1e-6
 
@@ -24,4 +24,22 @@ class ExperimentParams(ParamModel):
     def _shares_sum_to_one(self) -> ExperimentParams:
         if self.shares is not None and abs(sum(self.shares.values()) - 1) > SHARE_TOLERANCE:
             raise ValueError(f"shares summing to 1 (they sum to {sum(self.shares.values())})")
+        return self
+
+
+Guardrail = Literal["fraud_amount_recall", "false_decline_rate", "review_rate", "average_precision", "latency_p99_ms",
+                    "degraded_rate", "fallback_rate"]  # fmt: skip  # the analysis's metrics (analysis.METRICS)
+
+
+class RolloutParams(ParamModel):
+    """params.yaml `rollout`: a candidate's way from shadow to champion (`fraud-detection rollout`)."""
+
+    steps: Annotated[list[Annotated[int, Field(ge=0, le=100)]], Field(min_length=2)]  # percent of customers
+    min_labelled: PositiveInt  # matured labelled transactions per arm (or shadow pairs) before a step may advance
+    guardrails: Annotated[dict[Guardrail, NonNegativeFloat], Field(min_length=1)]  # metric -> tolerated harm
+
+    @model_validator(mode="after")
+    def _steps_rise_to_100(self) -> RolloutParams:
+        if any(b <= a for a, b in zip(self.steps, self.steps[1:], strict=False)) or self.steps[-1] != 100:
+            raise ValueError(f"steps rising strictly and ending at 100 (they are {self.steps})")
         return self

@@ -24,6 +24,8 @@ from fraud_detection.experiments.statistics import (
     Estimate,
     average_precision_statistic,
     clustered_bootstrap,
+    confidence_sequence,
+    mixing_variance,
     paired_compare,
     paired_ratio_difference,
     ratio,
@@ -45,6 +47,7 @@ def shadow_report(
     as_of: datetime | None = None,
     label_delay_days: int = 7,
     alpha: float = 0.05,
+    relative_target_effect: float = 0.1,
     bootstrap_replicates: int = 200,
     seed: int = 0,
 ) -> dict[str, Any] | None:
@@ -58,8 +61,10 @@ def shadow_report(
     `decision_agreement`: the share of pairs with the same decision; `score_correlation`: Pearson's and Spearman's
     of the two scores. `flips`: per ordered pair of different decisions (the served one `from`, the shadow's `to`)
     that occurs, its transactions and, of its matured labelled ones, the frauds, their amount and the genuine ones.
-    `metrics`: per metric both values, the difference (shadow - served), its paired (1 - alpha) interval and
-    p-value. `latency`: the p50 and p99 of either model's
+    `labelled`: the matured pairs with a known label (the outcome metrics' rows). `metrics`: per metric both
+    values, the difference (shadow - served), its paired (1 - alpha) interval and p-value, and its always-valid
+    interval (the mSPRT's confidence sequence, tau^2 the squared `relative_target_effect` of the served value: safe
+    to look at every day, as the rollout's shadow step does). `latency`: the p50 and p99 of either model's
     latency on the pairs. Raises ValueError on missing columns or a tx_datetime that is no datetime.
     """
     _check_columns(predictions)
@@ -78,11 +83,13 @@ def shadow_report(
         "served_versions": _versions(pairs["model_version"]),
         "shadow_versions": _versions(pairs["model_version" + SHADOW]),
         "paired": pairs.height,
+        "labelled": int(served_rows["outcome"].sum()),
         "served_without_shadow": _since(served, shadow)["transaction_id"].n_unique() - pairs.height,
         "decision_agreement": json_number(_mean(pairs["decision"] == pairs["decision" + SHADOW])),
         "score_correlation": _correlations(pairs["fraud_probability"], pairs["fraud_probability" + SHADOW]),
         "flips": _flips(pairs, served_rows),
-        "metrics": _metrics(pairs, served_rows, shadow_rows, alpha, bootstrap_replicates, seed),
+        "metrics": _metrics(pairs, served_rows, shadow_rows, alpha, relative_target_effect, bootstrap_replicates,
+                            seed),
         "latency": {f"{model}_{name}_ms": _quantile(pairs["latency_ms" + suffix], q)
                     for model, suffix in (("served", ""), ("shadow", SHADOW)) for name, q in QUANTILES.items()},
     }  # fmt: skip
@@ -112,8 +119,9 @@ def _outcomes(pairs: pl.DataFrame, decision: str, matured_until: datetime) -> pl
 
 
 def _metrics(
-    pairs: pl.DataFrame, served: pl.DataFrame, shadow: pl.DataFrame, alpha: float, replicates: int, seed: int
-) -> list[dict[str, Any]]:
+    pairs: pl.DataFrame, served: pl.DataFrame, shadow: pl.DataFrame, alpha: float, relative_target_effect: float,
+    replicates: int, seed: int,
+) -> list[dict[str, Any]]:  # fmt: skip
     """One row per metric of `METRICS`: both models' values and the paired difference (shadow - served)."""
     codes = (pairs["customer_id"].rank("dense").to_numpy() - 1).astype(np.int64)  # each pair's customer, from 0
     customers = int(codes.max()) + 1 if len(codes) else 0
@@ -134,7 +142,8 @@ def _metrics(
     both = clustered_bootstrap(_paired(*ranking), customers, replicates, np.random.default_rng(seed))
     values["average_precision"] = (both.value[0], both.value[1])
     differences["average_precision"] = Estimate(both.value[2], both.variance[2])
-    return [_metric_row(metric, *values[metric], differences[metric], alpha) for metric in METRICS]
+    return [_metric_row(metric, *values[metric], differences[metric], alpha, relative_target_effect)
+            for metric in METRICS]  # fmt: skip
 
 
 def _paired(
@@ -149,11 +158,17 @@ def _paired(
     return statistic
 
 
-def _metric_row(metric: str, served: float, shadow: float, difference: Estimate, alpha: float) -> dict[str, Any]:
+def _metric_row(
+    metric: str, served: float, shadow: float, difference: Estimate, alpha: float, relative_target_effect: float
+) -> dict[str, Any]:
     contrast = paired_compare(difference, alpha)
+    tau2 = mixing_variance(served, relative_target_effect, difference.variance)
+    sequential_low, sequential_high = confidence_sequence(difference.value, difference.variance, tau2, alpha)
     return {"metric": metric, "served_value": json_number(served), "shadow_value": json_number(shadow),
             "difference": json_number(contrast.difference), "ci_low": json_number(contrast.ci_low),
-            "ci_high": json_number(contrast.ci_high), "p_value": json_number(contrast.p_value)}  # fmt: skip
+            "ci_high": json_number(contrast.ci_high), "p_value": json_number(contrast.p_value),
+            "sequential_ci_low": json_number(sequential_low),
+            "sequential_ci_high": json_number(sequential_high)}  # fmt: skip
 
 
 def _flips(pairs: pl.DataFrame, served: pl.DataFrame) -> list[dict[str, Any]]:

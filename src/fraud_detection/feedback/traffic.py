@@ -100,8 +100,10 @@ class World:
 
 
 def run_traffic(world: World, state: TrafficState, days: int, send: Send, speed: float | None = None,
-                progress: Callable[[str], None] = print) -> Summary:  # fmt: skip
-    """Play `days` days from where `state` stands; returns what was sent and published."""
+                progress: Callable[[str], None] = print,
+                after_day: Callable[[str], str | None] | None = None) -> Summary:  # fmt: skip
+    """Play `days` days from where `state` stands; returns what was sent and published. `after_day` runs after
+    each finished day (the rollout's tick); what it returns is printed."""
     started, play = time.perf_counter(), _Play.start(world, state)
     clock, played = _Pacer(speed), range(state.next_day, state.next_day + days)
     continued = simulate_continuation(world.config, played, int(world.history["transaction_id"].max()) + 1)
@@ -118,6 +120,9 @@ def run_traffic(world: World, state: TrafficState, days: int, send: Send, speed:
         investigated = play.finish_day(day, day_us, whole_day, risk)
         progress(f"{_day_name(world.config, day)}: {whole_day.height:,} transactions, "
                  f"{investigated:,} investigation labels; {play.summary.sent:,} sent so far")  # fmt: skip
+        said = after_day(_day_name(world.config, day)) if after_day else None
+        if said:
+            progress(f"  {said}")
     play.summary.seconds = time.perf_counter() - started
     return play.summary
 

@@ -17,6 +17,7 @@ from fraud_detection.registry.params import GateParams
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 HIGH_SCORE = 0.5  # a score above this is a "fraud" call, for the score-distribution check
+ROLLOUT_REASON = "passed every check: challenger, champion through a rollout (`fraud-detection rollout start`)"
 
 
 @dataclass(frozen=True)
@@ -57,21 +58,29 @@ class Decision:
     checks: tuple[Check, ...]
     candidate: WindowFigures
     champion: WindowFigures | None
+    via_rollout: bool = False  # passed, but a champion exists: challenger now, champion through a rollout
 
     @property
     def promoted(self) -> bool:
         return self.alias == CHAMPION
 
     @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+    @property
     def reasons(self) -> list[str]:
         """Why: the failed checks, or every check when all passed."""
         failed = [c.rule for c in self.checks if not c.passed]
-        return failed or [c.rule for c in self.checks]
+        rollout = [ROLLOUT_REASON] if self.via_rollout else []
+        return failed or rollout + [c.rule for c in self.checks]
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "alias": self.alias,
             "promoted": self.promoted,
+            "passed": self.passed,
+            "via_rollout": self.via_rollout,
             "reasons": self.reasons,
             "checks": [asdict(c) for c in self.checks],
             "candidate": asdict(self.candidate),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import model_validator
 
 from fraud_detection.runtime.param_model import NonNegativeFloat, ParamModel, PositiveFloat, Share
@@ -26,4 +28,5 @@ class GateParams(ParamModel):
 
 class RegisterParams(ParamModel):
     model_name: str
+    promotion: Literal["rollout", "direct"]  # a passing candidate: challenger, then a rollout; or champion at once
     gate: GateParams

@@ -8,7 +8,7 @@ still the one it was compared with; if another promotion got there first, the ga
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any
 
 from fraud_detection.features.definitions import FEATURES
@@ -45,13 +45,18 @@ def gate_decision(
 
 
 def promote_gated(
-    registry: ModelRegistry, version: int, window: pl.DataFrame, window_name: str, gate: GateParams, actor: str
-) -> tuple[Decision, int | None, list[AliasEvent]]:
+    registry: ModelRegistry, version: int, window: pl.DataFrame, window_name: str, gate: GateParams, actor: str,
+    promotion: str = "direct",
+) -> tuple[Decision, int | None, list[AliasEvent]]:  # fmt: skip
     """Gate `version`; champion if it passes, challenger otherwise (a champion is never demoted by a gate).
-    The decision and its numbers are tagged on the version; the alias move goes to the history. Returns the
-    decision, the champion it was compared with, and the events."""
+    With `promotion` "rollout" a passing version becomes challenger while a champion exists (it reaches champion
+    through a rollout); the first model still becomes champion. The decision and its numbers are tagged on the
+    version; the alias move goes to the history. Returns the decision, the champion it was compared with, and the
+    events."""
     for _ in range(ATTEMPTS):
         decision, champion_version = gate_decision(registry, version, window, gate)
+        if promotion == "rollout" and decision.promoted and champion_version not in (None, version):
+            decision = replace(decision, alias=CHALLENGER, via_rollout=True)
         try:
             events = _apply(registry, version, decision, champion_version, actor)
         except ChampionMoved:

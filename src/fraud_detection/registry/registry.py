@@ -9,6 +9,10 @@ promised). An alias moved behind our back (say in MLflow's UI) is adopted and lo
 
 Rollback replays the log: every promotion pushes a champion, every rollback pops one; the champion goes back to the
 one below the top.
+
+The experiment that decides what serves (a rollout's shares and shadow, `experiments/rollout.py`) is kept here too,
+as the tag `experiment` (JSON), and changed the same way: an event of the log (alias `experiment`, the new state in
+its `experiment` field) written first, under the lock, then the tag, then the mark.
 """
 
 from __future__ import annotations
@@ -32,9 +36,12 @@ if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
 
 ALIASES = (CHAMPION, CHALLENGER)
+EXPERIMENT = "experiment"  # the log's `alias` of an experiment's events, and the tag holding its state
+RUNNING = "running"  # an experiment's status while it decides what serves
 HISTORY_PREFIX = "alias_history."
 PROMOTE, FORCED, GATE, ROLLBACK, REMOVE, EXTERNAL = "promote", "force-promote", "gate", "rollback", "remove", "external"
-PUSHES = {PROMOTE, FORCED, GATE, EXTERNAL}  # champion moves that make a new top of the champion stack
+ROLLOUT = "rollout"  # a move made by a rollout: the candidate made challenger at its start, champion at its end
+PUSHES = {PROMOTE, FORCED, GATE, EXTERNAL, ROLLOUT}  # champion moves that make a new top of the champion stack
 
 
 class RegistryError(ValueError):
@@ -50,12 +57,13 @@ class AliasEvent:
     seq: int
     time: str  # ISO 8601, UTC
     actor: str
-    action: str  # gate | promote | force-promote | rollback | remove | external
-    alias: str
-    version: int | None  # None: the alias was removed
+    action: str  # gate | promote | force-promote | rollback | remove | external | rollout | rollout-*
+    alias: str  # champion | challenger | experiment
+    version: int | None  # None: the alias was removed (an experiment's event: its candidate)
     previous: int | None
     reason: str
     applied: bool = False
+    experiment: dict[str, Any] | None = None  # an experiment's event: its state from now on
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -116,6 +124,13 @@ class ModelRegistry:
     def alias_version(self, alias: str) -> int | None:
         return self._aliases().get(alias)
 
+    def experiment(self) -> dict[str, Any] | None:
+        """The experiment's state as its last event left it (None: there never was one)."""
+        if not self.exists():
+            return None
+        text = self.client.get_registered_model(self.name).tags.get(EXPERIMENT)
+        return json.loads(text) if text else None
+
     def history(self) -> list[AliasEvent]:
         tags = self.client.get_registered_model(self.name).tags if self.exists() else {}
         events = [AliasEvent.from_json(v) for k, v in tags.items() if k.startswith(HISTORY_PREFIX)]
@@ -167,6 +182,16 @@ class ModelRegistry:
             events += self._move(CHALLENGER, None, REMOVE, actor, f"version {version} became champion")
         return events
 
+    def set_experiment_locked(self, state: dict[str, Any], action: str, actor: str, reason: str) -> AliasEvent:
+        """The experiment's new state, for a caller that holds the lock: an event of the log, then the tag."""
+        candidate = state.get("versions", {}).get(CHALLENGER)
+        previous = (self.experiment() or {}).get("versions", {}).get(CHALLENGER)
+        event = AliasEvent(self._next_seq(), _now(), actor, action, EXPERIMENT, candidate, previous, reason,
+                           experiment=state)  # fmt: skip
+        self._write(event)
+        self._apply(event)
+        return self._write(AliasEvent(**{**asdict(event), "applied": True}))
+
     def rollback(self, actor: str, reason: str) -> AliasEvent:
         """The champion goes back to the previous champion."""
         self._require_model()
@@ -215,7 +240,9 @@ class ModelRegistry:
                 self._write(adopted)
 
     def _apply(self, event: AliasEvent) -> None:
-        if event.version is None:
+        if event.alias == EXPERIMENT:
+            self.client.set_registered_model_tag(self.name, EXPERIMENT, json.dumps(event.experiment))
+        elif event.version is None:
             self.client.delete_registered_model_alias(self.name, event.alias)
         else:
             self.client.set_registered_model_alias(self.name, event.alias, str(event.version))

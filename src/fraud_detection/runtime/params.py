@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from fraud_detection.batch.params import BatchPredictParams
 from fraud_detection.evaluation.params import EvaluateParams
-from fraud_detection.experiments.params import ExperimentParams
+from fraud_detection.experiments.params import ExperimentParams, RolloutParams
 from fraud_detection.feature_store.params import MaterializeParams, TrainingSetParams
 from fraud_detection.features.params import FeaturesParams
 from fraud_detection.feedback.params import FeedbackParams
@@ -40,7 +40,8 @@ with warnings.catch_warnings():  # `register` is also ABCMeta.register: the fiel
     warnings.filterwarnings("ignore", message='Field name "register"', category=UserWarning)
 
     class Params(ParamModel):
-        """Every tunable value of the project: one top-level key per stage (and `serve`, `notebooks`, `spark`)."""
+        """Every tunable value of the project: one top-level key per stage (and `serve`, `rollout`,
+        `notebooks`, `spark`)."""
 
         simulate: SimulateParams
         ingest: IngestParams
@@ -55,6 +56,7 @@ with warnings.catch_warnings():  # `register` is also ABCMeta.register: the fiel
         monitor: MonitorParams
         feedback: FeedbackParams
         experiment: ExperimentParams
+        rollout: RolloutParams
         notebooks: NotebooksParams
         spark: SparkParams
 

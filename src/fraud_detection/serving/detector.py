@@ -118,16 +118,23 @@ class FraudDetector:
         self._shadow_pool = ThreadPoolExecutor(1, thread_name_prefix="shadow")
         self._shadow_backlog, self._shadow_pending, self._shadow_lock = shadow_backlog, 0, threading.Lock()
 
-    def swap(self, models: dict[str, ServedModel], shadow: ServedModel | None) -> None:
-        """Serve other models from the next request on (hot reload); requests in flight finish on the old ones."""
-        missing = sorted(set(self.router.variants) - set(models))
+    def swap(self, models: dict[str, ServedModel], shadow: ServedModel | None, router: ABRouter | None = None) -> None:
+        """Serve other models (and route by `router`, if given) from the next request on (hot reload); requests in
+        flight finish on the old ones."""
+        router = router or self.router
+        missing = sorted(set(router.variants) - set(models))
         if missing:
             raise ValueError(f"serve.ab names variants {missing} without a model; expected one of {sorted(models)}")
-        self.models, self.shadow = dict(models), shadow
+        self.models, self.shadow, self.router = dict(models), shadow, router
 
     def versions(self) -> dict[str, str]:
         served = {variant: model.version for variant, model in self.models.items()}
         return served | ({"shadow": self.shadow.version} if self.shadow else {})
+
+    def flush(self) -> None:
+        """Return once every answer so far is in the prediction log (the shadow's scored first)."""
+        self._shadow_pool.submit(lambda: None).result()  # one thread: the backlog before it is done
+        self.log.flush()
 
     def close(self) -> None:
         """Finish the shadow's backlog, write the pending online state, then flush the log."""

@@ -104,6 +104,12 @@ class PredictionLog:
         self._enqueued += len(records)
         self._queue.put_nowait(records)
 
+    def flush(self, timeout_s: float = 30.0) -> None:
+        """Return once everything queued before the call is written (a reader of the log sees it)."""
+        written = threading.Event()
+        self._queue.put(written)
+        written.wait(timeout_s)
+
     def close(self, timeout_s: float = 30.0) -> None:
         """Write everything queued, then stop."""
         self._queue.put(STOP)
@@ -119,10 +125,12 @@ class PredictionLog:
                 except queue.Empty:
                     break
             stop = any(item is STOP for item in items)
-            records = [record for item in items if item is not STOP for record in item]
+            records = [record for item in items if isinstance(item, list) for record in item]
             self._dequeued += len(records)
             if records:
                 self._write(records)
+            for flushed in (item for item in items if isinstance(item, threading.Event)):
+                flushed.set()
             if stop:
                 return
 

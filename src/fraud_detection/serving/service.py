@@ -4,14 +4,15 @@ Endpoints: `POST /predict` (one transaction), `POST /predict_batch` (a list, ada
 `GET /risk/{customer_id}` (the per-card risk table the batch_predict stage publishes), `POST /admin/reload` (token),
 `/readyz`, `/livez`, `/metrics`.
 
-At start each worker loads the models of the A/B variants and of the shadow (registry aliases: `serve.ab.variants`,
-`serve.shadow`) from the registry (`registry.loading.load_model`; in a Bento, the models baked in at build time
-when the registry cannot be reached), the Feast online store of the
-catalog, and the prediction log; each request goes through `FraudDetector`. A watcher thread checks the registry's
-aliases every `serve.reload_interval_s` and swaps in the versions they point to (hot reload); `POST /admin/reload`
-forces it, with the admin token (`Authorization: Bearer <token>`, the token in the environment variable named by
-`serve.admin_token_env`; no token set: the admin endpoints always answer 401). The project environment
-(`conf/<env>`) comes from `FRAUD_DETECTION_ENV` (default: base + local).
+At start each worker loads the models of the A/B variants and of the shadow (registry aliases: those of the
+running experiment in the registry, a rollout's; else `serve.ab.variants` and `serve.shadow`) from the registry
+(`registry.loading.load_model`; in a Bento, the models baked in at build time when the registry cannot be
+reached), the Feast online store of the catalog, and the prediction log; each request goes through
+`FraudDetector`. A watcher thread reads the serving plan (the experiment's shares and shadow, the aliases'
+versions) every `serve.reload_interval_s` and swaps in what it says, shares included, without a restart (hot
+reload); `POST /admin/reload` forces it, with the admin token (`Authorization: Bearer <token>`, the token in the
+environment variable named by `serve.admin_token_env`; no token set: the admin endpoints always answer 401).
+The project environment (`conf/<env>`) comes from `FRAUD_DETECTION_ENV` (default: base + local).
 
 BentoML fixes a service's server settings and API schemas when the class is defined, so this module reads
 params.yaml (`serve`, `ingest`) once when BentoML imports it. What keeps the tail short (docs/serving.md):
@@ -92,17 +93,16 @@ class FraudService:
         from fraud_detection.runtime.project import project_context
         from fraud_detection.serving.assembly import build_detector
         from fraud_detection.serving.metrics import Exporter
-        from fraud_detection.serving.routing import ABRouter
 
         threadpool_limits(1)  # one BLAS thread a worker: the workers are the parallelism (idle BLAS threads spin)
         context = project_context(os.environ.get("FRAUD_DETECTION_ENV"))
         params, serve = context.params, context.params.serve
         self._address, self._model_name = context.catalog.load("model_registry"), params.register.model_name
-        router = ABRouter.from_params(serve.ab)
-        self.variants, self.shadow_alias = router.variants, serve.shadow
+        self._serve = serve
         self.admin_token = os.environ.get(serve.admin_token_env, "")  # checked by the edge, then admin_reload
         self.risk_store = context.catalog.load("risk_store")  # the batch stage's per-card risk table
-        self.detector = build_detector(context, *self._load_models())
+        models, shadow = self._load_models()
+        self.detector = build_detector(context, models, shadow, self._loaded.router)
         self._exporter, self._reload_lock, self._stop = Exporter(), threading.Lock(), threading.Event()
         for action, every in ((self.reload, serve.reload_interval_s), (self._export, serve.metrics_interval_s)):
             threading.Thread(target=self._every, args=(every, action), daemon=True).start()
@@ -134,10 +134,13 @@ class FraudService:
         return self.reload()
 
     def reload(self) -> dict[str, str]:
-        """Load what the aliases point to, if it moved; requests keep being served meanwhile."""
+        """Load what the serving plan says, if it changed; requests keep being served meanwhile."""
+        from fraud_detection.serving.assembly import serving_plan
+
         with self._reload_lock:
-            if self._alias_versions() != self._loaded:
-                self.detector.swap(*self._load_models())
+            if serving_plan(self.registry, self._serve) != self._loaded:
+                models, shadow = self._load_models()
+                self.detector.swap(models, shadow, self._loaded.router)
                 log.info("reloaded: now serving %s", self.detector.versions())
             return self.detector.versions()
 
@@ -148,29 +151,26 @@ class FraudService:
             self._registry = self._address.open(self._model_name)
         return self._registry
 
-    def _alias_versions(self) -> dict[str, int | None]:
-        aliases = {*self.variants, *([self.shadow_alias] if self.shadow_alias else [])}
-        return {alias: self.registry.alias_version(alias) for alias in sorted(aliases)}
-
     def _load_models(self) -> tuple[dict[str, Any], Any]:
-        """The variants' and the shadow's models, as the registry's aliases point now (remembered in `_loaded`).
-        A registry that cannot be reached at start leaves the models baked into the Bento, if any."""
+        """The models of the serving plan as it reads now (remembered in `_loaded`). A registry that cannot be
+        reached at start leaves the models baked into the Bento, if any, routed by params.yaml `serve`."""
         from fraud_detection.registry.registry import RegistryUnreachable
-        from fraud_detection.serving.models import packaged_model, served_model
+        from fraud_detection.serving.assembly import ServingPlan, plan_models, serving_plan
+        from fraud_detection.serving.models import packaged_model
+        from fraud_detection.serving.routing import ABRouter
 
         try:
-            versions = self._alias_versions()  # read first: an alias moving during the load is caught next time
-            models = {variant: served_model(self.registry, variant) for variant in self.variants}
-            shadow = served_model(self.registry, self.shadow_alias) if self.shadow_alias else None
+            plan = serving_plan(self.registry, self._serve)  # read first: a change during the load is caught next
+            models, shadow = plan_models(self.registry, plan)
         except RegistryUnreachable:
+            plan = ServingPlan(ABRouter.from_params(self._serve.ab), self._serve.shadow, {})
             packaged = {alias: getattr(self, f"packaged_{alias}") for alias in PackagedModels.model_fields}
-            if getattr(self, "_loaded", None) is not None or not all(packaged.get(v) for v in self.variants):
+            if getattr(self, "_loaded", None) is not None or not all(packaged.get(v) for v in plan.router.variants):
                 raise
             log.warning("registry unreachable: serving the models packaged in this Bento %s", packaged)
-            models = {variant: packaged_model(packaged[variant]) for variant in self.variants}
-            shadow = packaged_model(packaged[self.shadow_alias]) if packaged.get(self.shadow_alias) else None
-            versions = {}
-        self._loaded = versions  # only once loaded: a failed load is retried
+            models = {variant: packaged_model(packaged[variant]) for variant in plan.router.variants}
+            shadow = packaged_model(packaged[plan.shadow]) if packaged.get(plan.shadow) else None
+        self._loaded = plan  # only once loaded: a failed load is retried
         return models, shadow
 
     def _export(self) -> None:

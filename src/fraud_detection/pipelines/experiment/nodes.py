@@ -32,6 +32,7 @@ def experiment_report(predictions: pl.DataFrame, shares: dict[str, float], exper
     shadow); with no served prediction or a single variant, the counts and a `status` that says why no variant is
     compared."""
     shadow = shadow_report(predictions, label_delay_days=label_delay_days, alpha=experiment.alpha,
+                           relative_target_effect=experiment.relative_target_effect,
                            bootstrap_replicates=experiment.bootstrap_replicates)  # fmt: skip
     served = predictions.filter(pl.col("role") == "served")
     if served.is_empty() or len(shares) < 2:

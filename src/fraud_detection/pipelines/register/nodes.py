@@ -57,5 +57,6 @@ def register_and_gate(
         f"{span['start']}..{span['end']}",
         params.gate,
         actor=f"register stage ({default_actor()})",
+        promotion=params.promotion,
     )
     return report(model, version, decision, champion_before, events, span)
