@@ -10,6 +10,7 @@ import json
 import polars as pl
 import pytest
 from starlette.testclient import TestClient
+from tests.conftest import changed
 
 from fraud_detection.features.definitions import MICROS_PER_DAY
 from fraud_detection.serving.schemas import Transaction
@@ -54,14 +55,15 @@ def test_the_class_in_process_serves_the_champion_and_reloads_after_a_promotion(
         service.close()
 
 
-def test_the_class_applies_a_rollouts_shares_and_shadow_without_a_restart(service_class, inside) -> None:
+def test_the_class_applies_a_rollouts_shares_and_shadow_without_a_restart(service_class, inside, params) -> None:
     from fraud_detection.experiments import rollout
     from fraud_detection.registry.gate import CHALLENGER
 
     registry = inside.registry()
     service = service_class()
     try:
-        state = rollout.start(registry, str(inside.challenger), [0, 50, 100], None, "tests")
+        state = rollout.start(registry, str(inside.challenger), changed(params.rollout, steps=[0, 50, 100]), None,
+                              "tests")  # fmt: skip
         assert service.reload() == {"champion": str(inside.champion), "shadow": str(inside.challenger)}
         with registry.locked():  # the step a tick would take
             registry.set_experiment_locked({**state, "step": 1, "variants": rollout.shares_at(50), "shadow": None},

@@ -35,7 +35,8 @@ def _steps(text: str) -> list[int]:
 
     try:
         steps = [int(part) for part in text.split(",")]
-        RolloutParams(steps=steps, min_labelled=1, guardrails={"degraded_rate": 0.0})
+        RolloutParams(steps=steps, min_labelled=1, primary_metric="fraud_amount_recall", primary_tolerance=0.0,
+                      guardrails={})  # fmt: skip
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: expected percents rising strictly from 0..100 to 100, "
                                          "e.g. 0,1,5,25,50,100") from None  # fmt: skip
@@ -55,8 +56,8 @@ def tick_now(context: Any, actor: str) -> tuple[dict[str, Any] | None, Any]:
 
     params = context.params
     registry = context.catalog.load("model_registry").open(params.register.model_name)
-    return rollout.tick(registry, labelled_predictions(context), params.rollout, params.experiment,
-                        params.features.label_delay_days, actor)  # fmt: skip
+    return rollout.tick(registry, labelled_predictions(context), params.experiment, params.features.label_delay_days,
+                        actor)  # fmt: skip
 
 
 def _start(args: argparse.Namespace) -> None:
@@ -64,8 +65,10 @@ def _start(args: argparse.Namespace) -> None:
 
     context = common.opened_context(args)
     data_time = rollout.latest_served(labelled_predictions(context))
-    state = rollout.start(common.opened_registry(args), args.candidate, args.steps or context.params.rollout.steps,
-                          data_time, _actor(args))  # fmt: skip
+    design = context.params.rollout
+    if args.steps:
+        design = design.model_copy(update={"steps": args.steps})
+    state = rollout.start(common.opened_registry(args), args.candidate, design, data_time, _actor(args))
     print(f"{state['name']}: version {state['versions']['challenger']} against champion version "
           f"{state['versions']['champion']}, steps {state['steps']} %; now {_serving(state)}")  # fmt: skip
 
@@ -78,7 +81,7 @@ def _status(args: argparse.Namespace) -> None:
     params = context.params
     verdict = None
     if state and state["status"] == rollout.RUNNING:
-        verdict = rollout.judge(labelled_predictions(context), state, params.rollout, params.experiment,
+        verdict = rollout.judge(labelled_predictions(context), state, params.experiment,
                                 params.features.label_delay_days).as_json()  # fmt: skip
     history = [e.__dict__ for e in rollout.events(registry, state["name"])] if state else []
     if args.json:
@@ -135,6 +138,6 @@ def _print_verdict(verdict: dict[str, Any], who: str) -> None:
     print(f"{who}: {verdict['action']}: {'; '.join(verdict['reasons'])}")
     if verdict["counts"]:
         print(f"  matured labelled: {verdict['counts']}")
-    if verdict["guardrails"]:
-        common.table(verdict["guardrails"], ("metric", "tolerance", "champion", "candidate", "harm", "harm_low",
-                                             "harm_high", "verdict"))  # fmt: skip
+    if verdict["checks"]:
+        common.table(verdict["checks"], ("role", "metric", "tolerance", "champion", "candidate", "harm", "harm_low",
+                                         "harm_high", "verdict"))  # fmt: skip

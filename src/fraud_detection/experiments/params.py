@@ -27,7 +27,7 @@ class ExperimentParams(ParamModel):
         return self
 
 
-Guardrail = Literal["fraud_amount_recall", "false_decline_rate", "review_rate", "average_precision", "latency_p99_ms",
+Metric = Literal["fraud_amount_recall", "false_decline_rate", "review_rate", "average_precision", "latency_p99_ms",
                     "degraded_rate", "fallback_rate"]  # fmt: skip  # the analysis's metrics (analysis.METRICS)
 
 
@@ -36,7 +36,9 @@ class RolloutParams(ParamModel):
 
     steps: Annotated[list[Annotated[int, Field(ge=0, le=100)]], Field(min_length=2)]  # percent of customers
     min_labelled: PositiveInt  # matured labelled transactions per arm (or shadow pairs) before a step may advance
-    guardrails: Annotated[dict[Guardrail, NonNegativeFloat], Field(min_length=1)]  # metric -> tolerated harm
+    primary_metric: Metric  # what the candidate is for: shown worse than the champion beyond the tolerance, it aborts
+    primary_tolerance: NonNegativeFloat
+    guardrails: dict[Metric, NonNegativeFloat]  # metric -> tolerated harm: breached, it aborts; promoting, shown within
 
     @model_validator(mode="after")
     def _steps_rise_to_100(self) -> RolloutParams:

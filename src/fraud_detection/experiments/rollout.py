@@ -8,18 +8,22 @@ a customer in the candidate's share at 5 % is still in it at 25 % (serving/routi
 
 A tick (`fraud-detection rollout tick`, by a scheduler, and by `traffic run` once a simulated day) judges the current
 step on the labelled predictions served since the step began (tx_datetime after `step_started`, the latest
-transaction served when the step was applied). Each guardrail's harm is the candidate's difference from the
-champion turned so that positive is worse, with its always-valid (mSPRT) interval. The tick:
-- **aborts** on a sample ratio mismatch (customers per arm against the step's shares) or a guardrail breached: the
-  interval of the harm lies wholly above the guardrail's tolerance. The candidate's share goes to 0, the champion
-  is untouched;
-- **advances** when every arm has `rollout.min_labelled` matured labelled transactions and nothing is breached;
-  the last step, to 100 %, asks more: every guardrail's interval wholly below its tolerance (the candidate shown to
-  do no harm beyond it). It makes the candidate champion (the rollout ends `promoted`);
+transaction served when the step was applied), with the design the rollout started with (its steps,
+`min_labelled`, primary metric and guardrails, each with a tolerance: kept in its state). A metric's harm is the
+candidate's difference from the champion turned so that positive is worse, with its always-valid (mSPRT) interval.
+The tick:
+- **aborts** on a sample ratio mismatch (customers per arm against the step's shares) or a breach: the interval of
+  the primary metric's or a guardrail's harm lies wholly above its tolerance. The candidate's share goes to 0, the
+  champion is untouched;
+- **advances** when every arm has `min_labelled` matured labelled transactions and nothing is breached; the last
+  step, to 100 %, asks more: every guardrail's interval wholly below its tolerance (the candidate shown to do no
+  harm beyond it). It makes the candidate champion (the rollout ends `promoted`);
 - **waits** otherwise, saying what is missing.
-So a small step stops a candidate that is clearly worse (the deterioration test) without waiting for a proof of
-no harm that its few customers cannot give; the proof is asked where it can be had, before the candidate serves
-everyone.
+So a small step stops a candidate that is clearly worse (the deterioration test) without waiting for a proof of no
+harm that its few customers cannot give; the proof is asked where it can be had, before the candidate serves
+everyone, and of the guardrails (decline rates, latency, failures: plentiful rows). The primary metric (the fraud
+caught) is never required proven within its tolerance: its few frauds a day would hold a rollout for months in a
+world the default's size; shown worse, it aborts.
 At the shadow step (0 %) the guardrails are judged on the pairs (the same transactions scored by both models; the
 outcome metrics only: the shadow's latency is not comparable and its features are the served ones).
 
@@ -58,12 +62,12 @@ class RolloutError(RegistryError):
 class Verdict:
     action: str  # advance | abort | wait
     reasons: list[str]
-    guardrails: list[dict[str, Any]] = field(default_factory=list)  # per guardrail: harm, its interval, verdict
+    checks: list[dict[str, Any]] = field(default_factory=list)  # the primary metric's and each guardrail's harm
     counts: dict[str, Any] = field(default_factory=dict)  # labelled rows per arm (pairs at the shadow step)
     srm: dict[str, Any] | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {"action": self.action, "reasons": self.reasons, "guardrails": self.guardrails,
+        return {"action": self.action, "reasons": self.reasons, "checks": self.checks,
                 "counts": self.counts, "srm": self.srm}  # fmt: skip
 
 
@@ -72,11 +76,12 @@ def shares_at(percent: int) -> dict[str, float]:
     return {CHAMPION: 1 - percent / 100, CHALLENGER: percent / 100} if percent else {CHAMPION: 1.0}
 
 
-def start(registry: ModelRegistry, candidate: str, steps: list[int], data_time: datetime | None,
+def start(registry: ModelRegistry, candidate: str, design: RolloutParams, data_time: datetime | None,
           actor: str) -> dict[str, Any]:  # fmt: skip
-    """Start rolling out `candidate` (a version, or an alias such as `challenger`) against the champion: it
-    becomes the challenger and serves at the first step. `data_time`: the latest transaction served so far (the
-    first step's outcomes are those after it). Returns the state."""
+    """Start rolling out `candidate` (a version, or an alias such as `challenger`) against the champion with
+    `design` (params.yaml `rollout`, kept in the state): it becomes the challenger and serves at the first step.
+    `data_time`: the latest transaction served so far (the first step's outcomes are those after it). Returns the
+    state."""
     with registry.locked():
         current = registry.experiment()
         if current and current["status"] == RUNNING:
@@ -92,15 +97,18 @@ def start(registry: ModelRegistry, candidate: str, steps: list[int], data_time: 
         name = f"rollout-v{version}-{sum(e.action == START for e in registry.history()) + 1}"
         registry.move_locked(CHALLENGER, version, ROLLOUT, actor, f"{name}: the candidate")
         moment = data_time.isoformat() if data_time else None
-        state = {"name": name, "status": RUNNING, "salt": name, "steps": list(steps), "step": 0,
+        steps = list(design.steps)
+        state = {"name": name, "status": RUNNING, "salt": name, "steps": steps, "step": 0,
                  "versions": {CHAMPION: champion, CHALLENGER: version}, "started": moment,
-                 **_serving(steps[0], moment)}  # fmt: skip
+                 "min_labelled": design.min_labelled,
+                 "primary": {"metric": design.primary_metric, "tolerance": design.primary_tolerance},
+                 "guardrails": dict(design.guardrails), **_serving(steps[0], moment)}  # fmt: skip
         registry.set_experiment_locked(state, START, actor, f"{name}: {_describe(steps[0])}")
         return state
 
 
-def tick(registry: ModelRegistry, predictions: pl.DataFrame, params: RolloutParams, experiment: ExperimentParams,
-         label_delay_days: int, actor: str) -> tuple[dict[str, Any] | None, Verdict | None]:  # fmt: skip
+def tick(registry: ModelRegistry, predictions: pl.DataFrame, experiment: ExperimentParams, label_delay_days: int,
+         actor: str) -> tuple[dict[str, Any] | None, Verdict | None]:  # fmt: skip
     """Judge the running rollout's step on `predictions` (the labelled predictions) and act (see the module's
     doc). Returns the state after it and the verdict; (None, None) when no rollout is running."""
     with registry.locked():
@@ -108,7 +116,7 @@ def tick(registry: ModelRegistry, predictions: pl.DataFrame, params: RolloutPara
         if not state or state["status"] != RUNNING:
             return state, None
         moved = _aliases_moved(registry, state)
-        verdict = Verdict(HALT, [moved]) if moved else judge(predictions, state, params, experiment, label_delay_days)
+        verdict = Verdict(HALT, [moved]) if moved else judge(predictions, state, experiment, label_delay_days)
         if verdict.action == HALT:
             return _abort(registry, state, actor, "; ".join(verdict.reasons)), verdict
         if verdict.action == ADVANCE:
@@ -130,13 +138,13 @@ def events(registry: ModelRegistry, name: str) -> list[AliasEvent]:
     return [e for e in registry.history() if (e.experiment or {}).get("name") == name or e.reason.startswith(name)]
 
 
-def judge(predictions: pl.DataFrame, state: dict[str, Any], params: RolloutParams, experiment: ExperimentParams,
+def judge(predictions: pl.DataFrame, state: dict[str, Any], experiment: ExperimentParams,
           label_delay_days: int) -> Verdict:  # fmt: skip
     """What a tick would do now with the running step of `state` (pure: nothing is written)."""
     rows = _step_rows(predictions, state)
     percent = state["steps"][state["step"]]
     if percent == 0:
-        return _judge_shadow(rows, state, params, experiment, label_delay_days)
+        return _judge_shadow(rows, state, experiment, label_delay_days)
     served = rows.filter(pl.col("role") == "served")
     strangers = sorted(set(served["variant"].unique().to_list()) - set(state["variants"]))
     if strangers:
@@ -152,13 +160,13 @@ def judge(predictions: pl.DataFrame, state: dict[str, Any], params: RolloutParam
         why = (f"sample ratio mismatch: customers {customers} against the shares {state['variants']} "
                f"(p = {report['srm']['p_value']:.2g} < {experiment.srm_threshold})")  # fmt: skip
         return Verdict(HALT, [why], counts=counts, srm=report["srm"])
-    rows_by_metric = {row["metric"]: row for row in report["comparisons"] if row["treatment"] == CHALLENGER}
-    guardrails = [_guardrail(metric, tolerance, rows_by_metric[metric], "treatment_value", "control_value")
-                  for metric, tolerance in params.guardrails.items()]  # fmt: skip
-    return _verdict(guardrails, counts, params.min_labelled, report["srm"], _promotes(state))
+    by_metric = {row["metric"]: row for row in report["comparisons"] if row["treatment"] == CHALLENGER}
+    checks = [_check(role, metric, tolerance, by_metric[metric], "treatment_value", "control_value")
+              for role, metric, tolerance in _metrics(state)]  # fmt: skip
+    return _verdict(checks, counts, state["min_labelled"], report["srm"], _promotes(state))
 
 
-def _judge_shadow(rows: pl.DataFrame, state: dict[str, Any], params: RolloutParams, experiment: ExperimentParams,
+def _judge_shadow(rows: pl.DataFrame, state: dict[str, Any], experiment: ExperimentParams,
                   label_delay_days: int) -> Verdict:  # fmt: skip
     candidate = str(state["versions"][CHALLENGER])
     pairs = rows.filter((pl.col("role") == "served") | (pl.col("model_version") == candidate))
@@ -169,12 +177,20 @@ def _judge_shadow(rows: pl.DataFrame, state: dict[str, Any], params: RolloutPara
     if report is None or not report["paired"]:
         return Verdict(WAIT, [f"no transaction scored by the shadow (version {candidate}) since the step began"])
     by_metric = {row["metric"]: row for row in report["metrics"]}
-    guardrails = [_guardrail(metric, tolerance, by_metric[metric], "shadow_value", "served_value")
-                  for metric, tolerance in params.guardrails.items() if metric in by_metric]  # fmt: skip
-    return _verdict(guardrails, {"pairs": report["labelled"]}, params.min_labelled, None, _promotes(state))
+    checks = [_check(role, metric, tolerance, by_metric[metric], "shadow_value", "served_value")
+              for role, metric, tolerance in _metrics(state) if metric in by_metric]  # fmt: skip
+    return _verdict(checks, {"pairs": report["labelled"]}, state["min_labelled"], None, _promotes(state))
 
 
-def _guardrail(metric: str, tolerance: float, row: dict[str, Any], candidate: str, champion: str) -> dict[str, Any]:
+def _metrics(state: dict[str, Any]) -> list[tuple[str, str, float]]:
+    """(role, metric, tolerance): the primary metric, then the guardrails."""
+    primary = state["primary"]
+    return [("primary", primary["metric"], primary["tolerance"]),
+            *(("guardrail", metric, tolerance) for metric, tolerance in state["guardrails"].items())]  # fmt: skip
+
+
+def _check(role: str, metric: str, tolerance: float, row: dict[str, Any], candidate: str,
+           champion: str) -> dict[str, Any]:  # fmt: skip
     """The candidate's harm on `metric` (its difference, turned so that positive is worse) with its always-valid
     interval, and the verdict: `breached` (wholly above the tolerance), `clear` (wholly below) or `open`."""
     sign = 1.0 if METRICS[metric][1] == "lower" else -1.0
@@ -185,37 +201,38 @@ def _guardrail(metric: str, tolerance: float, row: dict[str, Any], candidate: st
         verdict = "open"
     else:
         verdict = "breached" if interval[0] > tolerance else "clear" if interval[1] <= tolerance else "open"
-    return {"metric": metric, "tolerance": tolerance, "candidate": row[candidate], "champion": row[champion],
-            "harm": harm, "harm_low": interval[0] if interval else None, "harm_high": interval[1] if interval else None,
+    low, high = interval or (None, None)
+    return {"role": role, "metric": metric, "tolerance": tolerance, "candidate": row[candidate],
+            "champion": row[champion], "harm": harm, "harm_low": low, "harm_high": high,
             "verdict": verdict}  # fmt: skip
 
 
-def _verdict(guardrails: list[dict[str, Any]], counts: dict[str, int], min_labelled: int, srm: dict[str, Any] | None,
+def _verdict(checks: list[dict[str, Any]], counts: dict[str, int], min_labelled: int, srm: dict[str, Any] | None,
              promotes: bool) -> Verdict:  # fmt: skip
-    """Abort on a breach; else advance once every arm has its labels (and, to promote, every harm is shown
-    within its tolerance); else wait."""
-    breached = [g for g in guardrails if g["verdict"] == "breached"]
+    """Abort on a breach; else advance once every arm has its labels (and, to promote, every guardrail's harm is
+    shown within its tolerance); else wait."""
+    breached = [c for c in checks if c["verdict"] == "breached"]
     if breached:
-        return Verdict(HALT, [_breach(g) for g in breached], guardrails, counts, srm)
+        return Verdict(HALT, [_breach(c) for c in breached], checks, counts, srm)
     short = {arm: n for arm, n in counts.items() if n < min_labelled}
-    unproven = [g["metric"] for g in guardrails if g["verdict"] != "clear"] if promotes else []
+    guardrails = [c for c in checks if c["role"] == "guardrail"]
+    unproven = [c["metric"] for c in guardrails if c["verdict"] != "clear"] if promotes else []
     if not short and not unproven:
-        why = "every guardrail's harm shown below its tolerance" if promotes else "no guardrail breached"
-        return Verdict(ADVANCE, [f"{why}; matured labelled {counts}"], guardrails, counts, srm)
-    reasons = [f"matured labelled transactions {short} below rollout.min_labelled {min_labelled}"] if short else []
+        why = "every guardrail's harm shown below its tolerance" if promotes else "nothing breached"
+        return Verdict(ADVANCE, [f"{why}; matured labelled {counts}"], checks, counts, srm)
+    reasons = [f"matured labelled transactions {short} below min_labelled {min_labelled}"] if short else []
     reasons += [f"to promote, not yet shown within tolerance: {unproven}"] if unproven else []
-    return Verdict(WAIT, reasons, guardrails, counts, srm)
+    return Verdict(WAIT, reasons, checks, counts, srm)
 
 
 def _promotes(state: dict[str, Any]) -> bool:
     return state["steps"][state["step"] + 1] == 100
 
 
-def _breach(guardrail: dict[str, Any]) -> str:
-    return (f"{guardrail['metric']} breached: the candidate {guardrail['candidate']:.4g} against the champion "
-            f"{guardrail['champion']:.4g}, harm {guardrail['harm']:.4g} (always-valid interval "
-            f"[{guardrail['harm_low']:.4g}, {guardrail['harm_high']:.4g}]) beyond the tolerance "
-            f"{guardrail['tolerance']}")  # fmt: skip
+def _breach(check: dict[str, Any]) -> str:
+    return (f"{check['metric']} breached: the candidate {check['candidate']:.4g} against the champion "
+            f"{check['champion']:.4g}, harm {check['harm']:.4g} (always-valid interval [{check['harm_low']:.4g}, "
+            f"{check['harm_high']:.4g}]) beyond the tolerance {check['tolerance']}")  # fmt: skip
 
 
 def _advance(registry: ModelRegistry, state: dict[str, Any], data_time: datetime | None, actor: str,
