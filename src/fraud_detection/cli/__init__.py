@@ -13,6 +13,7 @@
                                                     (--in-process or --url), their labels published
     fraud-detection feedback consume [--follow S]   label events into the online store (at least once)
     fraud-detection experiment analyze              the A/B analysis (--input FILE, --shares A=0.9,B=0.1)
+    fraud-detection experiment start NAME --shares  serve a split (A/B/C) from now on; `stop`, `status`
     fraud-detection rollout start [CANDIDATE]       roll the challenger (or a version) out: shadow, 1 %, ... 100 %
     fraud-detection rollout status|tick|abort       where it stands; judge the step (advance, promote, abort)
     fraud-detection dev dvc-deps [--check|--write]  each DVC stage's code deps: the import closure of what it runs

@@ -1,10 +1,13 @@
 """`fraud-detection experiment analyze`: the experiment stage's analysis from the command line, on the feedback
-stage's labelled predictions or a file of the same columns, with the design from params.yaml or `--shares`."""
+stage's labelled predictions or a file of the same columns, with the design from `--shares`, params.yaml or the
+split that serves now (its rows since it started). `experiment start|stop|status`: a split (A/B/C) as registry
+state, served without a restart (experiments/split.py)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,18 @@ def add_commands(groups: Any) -> None:
                               "else serve.ab.variants")  # fmt: skip
     analyze.add_argument("--json", action="store_true", help="print the report as JSON")
     analyze.set_defaults(command=_analyze)
+    start = commands.add_parser("start", help="serve a split (A/B/C) from now on, without a restart")
+    start.add_argument("name", help="the experiment's name (its salt unless --salt)")
+    start.add_argument("--shares", required=True, metavar="champion=0.9,challenger=0.1",
+                       help="registry aliases or versions and their shares, the control first")  # fmt: skip
+    start.add_argument("--shadow", default=None, metavar="ALIAS", help="an alias or version scored in shadow")
+    start.add_argument("--salt", default=None, help="the assignment hash's salt (default: the name)")
+    start.set_defaults(command=_start)
+    stop = commands.add_parser("stop", help="end the split: params.yaml `serve` decides what serves again")
+    stop.add_argument("--reason", default="stopped", help="why (recorded in the history)")
+    stop.set_defaults(command=_stop)
+    status = commands.add_parser("status", help="the experiment that decides what serves (a split or a rollout)")
+    status.set_defaults(command=_status)
 
 
 def parse_shares(text: str) -> dict[str, float]:
@@ -57,14 +72,23 @@ def read_table(path: Path) -> Any:
 
 
 def _analyze(args: argparse.Namespace) -> None:
+    import polars as pl
+
+    from fraud_detection.experiments.analysis import utc_column
     from fraud_detection.pipelines.experiment.nodes import analyze_experiment
 
     context = common.opened_context(args)
     params, catalog = context.params, context.catalog
     experiment = params.experiment
+    table = read_table(args.input) if args.input else catalog.load("labelled_predictions")
+    split = _running_split(args) if args.shares is None and experiment.shares is None and not args.input else None
+    if split:  # the split that serves now: its shares, its rows
+        experiment = experiment.model_copy(update={"shares": split["variants"], "name": split["name"]})
+        if split["started"]:
+            since = datetime.fromisoformat(split["started"])
+            table = table.with_columns(utc_column(table.schema)).filter(pl.col("tx_datetime") > since)
     if args.shares is not None:
         experiment = experiment.model_copy(update={"shares": parse_shares(args.shares)})
-    table = read_table(args.input) if args.input else catalog.load("labelled_predictions")
     try:
         report, pages = analyze_experiment(table, experiment, params.serve.ab, params.features.label_delay_days)
     except ValueError as error:
@@ -75,6 +99,40 @@ def _analyze(args: argparse.Namespace) -> None:
         print(json.dumps(report, indent=2))
         return
     _print_summary(report, experiment.name)
+
+
+def _start(args: argparse.Namespace) -> None:
+    from fraud_detection.cli.rollout import labelled_predictions
+    from fraud_detection.experiments.rollout import latest_served
+    from fraud_detection.experiments.split import start_split
+    from fraud_detection.registry.registry import default_actor
+
+    data_time = latest_served(labelled_predictions(common.opened_context(args)))
+    state = start_split(common.opened_registry(args), args.name, parse_shares(args.shares), args.shadow, args.salt,
+                        data_time, default_actor())  # fmt: skip
+    shadow = f", shadow {state['shadow']}" if state["shadow"] else ""
+    print(f"experiment {state['name']}: serving {state['variants']}{shadow} (versions {state['versions']})")
+
+
+def _stop(args: argparse.Namespace) -> None:
+    from fraud_detection.experiments.split import stop_split
+    from fraud_detection.registry.registry import default_actor
+
+    state = stop_split(common.opened_registry(args), default_actor(), args.reason)
+    print(f"experiment {state['name']}: stopped; params.yaml serve.ab decides what serves")
+
+
+def _status(args: argparse.Namespace) -> None:
+    state = common.opened_registry(args).experiment()
+    print(json.dumps(state, indent=2) if state else "no experiment: params.yaml serve.ab decides what serves")
+
+
+def _running_split(args: argparse.Namespace) -> dict[str, Any] | None:
+    from fraud_detection.experiments.split import SPLIT
+    from fraud_detection.registry.registry import RUNNING
+
+    state = common.opened_registry(args).experiment()
+    return state if state and state["status"] == RUNNING and state.get("kind") == SPLIT else None
 
 
 def _print_summary(report: dict[str, Any], name: str) -> None:

@@ -78,6 +78,8 @@ def _status(args: argparse.Namespace) -> None:
 
     context, registry = common.opened_context(args), common.opened_registry(args)
     state = registry.experiment()
+    if state and state.get("kind", "rollout") != "rollout":
+        state = None  # a split experiment: `fraud-detection experiment status`
     params = context.params
     verdict = None
     if state and state["status"] == rollout.RUNNING:

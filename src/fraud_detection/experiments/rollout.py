@@ -41,6 +41,8 @@ import polars as pl
 
 from fraud_detection.experiments.analysis import METRICS, analyze, utc_column
 from fraud_detection.experiments.shadow import shadow_report
+from fraud_detection.experiments.split import ROLLOUT as ROLLOUT_KIND
+from fraud_detection.experiments.split import refuse_if_running, resolve
 from fraud_detection.registry.gate import CHALLENGER, CHAMPION
 from fraud_detection.registry.registry import ROLLOUT, RUNNING, RegistryError
 
@@ -83,22 +85,19 @@ def start(registry: ModelRegistry, candidate: str, design: RolloutParams, data_t
     `data_time`: the latest transaction served so far (the first step's outcomes are those after it). Returns the
     state."""
     with registry.locked():
-        current = registry.experiment()
-        if current and current["status"] == RUNNING:
-            raise RolloutError(f"rollout {current['name']} is running (step {current['step']}); expected it to "
-                               "finish or `fraud-detection rollout abort` first")  # fmt: skip
+        refuse_if_running(registry)
         champion = registry.alias_version(CHAMPION)
         if champion is None:
             raise RolloutError(f"model {registry.name!r} has no champion to roll out against; expected the register "
                                "stage to have made the first model champion")  # fmt: skip
-        version = _resolve(registry, candidate)
+        version = resolve(registry, candidate)
         if version == champion:
             raise RolloutError(f"version {version} is the champion already; expected another version to roll out")
         name = f"rollout-v{version}-{sum(e.action == START for e in registry.history()) + 1}"
         registry.move_locked(CHALLENGER, version, ROLLOUT, actor, f"{name}: the candidate")
         moment = data_time.isoformat() if data_time else None
         steps = list(design.steps)
-        state = {"name": name, "status": RUNNING, "salt": name, "steps": steps, "step": 0,
+        state = {"name": name, "kind": ROLLOUT_KIND, "status": RUNNING, "salt": name, "steps": steps, "step": 0,
                  "versions": {CHAMPION: champion, CHALLENGER: version}, "started": moment,
                  "min_labelled": design.min_labelled,
                  "primary": {"metric": design.primary_metric, "tolerance": design.primary_tolerance},
@@ -113,7 +112,7 @@ def tick(registry: ModelRegistry, predictions: pl.DataFrame, experiment: Experim
     doc). Returns the state after it and the verdict; (None, None) when no rollout is running."""
     with registry.locked():
         state = registry.experiment()
-        if not state or state["status"] != RUNNING:
+        if not _running(state):
             return state, None
         moved = _aliases_moved(registry, state)
         verdict = Verdict(HALT, [moved]) if moved else judge(predictions, state, experiment, label_delay_days)
@@ -128,7 +127,7 @@ def abort(registry: ModelRegistry, actor: str, reason: str) -> dict[str, Any]:
     """Stop the running rollout: the candidate's share to 0, the champion untouched."""
     with registry.locked():
         state = registry.experiment()
-        if not state or state["status"] != RUNNING:
+        if not _running(state):
             raise RolloutError("no rollout is running; expected `fraud-detection rollout start CANDIDATE` first")
         return _abort(registry, state, actor, reason)
 
@@ -272,14 +271,9 @@ def _describe(percent: int) -> str:
     return "shadow" if percent == 0 else f"{percent} % of customers"
 
 
-def _resolve(registry: ModelRegistry, candidate: str) -> int:
-    if not str(candidate).strip().isdigit() and "/" not in str(candidate):
-        version = registry.alias_version(str(candidate))
-        if version is None:
-            raise RolloutError(f"candidate {candidate!r}: no such alias of {registry.name!r}; expected a version "
-                               f"number or one of {sorted(registry.status()['aliases'])}")  # fmt: skip
-        return version
-    return int(registry.version(candidate).version)
+def _running(state: dict[str, Any] | None) -> bool:
+    """A rollout runs (not a split experiment, not a finished rollout)."""
+    return bool(state) and state["status"] == RUNNING and state.get("kind", ROLLOUT_KIND) == ROLLOUT_KIND
 
 
 def _aliases_moved(registry: ModelRegistry, state: dict[str, Any]) -> str | None:

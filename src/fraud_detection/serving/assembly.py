@@ -27,14 +27,17 @@ class ServingPlan:
 
 
 def serving_plan(registry: ModelRegistry, serve: ServeParams) -> ServingPlan:
-    """The running experiment's plan (its salt, shares and shadow), else params.yaml `serve.ab` and `serve.shadow`."""
+    """The running experiment's plan (its salt, shares and shadow: a rollout's or a split's), else params.yaml
+    `serve.ab` and `serve.shadow`. A variant is a registry alias or a version number."""
     ab, shadow = serve.ab, serve.shadow
     experiment = registry.experiment()
     if experiment and experiment["status"] == RUNNING:
         ab, shadow = ABParams(salt=experiment["salt"], variants=experiment["variants"]), experiment["shadow"]
     router = ABRouter.from_params(ab)
     aliases = sorted({*router.variants, *([shadow] if shadow else [])})
-    return ServingPlan(router, shadow, {alias: registry.alias_version(alias) for alias in aliases})
+    return ServingPlan(
+        router, shadow, {ref: int(ref) if ref.isdigit() else registry.alias_version(ref) for ref in aliases}
+    )
 
 
 def plan_models(registry: ModelRegistry, plan: ServingPlan) -> tuple[dict[str, ServedModel], ServedModel | None]:
