@@ -68,7 +68,7 @@ def played(traffic_project: ServingProject) -> Played:
         context = project_context(None)
         world, state = world_of(context)
         world.chunk, calls = 100, []
-        send, close = _in_process(context)
+        send, close, _ = _in_process(context)
 
         def stopping(rows: list[dict]) -> list[dict]:
             if len(calls) == 2:

@@ -57,7 +57,8 @@ ADVANCE, HALT, WAIT = "advance", "abort", "wait"  # what a tick decides
 
 
 class RolloutError(RegistryError):
-    """A rollout command that cannot apply (none running, one running already, no champion): nothing changed."""
+    """A rollout command that cannot apply (none running, no champion, the champion as candidate): nothing
+    changed. (Another experiment running is `split.ExperimentRunning`.)"""
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,8 @@ def start(registry: ModelRegistry, candidate: str, design: RolloutParams, data_t
 def tick(registry: ModelRegistry, predictions: pl.DataFrame, experiment: ExperimentParams, label_delay_days: int,
          actor: str) -> tuple[dict[str, Any] | None, Verdict | None]:  # fmt: skip
     """Judge the running rollout's step on `predictions` (the labelled predictions) and act (see the module's
-    doc). Returns the state after it and the verdict; (None, None) when no rollout is running."""
+    doc). Returns the state after it and the verdict; the registry's experiment state (None if there never was
+    one) and no verdict when no rollout is running."""
     with registry.locked():
         state = registry.experiment()
         if not _running(state):

@@ -27,7 +27,7 @@ SPLIT_START, SPLIT_STOP = "split-start", "split-stop"  # its events
 
 
 class ExperimentRunning(RegistryError):
-    """Another experiment decides what serves: nothing changed."""
+    """Another experiment (a split or a rollout) decides what serves: nothing changed."""
 
 
 def refuse_if_running(registry: ModelRegistry) -> None:

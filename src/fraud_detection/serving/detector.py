@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
@@ -98,6 +98,12 @@ class Counters:
     shadow_dropped: int = 0  # not scored: the shadow fell too far behind
 
 
+class _Serving(NamedTuple):
+    models: dict[str, ServedModel]
+    shadow: ServedModel | None
+    router: ABRouter
+
+
 class FraudDetector:
     def __init__(
         self,
@@ -110,7 +116,7 @@ class FraudDetector:
         shadow: ServedModel | None = None,
         shadow_backlog: int = 10_000,
     ) -> None:
-        self.features, self.router = features, router
+        self.features, self._serving = features, _Serving({}, None, router)
         self.thresholds, self.rules, self.log = thresholds, rules, prediction_log
         self.counters = Counters()
         self.swap(models, shadow)
@@ -125,7 +131,19 @@ class FraudDetector:
         missing = sorted(set(router.variants) - set(models))
         if missing:
             raise ValueError(f"serve.ab names variants {missing} without a model; expected one of {sorted(models)}")
-        self.models, self.shadow, self.router = dict(models), shadow, router
+        self._serving = _Serving(dict(models), shadow, router)  # one assignment: a request reads all three or none
+
+    @property
+    def models(self) -> dict[str, ServedModel]:
+        return self._serving.models
+
+    @property
+    def shadow(self) -> ServedModel | None:
+        return self._serving.shadow
+
+    @property
+    def router(self) -> ABRouter:
+        return self._serving.router
 
     def versions(self) -> dict[str, str]:
         served = {variant: model.version for variant, model in self.models.items()}
@@ -144,7 +162,8 @@ class FraudDetector:
 
     def predict(self, transaction: Transaction) -> Prediction:
         start = time.perf_counter()
-        variant, models, shadow = self.router.variant(transaction.customer_id), self.models, self.shadow
+        models, shadow, router = self._serving  # what serves this request, whatever a reload swaps meanwhile
+        variant = router.variant(transaction.customer_id)
         tx_us = epoch_micros(transaction.tx_datetime)
         state, reasons = self._state(transaction)
         features = features_of_one(state, tx_us, transaction.tx_amount)
@@ -167,7 +186,7 @@ class FraudDetector:
         start = time.perf_counter()
         if not transactions:
             return []
-        models, shadow = self.models, self.shadow
+        models, shadow, router = self._serving  # what serves this batch, whatever a reload swaps meanwhile
         order = sorted(range(len(transactions)), key=lambda i: transactions[i].tx_datetime)
         batch = [transactions[i] for i in order]
         tx_us = [epoch_micros(t.tx_datetime) for t in batch]
@@ -176,7 +195,7 @@ class FraudDetector:
         columns = _state_columns(customer, before, terminal)
         matrix = _matrix(transaction_features(columns, tx_us, [t.tx_amount for t in batch]))
         features = [dict(zip(FEATURES, row, strict=True)) for row in matrix.tolist()]
-        variants = [self.router.variant(t.customer_id) for t in batch]
+        variants = [router.variant(t.customer_id) for t in batch]
         scores, versions = [0.0] * len(batch), [""] * len(batch)
         for variant in set(variants):
             rows = [i for i, v in enumerate(variants) if v == variant]

@@ -105,10 +105,12 @@ class PredictionLog:
         self._queue.put_nowait(records)
 
     def flush(self, timeout_s: float = 30.0) -> None:
-        """Return once everything queued before the call is written (a reader of the log sees it)."""
+        """Return once everything queued before the call is written (a reader of the log sees it); TimeoutError
+        if the writer has stopped or takes longer than `timeout_s`."""
         written = threading.Event()
         self._queue.put(written)
-        written.wait(timeout_s)
+        if not self._thread.is_alive() or not written.wait(timeout_s):
+            raise TimeoutError(f"the prediction log's writer did not write within {timeout_s} s (stopped or stuck)")
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Write everything queued, then stop."""
