@@ -58,7 +58,7 @@ def test_an_aa_test_is_quiet_and_its_output_is_the_contract() -> None:
     assert set(result["comparisons"][0]) == {
         "metric", "kind", "better", "control", "treatment", "control_value", "treatment_value", "difference",
         "ci_low", "ci_high", "p_value", "sequential_p_value", "sequential_ci_low", "sequential_ci_high",
-        "p_value_holm", "significant",
+        "p_value_holm", "significant", "control_customers", "treatment_customers",
     }  # fmt: skip
     assert set(result["power"]["B"]["review_rate"]) == {"mde", "target_effect", "customers_needed_per_arm"}
     json.dumps(result, allow_nan=False)
@@ -118,6 +118,11 @@ def test_the_figures_of_a_hand_built_log() -> None:
     assert control["degraded_rate"] == control["fallback_rate"] == pytest.approx(1 / 6)
     assert control["latency_p99_ms"] == 60.0
     assert control["average_precision"] == pytest.approx(average_precision_score([1, 1, 0, 0], [0.9, 0.2, 0.6, 0.7]))
+    # the customers each estimate rests on: for the recall and AP those with a matured fraud (customer 2's is not)
+    resting = {row["metric"]: (row["control_customers"], row["treatment_customers"]) for row in result["comparisons"]}
+    assert resting == {"fraud_amount_recall": (1, 1), "false_decline_rate": (2, 1), "review_rate": (2, 2),
+                       "average_precision": (1, 1), "latency_p99_ms": (2, 2), "degraded_rate": (2, 2),
+                       "fallback_rate": (2, 2)}  # fmt: skip
 
 
 def test_as_of_leaves_later_rows_out() -> None:

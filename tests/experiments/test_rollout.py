@@ -181,6 +181,20 @@ def test_a_candidate_that_approves_frauds_is_aborted_and_the_champion_stays(mode
     assert _tick(registry, labelled(arms(5, 4000))) == (state, None), "an ended rollout is not judged again"
 
 
+def test_a_metric_resting_on_too_few_customers_is_not_judged(model) -> None:
+    # seen on the default data at 1 %: two fraud customers in the candidate's arm, neither caught, gave a recall
+    # of 0 with no variance, a "breach" of a retrain as good as the champion
+    registry, (_, v2, _) = model
+    rollout.start(registry, str(v2), design(5, 25, 100, min_labelled=1), None, "alice")
+    few = labelled(arms(5, 200), recall={CHALLENGER: 0.0})  # ten candidate customers, a couple with a fraud
+    verdict = _judge(few, registry.experiment())
+    [primary] = [c for c in verdict.checks if c["role"] == "primary"]
+    assert primary["customers"] < DESIGN.min_customers and primary["harm_low"] > DESIGN.primary_tolerance
+    assert primary["verdict"] == "open" and verdict.action == ADVANCE, "not judged: the step goes on"
+    enough = _judge(few, {**registry.experiment(), "min_customers": 1})
+    assert enough.action == HALT, "the same figures, judged"
+
+
 def test_a_breached_guardrail_aborts(model) -> None:
     registry, (v1, v2, _) = model
     rollout.start(registry, str(v2), design(5, 25, 100), None, "alice")

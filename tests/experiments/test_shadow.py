@@ -82,7 +82,7 @@ def test_a_shadow_identical_to_the_served_model_differs_in_nothing() -> None:
     assert [row["metric"] for row in report["metrics"]] == list(METRICS)
     for row in report["metrics"]:
         assert set(row) == {"metric", "served_value", "shadow_value", "difference", "ci_low", "ci_high", "p_value",
-                            "sequential_ci_low", "sequential_ci_high"}  # fmt: skip
+                            "sequential_ci_low", "sequential_ci_high", "customers"}  # fmt: skip
         assert row["served_value"] == pytest.approx(row["shadow_value"])
         assert row["difference"] == row["ci_low"] == row["ci_high"] == 0.0
         assert row["sequential_ci_low"] == row["sequential_ci_high"] == 0.0

@@ -142,4 +142,4 @@ def _print_verdict(verdict: dict[str, Any], who: str) -> None:
         print(f"  matured labelled: {verdict['counts']}")
     if verdict["checks"]:
         common.table(verdict["checks"], ("role", "metric", "tolerance", "champion", "candidate", "harm", "harm_low",
-                                         "harm_high", "verdict"))  # fmt: skip
+                                         "harm_high", "customers", "verdict"))  # fmt: skip

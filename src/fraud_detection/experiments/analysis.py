@@ -79,7 +79,10 @@ def analyze(
     values, the difference (treatment - control), its fixed-horizon (1 - alpha) interval and p-value, the
     always-valid ones at this look (mSPRT whose tau^2 is the squared target effect, see `mixing_variance`; take the
     running minimum of `sequential_p_value` across daily looks), the Holm adjustment of the always-valid p-values
-    across the metrics and `significant` (that below alpha). `power`: per treatment and metric, the fixed-horizon
+    across the metrics and `significant` (that below alpha), and `control_customers` / `treatment_customers`: the
+    customers the metric's estimate rests on (those with a non-zero denominator: for `fraud_amount_recall` the
+    customers with a matured fraud; every customer for the latency; an interval over a handful of them, the delta
+    method's or the bootstrap's, is not to be trusted). `power`: per treatment and metric, the fixed-horizon
     test's minimum detectable effect at `power` now, the target effect (`relative_target_effect` times the
     control's value) and the treatment's customers needed to detect it (the control growing in proportion).
     Raises ValueError on missing columns, invalid shares, a served variant not in the shares or a control without
@@ -139,6 +142,10 @@ def _arm(rows: pl.DataFrame, replicates: int, rng: np.random.Generator) -> dict[
     estimates = {metric: ratio(per_customer[numerator], per_customer[denominator])
                  for metric, (numerator, denominator) in RATIOS.items()}  # fmt: skip
     outcome = rows["outcome"].to_numpy()
+    frauds = np.bincount(codes[outcome], weights=(rows["tx_fraud"].to_numpy()[outcome] == 1), minlength=customers)
+    informative = {metric: int(np.count_nonzero(per_customer[denominator]))
+                   for metric, (_, denominator) in RATIOS.items()}  # fmt: skip
+    informative |= {"average_precision": int(np.count_nonzero(frauds)), "latency_p99_ms": customers}
     ranking = average_precision_statistic(rows["fraud_probability"].to_numpy()[outcome],
                                           rows["tx_fraud"].to_numpy()[outcome], codes[outcome])  # fmt: skip
     latency = quantile_statistic(rows["latency_ms"].to_numpy(), codes, customers, LATENCY_QUANTILE)
@@ -146,7 +153,8 @@ def _arm(rows: pl.DataFrame, replicates: int, rng: np.random.Generator) -> dict[
     estimates |= {"average_precision": Estimate(both.value[0], both.variance[0]),
                   "latency_p99_ms": Estimate(both.value[1], both.variance[1])}  # fmt: skip
     return {"customers": customers, "transactions": rows.height, "labelled": int(outcome.sum()),
-            "matured_unlabelled": int(rows["matured_unlabelled"].sum()), "estimates": estimates}  # fmt: skip
+            "matured_unlabelled": int(rows["matured_unlabelled"].sum()), "estimates": estimates,
+            "informative": informative}  # fmt: skip
 
 
 def _stacked(arm: dict[str, Any]) -> Estimate:
@@ -173,7 +181,9 @@ def _comparisons(
          "ci_high": json_number(contrast.ci_high[i]), "p_value": json_number(contrast.p_value[i]),
          "sequential_p_value": json_number(sequential[i]), "sequential_ci_low": json_number(sequential_low[i]),
          "sequential_ci_high": json_number(sequential_high[i]), "p_value_holm": json_number(adjusted[i]),
-         "significant": bool(adjusted[i] < alpha)}
+         "significant": bool(adjusted[i] < alpha),
+         "control_customers": arms[control]["informative"][metric],
+         "treatment_customers": arms[treatment]["informative"][metric]}
         for i, (metric, (kind, better)) in enumerate(METRICS.items())
     ]  # fmt: skip
 

@@ -36,6 +36,7 @@ class RolloutParams(ParamModel):
 
     steps: Annotated[list[Annotated[int, Field(ge=0, le=100)]], Field(min_length=2)]  # percent of customers
     min_labelled: PositiveInt  # matured labelled transactions per arm (or shadow pairs) before a step may advance
+    min_customers: PositiveInt  # customers a metric rests on, per arm, before it is judged (recall: with a fraud)
     primary_metric: Metric  # what the candidate is for: shown worse than the champion beyond the tolerance, it aborts
     primary_tolerance: NonNegativeFloat
     guardrails: dict[Metric, NonNegativeFloat]  # metric -> tolerated harm: breached, it aborts; promoting, shown within

@@ -15,6 +15,8 @@ The tick:
 - **aborts** on a sample ratio mismatch (customers per arm against the step's shares) or a breach: the interval of
   the primary metric's or a guardrail's harm lies wholly above its tolerance. The candidate's share goes to 0, the
   champion is untouched;
+  A metric is judged only once `min_customers` customers in each arm carry it (for the recall, customers with a
+  matured fraud): an interval over a handful of them is not to be trusted;
 - **advances** when every arm has `min_labelled` matured labelled transactions and nothing is breached; the last
   step, to 100 %, asks more: every guardrail's interval wholly below its tolerance (the candidate shown to do no
   harm beyond it). It makes the candidate champion (the rollout ends `promoted`);
@@ -100,7 +102,7 @@ def start(registry: ModelRegistry, candidate: str, design: RolloutParams, data_t
         steps = list(design.steps)
         state = {"name": name, "kind": ROLLOUT_KIND, "status": RUNNING, "salt": name, "steps": steps, "step": 0,
                  "versions": {CHAMPION: champion, CHALLENGER: version}, "started": moment,
-                 "min_labelled": design.min_labelled,
+                 "min_labelled": design.min_labelled, "min_customers": design.min_customers,
                  "primary": {"metric": design.primary_metric, "tolerance": design.primary_tolerance},
                  "guardrails": dict(design.guardrails), **_serving(steps[0], moment)}  # fmt: skip
         registry.set_experiment_locked(state, START, actor, f"{name}: {_describe(steps[0])}")
@@ -162,8 +164,9 @@ def judge(predictions: pl.DataFrame, state: dict[str, Any], experiment: Experime
                f"(p = {report['srm']['p_value']:.2g} < {experiment.srm_threshold})")  # fmt: skip
         return Verdict(HALT, [why], counts=counts, srm=report["srm"])
     by_metric = {row["metric"]: row for row in report["comparisons"] if row["treatment"] == CHALLENGER}
-    checks = [_check(role, metric, tolerance, by_metric[metric], "treatment_value", "control_value")
-              for role, metric, tolerance in _metrics(state)]  # fmt: skip
+    checks = [_check(role, metric, tolerance, by_metric[metric], "treatment_value", "control_value",
+                     min(by_metric[metric]["control_customers"], by_metric[metric]["treatment_customers"]),
+                     state["min_customers"]) for role, metric, tolerance in _metrics(state)]  # fmt: skip
     return _verdict(checks, counts, state["min_labelled"], report["srm"], _promotes(state))
 
 
@@ -178,7 +181,8 @@ def _judge_shadow(rows: pl.DataFrame, state: dict[str, Any], experiment: Experim
     if report is None or not report["paired"]:
         return Verdict(WAIT, [f"no transaction scored by the shadow (version {candidate}) since the step began"])
     by_metric = {row["metric"]: row for row in report["metrics"]}
-    checks = [_check(role, metric, tolerance, by_metric[metric], "shadow_value", "served_value")
+    checks = [_check(role, metric, tolerance, by_metric[metric], "shadow_value", "served_value",
+                     by_metric[metric]["customers"], state["min_customers"])
               for role, metric, tolerance in _metrics(state) if metric in by_metric]  # fmt: skip
     return _verdict(checks, {"pairs": report["labelled"]}, state["min_labelled"], None, _promotes(state))
 
@@ -190,21 +194,23 @@ def _metrics(state: dict[str, Any]) -> list[tuple[str, str, float]]:
             *(("guardrail", metric, tolerance) for metric, tolerance in state["guardrails"].items())]  # fmt: skip
 
 
-def _check(role: str, metric: str, tolerance: float, row: dict[str, Any], candidate: str,
-           champion: str) -> dict[str, Any]:  # fmt: skip
+def _check(role: str, metric: str, tolerance: float, row: dict[str, Any], candidate: str, champion: str,
+           customers: int, min_customers: int) -> dict[str, Any]:  # fmt: skip
     """The candidate's harm on `metric` (its difference, turned so that positive is worse) with its always-valid
-    interval, and the verdict: `breached` (wholly above the tolerance), `clear` (wholly below) or `open`."""
+    interval, and the verdict: `breached` (wholly above the tolerance), `clear` (wholly below) or `open` (neither,
+    or the estimate rests on fewer than `min_customers` customers in an arm: an interval over a handful of
+    customers is not to be trusted; all of them without a caught fraud gives a recall of 0 with no variance)."""
     sign = 1.0 if METRICS[metric][1] == "lower" else -1.0
     low, high = row["sequential_ci_low"], row["sequential_ci_high"]
     harm = None if row["difference"] is None else sign * row["difference"]
     interval = None if low is None or high is None else sorted((sign * low, sign * high))
-    if interval is None:
+    if interval is None or customers < min_customers:
         verdict = "open"
     else:
         verdict = "breached" if interval[0] > tolerance else "clear" if interval[1] <= tolerance else "open"
     low, high = interval or (None, None)
     return {"role": role, "metric": metric, "tolerance": tolerance, "candidate": row[candidate],
-            "champion": row[champion], "harm": harm, "harm_low": low, "harm_high": high,
+            "champion": row[champion], "harm": harm, "harm_low": low, "harm_high": high, "customers": customers,
             "verdict": verdict}  # fmt: skip
 
 

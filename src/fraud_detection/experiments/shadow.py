@@ -62,7 +62,8 @@ def shadow_report(
     of the two scores. `flips`: per ordered pair of different decisions (the served one `from`, the shadow's `to`)
     that occurs, its transactions and, of its matured labelled ones, the frauds, their amount and the genuine ones.
     `labelled`: the matured pairs with a known label (the outcome metrics' rows). `metrics`: per metric both
-    values, the difference (shadow - served), its paired (1 - alpha) interval and p-value, and its always-valid
+    values, the difference (shadow - served), its paired (1 - alpha) interval and p-value, the customers it rests
+    on (`customers`: with a non-zero denominator, e.g. a matured fraud for the recall), and its always-valid
     interval (the mSPRT's confidence sequence, tau^2 the squared `relative_target_effect` of the served value: safe
     to look at every day, as the rollout's shadow step does). `latency`: the p50 and p99 of either model's
     latency on the pairs. Raises ValueError on missing columns or a tx_datetime that is no datetime.
@@ -129,21 +130,23 @@ def _metrics(
     def sums(rows: pl.DataFrame, name: str) -> np.ndarray:
         return np.bincount(codes, weights=rows[name].cast(pl.Float64).to_numpy(), minlength=customers)
 
-    values, differences = {}, {}
+    values, differences, informative = {}, {}, {}
     for metric in METRICS[:-1]:
         numerator, denominator = RATIOS[metric]
         y_served, y_shadow, x = sums(served, numerator), sums(shadow, numerator), sums(served, denominator)
         values[metric] = (ratio(y_served, x).value, ratio(y_shadow, x).value)
         differences[metric] = paired_ratio_difference(y_shadow, y_served, x)
+        informative[metric] = int(np.count_nonzero(x))
     outcome = served["outcome"].to_numpy()
     labels, owners = pairs["tx_fraud"].to_numpy()[outcome], codes[outcome]
+    informative["average_precision"] = int(np.unique(owners[labels == 1]).size)
     ranking = [average_precision_statistic(pairs[column].to_numpy()[outcome], labels, owners)
                for column in ("fraud_probability", "fraud_probability" + SHADOW)]  # fmt: skip
     both = clustered_bootstrap(_paired(*ranking), customers, replicates, np.random.default_rng(seed))
     values["average_precision"] = (both.value[0], both.value[1])
     differences["average_precision"] = Estimate(both.value[2], both.variance[2])
     return [_metric_row(metric, *values[metric], differences[metric], alpha, relative_target_effect)
-            for metric in METRICS]  # fmt: skip
+            | {"customers": informative[metric]} for metric in METRICS]  # fmt: skip
 
 
 def _paired(
