@@ -352,7 +352,10 @@ def test_abort_needs_a_running_rollout_and_stops_it(model) -> None:
 
 
 def test_steps_that_do_not_rise_to_100_are_refused_by_the_cli(capsys: pytest.CaptureFixture) -> None:
-    for steps in ("5,1", "0,5,50", "0,x,100"):
+    from fraud_detection.cli.rollout import _steps
+
+    assert _steps("1,5,25,50,100") == [1, 5, 25, 50, 100] and _steps("0,100") == [0, 100]
+    for steps in ("5,1", "0,5,50", "0,x,100", "100"):
         with pytest.raises(SystemExit) as exit_:
             main(["rollout", "start", "--steps", steps])
         assert exit_.value.code == 2

@@ -31,12 +31,11 @@ def add_commands(groups: Any) -> None:
 
 
 def _steps(text: str) -> list[int]:
-    from fraud_detection.experiments.params import RolloutParams
+    from fraud_detection.experiments.params import check_steps
 
     try:
         steps = [int(part) for part in text.split(",")]
-        RolloutParams(steps=steps, min_labelled=1, primary_metric="fraud_amount_recall", primary_tolerance=0.0,
-                      guardrails={})  # fmt: skip
+        check_steps(steps)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: expected percents rising strictly from 0..100 to 100, "
                                          "e.g. 0,1,5,25,50,100") from None  # fmt: skip

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Annotated, Literal
 
 from pydantic import Field, PositiveInt, model_validator
@@ -43,6 +44,12 @@ class RolloutParams(ParamModel):
 
     @model_validator(mode="after")
     def _steps_rise_to_100(self) -> RolloutParams:
-        if any(b <= a for a, b in zip(self.steps, self.steps[1:], strict=False)) or self.steps[-1] != 100:
-            raise ValueError(f"steps rising strictly and ending at 100 (they are {self.steps})")
+        check_steps(self.steps)
         return self
+
+
+def check_steps(steps: list[int]) -> None:
+    """A rollout's steps: percents from 0 to 100, rising strictly, at least two, the last 100."""
+    rising = all(b > a for a, b in itertools.pairwise(steps))
+    if len(steps) < 2 or not rising or steps[-1] != 100 or steps[0] < 0:
+        raise ValueError(f"steps rising strictly from 0..99 to 100 (they are {steps})")
