@@ -181,7 +181,7 @@ def test_a_candidate_that_approves_frauds_is_aborted_and_the_champion_stays(mode
     assert _tick(registry, labelled(arms(5, 4000))) == (state, None), "an ended rollout is not judged again"
 
 
-def test_a_metric_resting_on_too_few_customers_is_not_judged(model) -> None:
+def test_a_metric_resting_on_too_few_customers_is_not_judged_and_the_step_waits(model) -> None:
     # seen on the default data at 1 %: two fraud customers in the candidate's arm, neither caught, gave a recall
     # of 0 with no variance, a "breach" of a retrain as good as the champion
     registry, (_, v2, _) = model
@@ -190,7 +190,8 @@ def test_a_metric_resting_on_too_few_customers_is_not_judged(model) -> None:
     verdict = _judge(few, registry.experiment())
     [primary] = [c for c in verdict.checks if c["role"] == "primary"]
     assert primary["customers"] < DESIGN.min_customers and primary["harm_low"] > DESIGN.primary_tolerance
-    assert primary["verdict"] == "open" and verdict.action == ADVANCE, "not judged: the step goes on"
+    assert primary["verdict"] == "open" and verdict.action == WAIT, "not judged yet: the step waits for customers"
+    assert any("below min_customers" in reason for reason in verdict.reasons)
     enough = _judge(few, {**registry.experiment(), "min_customers": 1})
     assert enough.action == HALT, "the same figures, judged"
 

@@ -65,7 +65,7 @@ def world(tmp_path_factory, small_simulate_params) -> Path:
     params["simulate"].update(profile="small", seed=5, start_date="2018-04-01")
     params["simulate"]["profiles"]["small"] = SIZE
     params["features"]["label_delay_days"] = LABEL_DELAY_DAYS
-    params["rollout"].update(min_labelled=100, min_customers=10, guardrails=GUARDRAILS)
+    params["rollout"].update(min_labelled=100, guardrails=GUARDRAILS)
     params["experiment"]["bootstrap_replicates"] = 50
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     with _inside(root):

@@ -9,17 +9,17 @@ a customer in the candidate's share at 5 % is still in it at 25 % (serving/routi
 A tick (`fraud-detection rollout tick`, by a scheduler, and by `traffic run` once a simulated day) judges the current
 step on the labelled predictions served since the step began (tx_datetime after `step_started`, the latest
 transaction served when the step was applied), with the design the rollout started with (its steps,
-`min_labelled`, primary metric and guardrails, each with a tolerance: kept in its state). A metric's harm is the
-candidate's difference from the champion turned so that positive is worse, with its always-valid (mSPRT) interval.
-The tick:
+`min_labelled`, `min_customers`, primary metric and guardrails, each with a tolerance: kept in its state). A
+metric's harm is the candidate's difference from the champion turned so that positive is worse, with its
+always-valid (mSPRT) interval; a metric is judged only once `min_customers` customers in each arm carry it (for the
+recall, customers with a matured fraud: an interval over a handful of them is not to be trusted). The tick:
 - **aborts** on a sample ratio mismatch (customers per arm against the step's shares) or a breach: the interval of
   the primary metric's or a guardrail's harm lies wholly above its tolerance. The candidate's share goes to 0, the
   champion is untouched;
-  A metric is judged only once `min_customers` customers in each arm carry it (for the recall, customers with a
-  matured fraud): an interval over a handful of them is not to be trusted;
-- **advances** when every arm has `min_labelled` matured labelled transactions and nothing is breached; the last
-  step, to 100 %, asks more: every guardrail's interval wholly below its tolerance (the candidate shown to do no
-  harm beyond it). It makes the candidate champion (the rollout ends `promoted`);
+- **advances** when every arm has `min_labelled` matured labelled transactions, every metric its `min_customers`,
+  and nothing is breached; the last step, to 100 %, asks more: every guardrail's interval wholly below its
+  tolerance (the candidate shown to do no harm beyond it). It makes the candidate champion (the rollout ends
+  `promoted`);
 - **waits** otherwise, saying what is missing.
 So a small step stops a candidate that is clearly worse (the deterioration test) without waiting for a proof of no
 harm that its few customers cannot give; the proof is asked where it can be had, before the candidate serves
@@ -167,7 +167,7 @@ def judge(predictions: pl.DataFrame, state: dict[str, Any], experiment: Experime
     checks = [_check(role, metric, tolerance, by_metric[metric], "treatment_value", "control_value",
                      min(by_metric[metric]["control_customers"], by_metric[metric]["treatment_customers"]),
                      state["min_customers"]) for role, metric, tolerance in _metrics(state)]  # fmt: skip
-    return _verdict(checks, counts, state["min_labelled"], report["srm"], _promotes(state))
+    return _verdict(checks, counts, state, report["srm"])
 
 
 def _judge_shadow(rows: pl.DataFrame, state: dict[str, Any], experiment: ExperimentParams,
@@ -184,7 +184,7 @@ def _judge_shadow(rows: pl.DataFrame, state: dict[str, Any], experiment: Experim
     checks = [_check(role, metric, tolerance, by_metric[metric], "shadow_value", "served_value",
                      by_metric[metric]["customers"], state["min_customers"])
               for role, metric, tolerance in _metrics(state) if metric in by_metric]  # fmt: skip
-    return _verdict(checks, {"pairs": report["labelled"]}, state["min_labelled"], None, _promotes(state))
+    return _verdict(checks, {"pairs": report["labelled"]}, state, None)
 
 
 def _metrics(state: dict[str, Any]) -> list[tuple[str, str, float]]:
@@ -214,20 +214,23 @@ def _check(role: str, metric: str, tolerance: float, row: dict[str, Any], candid
             "verdict": verdict}  # fmt: skip
 
 
-def _verdict(checks: list[dict[str, Any]], counts: dict[str, int], min_labelled: int, srm: dict[str, Any] | None,
-             promotes: bool) -> Verdict:  # fmt: skip
-    """Abort on a breach; else advance once every arm has its labels (and, to promote, every guardrail's harm is
-    shown within its tolerance); else wait."""
+def _verdict(checks: list[dict[str, Any]], counts: dict[str, int], state: dict[str, Any],
+             srm: dict[str, Any] | None) -> Verdict:  # fmt: skip
+    """Abort on a breach; else advance once every arm has its labels and every metric its customers (and, to
+    promote, every guardrail's harm is shown within its tolerance); else wait."""
     breached = [c for c in checks if c["verdict"] == "breached"]
     if breached:
         return Verdict(HALT, [_breach(c) for c in breached], checks, counts, srm)
+    min_labelled, min_customers = state["min_labelled"], state["min_customers"]
     short = {arm: n for arm, n in counts.items() if n < min_labelled}
+    thin = {c["metric"]: c["customers"] for c in checks if c["customers"] < min_customers}
     guardrails = [c for c in checks if c["role"] == "guardrail"]
-    unproven = [c["metric"] for c in guardrails if c["verdict"] != "clear"] if promotes else []
-    if not short and not unproven:
-        why = "every guardrail's harm shown below its tolerance" if promotes else "nothing breached"
+    unproven = [c["metric"] for c in guardrails if c["verdict"] != "clear"] if _promotes(state) else []
+    if not short and not thin and not unproven:
+        why = "every guardrail's harm shown below its tolerance" if _promotes(state) else "nothing breached"
         return Verdict(ADVANCE, [f"{why}; matured labelled {counts}"], checks, counts, srm)
     reasons = [f"matured labelled transactions {short} below min_labelled {min_labelled}"] if short else []
+    reasons += [f"customers carrying {thin} below min_customers {min_customers}"] if thin else []
     reasons += [f"to promote, not yet shown within tolerance: {unproven}"] if unproven else []
     return Verdict(WAIT, reasons, checks, counts, srm)
 
