@@ -1,7 +1,9 @@
 """Rollouts end to end, driven by `fraud-detection traffic run --in-process` (which ticks the rollout after every
 simulated day) in a world of 2,000 customers: a clearly better candidate ramps from shadow to 100 % and becomes
 champion; a clearly worse one is aborted at 5 % or less, the champion untouched; a planted assignment bug (the
-candidate served to twice its share) is caught by the sample ratio mismatch check and halts the ramp.
+candidate served to twice its share) is caught by the sample ratio mismatch check and halts the ramp. (The worse
+one is caught in shadow, where every customer's frauds judge it; the 1 % step of this world carries a customer with
+a fraud every few days.)
 
 The better and worse models are the same two, their roles swapped: one trained on the world's labelled days, one on
 the same days with their labels shuffled (it approves everything)."""
@@ -167,8 +169,8 @@ def test_a_clearly_better_candidate_ramps_from_shadow_to_champion(world, models,
 
 def test_a_clearly_worse_candidate_is_aborted_at_five_percent_or_less(world, models, tmp_path, capsys) -> None:
     scenario = Scenario(world, tmp_path, champion=models.good, candidate=models.shuffled)
-    assert scenario.cli("rollout", "start", "--steps", "1,5,25,50,100") == 0  # no shadow step: customers at risk
-    assert scenario.cli("traffic", "run", "--days", "12", "--in-process") == 0
+    assert scenario.cli("rollout", "start") == 0  # params.yaml's steps: shadow first
+    assert scenario.cli("traffic", "run", "--days", "8", "--in-process") == 0
     printed = capsys.readouterr().out
     registry = scenario.registry()
     state = registry.experiment()
@@ -179,8 +181,7 @@ def test_a_clearly_worse_candidate_is_aborted_at_five_percent_or_less(world, mod
     assert "fraud_amount_recall breached" in aborted.reason
     assert "fraud_amount_recall breached" in printed, "the traffic run says why"
     served = scenario.served()
-    candidate_share = (served["model_version"] == "2").mean()
-    assert 0 < candidate_share <= 0.05, "the candidate served its step's share at most"
+    assert (served["model_version"] == "2").mean() <= 0.05, "the candidate served its step's share at most"
     last_day = served.filter(pl.col("tx_datetime").dt.date() == served["tx_datetime"].max().date())
     assert set(last_day["model_version"]) == {"1"}, "after the abort the champion serves everyone"
 

@@ -16,18 +16,20 @@ recall, customers with a matured fraud: an interval over a handful of them is no
 - **aborts** on a sample ratio mismatch (customers per arm against the step's shares) or a breach: the interval of
   the primary metric's or a guardrail's harm lies wholly above its tolerance. The candidate's share goes to 0, the
   champion is untouched;
-- **advances** when every arm has `min_labelled` matured labelled transactions, every metric its `min_customers`,
-  and nothing is breached; the last step, to 100 %, asks more: every guardrail's interval wholly below its
-  tolerance (the candidate shown to do no harm beyond it). It makes the candidate champion (the rollout ends
-  `promoted`);
+- **advances** when every arm has `min_labelled` matured labelled transactions, every guardrail its
+  `min_customers` (and the primary metric too at the shadow step), and nothing is breached; the last step, to
+  100 %, asks more: every guardrail's interval wholly below its tolerance (the candidate shown to do no harm beyond
+  it). It makes the candidate champion (the rollout ends `promoted`);
 - **waits** otherwise, saying what is missing.
-So a small step stops a candidate that is clearly worse (the deterioration test) without waiting for a proof of no
-harm that its few customers cannot give; the proof is asked where it can be had, before the candidate serves
-everyone, and of the guardrails (decline rates, latency, failures: plentiful rows). The primary metric (the fraud
-caught) is never required proven within its tolerance: its few frauds a day would hold a rollout for months in a
-world the default's size; shown worse, it aborts.
-At the shadow step (0 %) the guardrails are judged on the pairs (the same transactions scored by both models; the
-outcome metrics only: the shadow's latency is not comparable and its features are the served ones).
+The shadow step (0 %) is where the outcomes are judged: every customer's transactions are scored by both models
+(pairs), so the fraud caught rests on tens of customers a day; its checks are the outcome metrics (the shadow's
+latency is not comparable, and its features are the served ones). The split steps then show that serving the
+candidate does no harm: the guardrails (decline rates, latency, failures) rest on plentiful rows, and a step stops
+a candidate that is clearly worse (the deterioration test) without waiting for a proof of no harm its few customers
+cannot give; the proof is asked where it can be had, before the candidate serves everyone. The primary metric is
+judged at a split step once its customers are there (at 1 % of the default world, a customer with a fraud a day)
+and aborts when shown worse; it is never required proven within its tolerance (its few frauds a day would hold a
+rollout for months). Without a shadow step, a clearly worse candidate is caught when its customers' frauds are.
 
 The intervals are always valid, so a tick may look every day; each step is a test of its own.
 """
@@ -223,7 +225,9 @@ def _verdict(checks: list[dict[str, Any]], counts: dict[str, int], state: dict[s
         return Verdict(HALT, [_breach(c) for c in breached], checks, counts, srm)
     min_labelled, min_customers = state["min_labelled"], state["min_customers"]
     short = {arm: n for arm, n in counts.items() if n < min_labelled}
-    thin = {c["metric"]: c["customers"] for c in checks if c["customers"] < min_customers}
+    shadow_step = state["steps"][state["step"]] == 0  # the primary is judged there, on every customer's pairs
+    thin = {c["metric"]: c["customers"] for c in checks
+            if c["customers"] < min_customers and (c["role"] == "guardrail" or shadow_step)}  # fmt: skip
     guardrails = [c for c in checks if c["role"] == "guardrail"]
     unproven = [c["metric"] for c in guardrails if c["verdict"] != "clear"] if _promotes(state) else []
     if not short and not thin and not unproven:
