@@ -181,7 +181,7 @@ def test_a_candidate_that_approves_frauds_is_aborted_and_the_champion_stays(mode
     assert _tick(registry, labelled(arms(5, 4000))) == (state, None), "an ended rollout is not judged again"
 
 
-def test_a_metric_resting_on_too_few_customers_is_not_judged_and_the_step_waits(model) -> None:
+def test_a_metric_resting_on_too_few_customers_is_not_judged(model) -> None:
     # seen on the default data at 1 %: two fraud customers in the candidate's arm, neither caught, gave a recall
     # of 0 with no variance, a "breach" of a retrain as good as the champion
     registry, (_, v2, _) = model
@@ -190,10 +190,21 @@ def test_a_metric_resting_on_too_few_customers_is_not_judged_and_the_step_waits(
     verdict = _judge(few, registry.experiment())
     [primary] = [c for c in verdict.checks if c["role"] == "primary"]
     assert primary["customers"] < DESIGN.min_customers and primary["harm_low"] > DESIGN.primary_tolerance
-    assert primary["verdict"] == "open" and verdict.action == WAIT, "not judged yet: the step waits for customers"
-    assert any("below min_customers" in reason for reason in verdict.reasons)
+    assert primary["verdict"] == "open" and verdict.action == ADVANCE, "a split step goes on without it"
     enough = _judge(few, {**registry.experiment(), "min_customers": 1})
     assert enough.action == HALT, "the same figures, judged"
+    thin_guardrails = _judge(few, {**registry.experiment(), "min_customers": 1000})
+    assert thin_guardrails.action == WAIT and "below min_customers 1000" in thin_guardrails.reasons[0]
+
+
+def test_the_shadow_step_waits_for_the_customers_of_the_primary_metric(model) -> None:
+    registry, (_, v2, _) = model
+    rollout.start(registry, str(v2), design(0, 25, 100, min_labelled=1), None, "alice")
+    few = with_shadow(labelled({CHAMPION: 20}), v2)  # a handful of customers with a fraud
+    verdict = _judge(few, registry.experiment())
+    [primary] = [c for c in verdict.checks if c["role"] == "primary"]
+    assert primary["customers"] < DESIGN.min_customers and verdict.action == WAIT
+    assert "fraud_amount_recall" in verdict.reasons[0] and "below min_customers" in verdict.reasons[0]
 
 
 def test_a_breached_guardrail_aborts(model) -> None:
