@@ -204,3 +204,31 @@ def test_a_planted_assignment_bug_is_caught_by_the_sample_ratio_check(world, mod
     [aborted] = [e for e in registry.history() if e.action == "rollout-abort"]
     assert "sample ratio mismatch" in aborted.reason
     assert registry.alias_version("champion") == 1
+
+
+def test_the_rollout_commands_report_judge_and_stop_a_rollout(world, models, tmp_path, capsys) -> None:
+    scenario = Scenario(world, tmp_path, champion=models.good, candidate=models.good)
+    assert scenario.cli("rollout", "status") == 0 and "no rollout yet" in capsys.readouterr().out
+    assert scenario.cli("rollout", "start", "7") == 2 and "has no version 7" in capsys.readouterr().err
+    assert scenario.cli("rollout", "start", "--steps", "5,100") == 0
+    assert scenario.cli("traffic", "run", "--days", "4", "--in-process", "--no-rollout-tick") == 0
+    capsys.readouterr()
+    assert scenario.cli("rollout", "status", "--json") == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["state"]["status"] == "running" and status["state"]["variants"] == {
+        "champion": 0.95,
+        "challenger": 0.05,
+    }
+    checks = {check["metric"]: check for check in status["next_tick"]["checks"]}
+    assert set(checks) == {"fraud_amount_recall", *GUARDRAILS}, "the primary metric and every guardrail judged"
+    assert all(check["customers"] > 0 and check["harm_low"] <= check["harm_high"] for check in checks.values())
+    assert [event["action"] for event in status["history"]] == ["rollout-start"]
+    assert scenario.registry().experiment() == status["state"], "status changes nothing"
+    assert scenario.cli("rollout", "tick", "--json") == 0
+    ticked = json.loads(capsys.readouterr().out)
+    assert ticked["verdict"]["action"] in {"advance", "wait"} and ticked["state"] == scenario.registry().experiment()
+    assert scenario.cli("rollout", "--actor", "oncall", "abort", "--reason", "enough") == 0
+    aborted = scenario.registry().history()[-1]
+    assert (aborted.action, aborted.actor) == ("rollout-abort", "oncall") and aborted.reason.endswith("enough")
+    capsys.readouterr()
+    assert scenario.cli("rollout", "abort") == 2 and "no rollout is running" in capsys.readouterr().err
