@@ -3,7 +3,9 @@ simulated day) in a world of 2,000 customers: a clearly better candidate ramps f
 champion; a clearly worse one is aborted at 5 % or less, the champion untouched; a planted assignment bug (the
 candidate served to twice its share) is caught by the sample ratio mismatch check and halts the ramp. (The worse
 one is caught in shadow, where every customer's frauds judge it; the 1 % step of this world carries a customer with
-a fraud every few days.)
+a fraud every few days.) And through the commands: a rollout reported, judged and stopped (`rollout
+status|tick|abort`); a split of three variants served without a restart and analyzed on its own rows (`experiment
+start|analyze|stop`).
 
 The better and worse models are the same two, their roles swapped: one trained on the world's labelled days, one on
 the same days with their labels shuffled (it approves everything)."""
@@ -232,3 +234,36 @@ def test_the_rollout_commands_report_judge_and_stop_a_rollout(world, models, tmp
     assert (aborted.action, aborted.actor) == ("rollout-abort", "oncall") and aborted.reason.endswith("enough")
     capsys.readouterr()
     assert scenario.cli("rollout", "abort") == 2 and "no rollout is running" in capsys.readouterr().err
+
+
+def test_a_split_is_served_without_a_restart_and_analyzed_on_its_own_rows(world, models, tmp_path, capsys) -> None:
+    from fraud_detection.feedback.labels import LabelEventsDataset
+    from fraud_detection.feedback.outcomes import labelled_predictions
+
+    scenario = Scenario(world, tmp_path, champion=models.good, candidate=models.good)
+    assert scenario.cli("traffic", "run", "--days", "1", "--in-process") == 0  # the champion alone
+    shares = "champion=0.8,challenger=0.1,2=0.1"  # an alias, another alias, a version number
+    assert scenario.cli("experiment", "start", "abc-1", "--shares", shares) == 0
+    assert scenario.cli("traffic", "run", "--days", "2", "--in-process") == 0
+    served = scenario.served()
+    started = served.filter(pl.col("variant") != "champion")["tx_datetime"].min()
+    during = served.filter(pl.col("tx_datetime") >= started)
+    assert set(during["variant"]) == {"champion", "challenger", "2"}
+    assert during.filter(pl.col("variant") == "2").height / during.height == pytest.approx(0.1, abs=0.03)
+
+    # the feedback stage's table, then the analysis with the split's design and rows by default
+    labels = LabelEventsDataset(folder=str(scenario.root / "data/08_serving/labels")).load()
+    table = labelled_predictions(read_table(scenario.root / "data/08_serving/predictions"), labels)
+    (scenario.root / "data/09_feedback").mkdir(parents=True, exist_ok=True)
+    table.write_parquet(scenario.root / "data/09_feedback/labelled_predictions.parquet")
+    capsys.readouterr()
+    assert scenario.cli("experiment", "analyze", "--json") == 0
+    report = json.loads(capsys.readouterr().out)
+    assert list(report["variants"]) == ["champion", "challenger", "2"] and not report["srm"]["mismatch"]
+    assert sum(v["transactions"] for v in report["variants"].values()) < served.height, "the split's rows only"
+    assert (scenario.root / "reports/experiments/abc-1.html").is_file()
+
+    assert scenario.cli("experiment", "stop", "--reason", "enough") == 0
+    assert scenario.cli("traffic", "run", "--days", "1", "--in-process") == 0
+    last_day = scenario.served().filter(pl.col("tx_datetime") > served["tx_datetime"].max())
+    assert last_day.height and set(last_day["variant"]) == {"champion"}, "stopped: params.yaml serve.ab again"
