@@ -209,9 +209,11 @@ def test_register_is_idempotent_gates_new_candidates_and_the_cli_operates_the_re
     second = second_candidate.second  # after the fixture's `dvc repro` with train.seed + 1
     assert second["version"] == 2 and second["champion_before"] == 1
     assert second["decision"]["champion"] is not None, "gated against the champion on the same window"
+    assert second["decision"]["alias"] == "challenger", "passing or not: champion only through a rollout"
+    assert second["decision"]["via_rollout"] == second["decision"]["passed"]
 
-    # 2 if the gate promoted it, else still 1: second["aliases"], unless a test before this one moved it (the HTTP
-    # test rolls back), hence the registry's word
+    # still 1 (register.promotion: rollout), unless a test before this one moved it (the HTTP test rolls back),
+    # hence the registry's word
     champion = json.loads(_registry_cli(project, "status", "--json").stdout)["aliases"]["champion"]
     other = 3 - champion
     forced = _registry_cli(project, "promote", str(other), "--force", "--reason", "test", "--actor", "tester")
@@ -219,7 +221,8 @@ def test_register_is_idempotent_gates_new_candidates_and_the_cli_operates_the_re
     rolled = _registry_cli(project, "rollback", "--reason", "regression", "--actor", "oncall")
     assert rolled.returncode == 0 and f"from version {other} to version {champion}" in rolled.stdout, rolled.stderr
     history = json.loads(_registry_cli(project, "history", "--json").stdout)
-    assert [(e["action"], e["version"]) for e in history][-2:] == [("force-promote", other), ("rollback", champion)]
+    moves = [(e["action"], e["version"]) for e in history if e["alias"] == "champion"]
+    assert moves[-2:] == [("force-promote", other), ("rollback", champion)]
     assert history[-1]["actor"] == "oncall" and history[-1]["reason"] == "regression"
     unknown = _registry_cli(project, "promote", "7")
     assert unknown.returncode == 2 and "has no version 7" in unknown.stderr
@@ -374,9 +377,10 @@ def _check_batches_and_admin(http: requests.Session, url: str) -> int:
 
 
 def _check_the_published_risk_table(http: requests.Session, url: str, project: Path) -> None:
-    """The batch_predict stage of `dvc repro` published the last day's cards; the service serves them."""
+    """The batch_predict stage of `dvc repro` published the last day's cards (at the first repro; the later one,
+    with the same champion, skips it); the service serves them."""
     report = json.loads((project / "reports/batch_predict.json").read_text())
-    [day] = report["published"]
+    [day] = report["published"] + report["skipped"]
     predictions = pl.read_parquet(project / f"data/07_model_output/predictions/date={day}/part-0.parquet")
     customer = int(predictions.sort("fraud_probability", descending=True)["customer_id"][0])
     card = http.get(f"{url}/risk/{customer}", timeout=10)
