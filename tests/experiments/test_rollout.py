@@ -8,7 +8,6 @@ judges the candidate's pairs; the register stage's `promotion: rollout` makes a 
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -21,7 +20,7 @@ from fraud_detection.experiments.params import RolloutParams
 from fraud_detection.experiments.rollout import ABORTED, ADVANCE, HALT, PROMOTED, WAIT, RolloutError, shares_at
 from fraud_detection.feedback.outcomes import COLUMNS
 from fraud_detection.registry.gate import CHALLENGER, CHAMPION, ROLLOUT_REASON
-from fraud_detection.registry.promotion import force_promote, promote_gated
+from fraud_detection.registry.promotion import promote_gated
 from fraud_detection.registry.registry import (
     EXPERIMENT,
     ROLLOUT,
@@ -32,9 +31,9 @@ from fraud_detection.registry.registry import (
 )
 from fraud_detection.runtime.project import project_params
 from tests.conftest import PROJECT_ROOT, changed
-from tests.registry.conftest import LENIENT, Store, store
+from tests.registry.conftest import LENIENT, Store, model, store
 
-__all__ = ["store"]
+__all__ = ["model", "store"]
 PARAMS = project_params(root=PROJECT_ROOT)
 DESIGN = changed(PARAMS.rollout, min_labelled=300)  # params.yaml's metrics and tolerances; small tables' labels
 EXPERIMENT_PARAMS = changed(PARAMS.experiment, bootstrap_replicates=50)
@@ -79,15 +78,6 @@ def with_shadow(served: pl.DataFrame, version: int, approves_everything: bool = 
 def arms(percent: int, customers: int) -> dict[str, int]:
     """Customers per arm exactly at the step's shares (no sample ratio mismatch)."""
     return {name: round(share * customers) for name, share in shares_at(percent).items()}
-
-
-@pytest.fixture
-def model(store: Store, request: pytest.FixtureRequest) -> tuple[ModelRegistry, list[int]]:
-    """A registered model of this test's own with the three candidates' versions, the first one champion."""
-    registry = store.registry(re.sub(r"[^A-Za-z0-9]+", "-", request.node.name)[-60:])
-    versions = [int(registry.register(run, {"source": "test"}).version) for run in store.runs]
-    force_promote(registry, versions[0], "tests", "the champion")
-    return registry, versions
 
 
 def design(*steps: int, **changes: object) -> RolloutParams:

@@ -3,6 +3,7 @@ alone; the second is the weakest: 4 hidden units, one epoch at a tenth of the le
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from fraud_detection.models.params import TrainParams
 from fraud_detection.pipelines.train.nodes import train_candidate
 from fraud_detection.registry.candidate import CandidateDataset
 from fraud_detection.registry.params import GateParams
+from fraud_detection.registry.promotion import force_promote
 from fraud_detection.registry.registry import ModelRegistry, RegistryAddress
 from tests.conftest import changed
 
@@ -51,3 +53,12 @@ def store(tmp_path_factory, small_training_set: pl.DataFrame, small_train_params
         runs.append(candidate.run)
     window = labelled_window(small_training_set, small_train_params.holdout_days, 7)
     return Store(root, uri, runs, window)
+
+
+@pytest.fixture
+def model(store: Store, request: pytest.FixtureRequest) -> tuple[ModelRegistry, list[int]]:
+    """A registered model of this test's own with the three candidates' versions, the first one champion."""
+    registry = store.registry(re.sub(r"[^A-Za-z0-9]+", "-", request.node.name)[-60:])
+    versions = [int(registry.register(run, {"source": "test"}).version) for run in store.runs]
+    force_promote(registry, versions[0], "tests", "the champion")
+    return registry, versions

@@ -5,7 +5,6 @@ from the next request; `flush` returns only once what was logged before it is wr
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from datetime import UTC, datetime
@@ -14,13 +13,11 @@ from typing import Any
 import numpy as np
 import pytest
 from tests.conftest import changed
-from tests.registry.conftest import Store, store
+from tests.registry.conftest import model, store
 
 from fraud_detection.experiments import rollout
 from fraud_detection.experiments.rollout import shares_at
 from fraud_detection.registry.gate import CHALLENGER, CHAMPION
-from fraud_detection.registry.promotion import force_promote
-from fraud_detection.registry.registry import ModelRegistry
 from fraud_detection.serving.assembly import ServingPlan, serving_plan
 from fraud_detection.serving.decision import FallbackRules
 from fraud_detection.serving.detector import NO_CUSTOMER, NO_INTRADAY, NO_TERMINAL, FraudDetector, ServedModel
@@ -29,17 +26,8 @@ from fraud_detection.serving.prediction_log import PredictionLog
 from fraud_detection.serving.routing import ABRouter
 from fraud_detection.serving.schemas import Transaction
 
-__all__ = ["store"]
+__all__ = ["model", "store"]
 CUSTOMERS = range(20_000)
-
-
-@pytest.fixture
-def model(store: Store, request: pytest.FixtureRequest) -> tuple[ModelRegistry, list[int]]:
-    """A registered model of this test's own with the three candidates' versions, the first one champion."""
-    registry = store.registry(re.sub(r"[^A-Za-z0-9]+", "-", request.node.name)[-60:])
-    versions = [int(registry.register(run, {"source": "test"}).version) for run in store.runs]
-    force_promote(registry, versions[0], "tests", "the champion")
-    return registry, versions
 
 
 @pytest.fixture
