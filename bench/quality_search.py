@@ -6,14 +6,18 @@ train week, label-delay gap, test week, the test-set rule) on the `evaluate.fold
 `evaluate.first_test_start`. A trial's figures are the mean and std over its 12 fits (4 folds x 3 seeds);
 `seed_std` is the std over seeds of the 4-fold mean AP: a difference smaller than it is noise.
 
+`--features` measures the feature groups the same way with the trees alone (`train.boosting`): the handbook-like
+18 features, then with the terminal's fraud run, then with the amount's z-scores too (reports/quality/features.csv).
+
 `--final` then scores the chosen recipe (params.yaml `train`), its network and its trees alone, and the handbook's
 reference LR and RF on the backtest's own folds with the same 3 seeds (reports/quality/final.csv), and pairs each
 of them with the candidate fit by fit (same fold, same seed): the mean and std of the candidate's lead and the
 fits it wins (reports/quality/final_paired.csv).
 
-Run after `make repro`: uv run python -m bench.quality_search [--networks NAME,...] [--final]
-Writes reports/quality/search.csv (or final.csv); `--networks` runs those networks' trials only and replaces their
-rows in the table, keeping the others.
+Run after `make repro`: uv run python -m bench.quality_search [--networks NAME,...] [--trees NAME;...] [--features]
+[--final]
+Writes reports/quality/search.csv (or features.csv, final.csv); `--networks` runs those networks' trials only and
+replaces their rows in the table, keeping the others.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ METRICS = ("auc_roc", "average_precision", "card_precision_at_100")
 # "monotone in ...": network and trees never decrease in those features (`train.increasing`); the others are free.
 RATIOS = [f"tx_amount_over_customer_avg_{n}d" for n in (1, 7, 30)]
 RISKS = [f"terminal_risk_{n}d" for n in (1, 7, 30)]
+ZSCORES_OF_AMOUNT = [f"tx_amount_zscore_customer_{n}d" for n in (1, 7, 30)]
 NETWORKS = {
     "128-64": {"hidden_sizes": [128, 64], "increasing": []},
     "128-64 monotone: amount+ratios+risks": {
@@ -56,6 +61,10 @@ NETWORKS = {
     "128-64 monotone: amount+ratios+1-day risk": {
         "hidden_sizes": [128, 64],
         "increasing": ["tx_amount", *RATIOS, RISKS[0]],
+    },
+    "128-64 monotone: amount+ratios+z-scores+1-day risk": {
+        "hidden_sizes": [128, 64],
+        "increasing": ["tx_amount", *RATIOS, *ZSCORES_OF_AMOUNT, RISKS[0]],
     },
     "256-128": {"hidden_sizes": [256, 128], "increasing": []},
     "128-64 pos_weight 5": {"hidden_sizes": [128, 64], "pos_weight": 5.0, "increasing": []},
@@ -67,6 +76,13 @@ TREES = {
     "7 leaves, lr .05": {"num_leaves": 7, "learning_rate": 0.05, "min_child_samples": 50, "l2": 1.0},
 }
 WEIGHTS = (0.0, 0.3, 0.5, 0.7, 1.0)
+
+# Feature groups, each added to the ones before it.
+RUN = ("terminal_fraud_run_length", "terminal_fraud_run_days", "terminal_days_since_fraud")
+ZSCORES = tuple(name for name in FEATURES if "std_amount" in name or "zscore" in name)
+BASE = tuple(name for name in FEATURES if name not in RUN + ZSCORES)
+FEATURE_SETS = {"counts, means, ratios, rates (18)": BASE, "+ terminal fraud run": BASE + RUN,
+                "+ amount z-scores (all)": BASE + RUN + ZSCORES}  # fmt: skip
 
 
 def search_folds(params) -> list[Fold]:
@@ -103,6 +119,27 @@ def member_scores(train_rows: pl.DataFrame, test_rows: pl.DataFrame, config: Tra
     return scores
 
 
+def run_features(frame: pl.DataFrame, params) -> pl.DataFrame:
+    """The trees alone on each feature set, on the search folds with 3 seeds."""
+    delay, top_k = params.features.label_delay_days, params.evaluate.top_k
+    rows = []
+    for number, train_rows, test_rows in fold_data(frame, search_folds(params), delay):
+        labels = train_rows["tx_fraud"].to_numpy()
+        for seed in SEEDS:
+            fit_rows, validation_rows = stratified_split(labels, params.train.validation_fraction, seed)
+            for name, columns in FEATURE_SETS.items():
+                matrix, test = (rows.select(columns).to_numpy().astype(np.float64) for rows in (train_rows, test_rows))
+                train, validation = (
+                    (matrix[fit_rows], labels[fit_rows]),
+                    (matrix[validation_rows], labels[validation_rows]),
+                )
+                trees = fit_trees(train, validation, columns, params.train.boosting, seed)
+                rows.append({"features": name, "fold": number, "seed": seed,
+                             **figures(test_rows, trees.predict_proba(test), top_k)})  # fmt: skip
+        print(f"fold {number}: done", flush=True)
+    return summarize(rows, ["features"])
+
+
 def figures(test_rows: pl.DataFrame, scores: np.ndarray, top_k: int) -> dict[str, float]:
     labels = test_rows["tx_fraud"].to_numpy()
     scored = test_rows.select("tx_datetime", "customer_id", "tx_fraud").with_columns(score=pl.Series(scores))
@@ -122,7 +159,7 @@ def summarize(rows: list[dict], keys: list[str]) -> pl.DataFrame:
     return summary.sort("average_precision_mean", descending=True).with_columns(pl.selectors.float().round(4))
 
 
-def run_search(frame: pl.DataFrame, params, networks: list[str]) -> pl.DataFrame:
+def run_search(frame: pl.DataFrame, params, networks: list[str], trees: dict[str, dict]) -> pl.DataFrame:
     delay, top_k = params.features.label_delay_days, params.evaluate.top_k
     rows = []
     for number, train_rows, test_rows in fold_data(frame, search_folds(params), delay):
@@ -130,8 +167,8 @@ def run_search(frame: pl.DataFrame, params, networks: list[str]) -> pl.DataFrame
             for network in networks:
                 settings = NETWORKS[network]
                 config = params.train.model_copy(update={"seed": seed, **settings})
-                scores = member_scores(train_rows, test_rows, config, TREES)
-                for tree_name in TREES:
+                scores = member_scores(train_rows, test_rows, config, trees)
+                for tree_name in trees:
                     for weight in WEIGHTS:
                         if weight == 1.0 and ("monotone" not in network and network != "128-64"):
                             continue  # the trees alone depend on the monotone constraints only
@@ -186,13 +223,14 @@ def paired(rows: list[dict]) -> pl.DataFrame:
     )
 
 
-def main(final: bool, networks: list[str]) -> None:
+def main(mode: str, networks: list[str], trees: list[str]) -> None:
     params = project_params(root=ROOT)
     frame = pl.read_parquet(DATA / "05_model_input/training_set.parquet")
-    table = run_final(frame, params) if final else run_search(frame, params, networks)
-    path = OUT / ("final.csv" if final else "search.csv")
+    run = {"final": run_final, "features": run_features}.get(mode)
+    table = run(frame, params) if run else run_search(frame, params, networks, {name: TREES[name] for name in trees})
+    path = OUT / f"{mode}.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not final and path.exists() and set(networks) != set(NETWORKS):
+    if mode == "search" and path.exists() and set(networks) != set(NETWORKS):
         kept = pl.read_csv(path).filter(~pl.col("network").is_in(networks))
         table = pl.concat([kept, table], how="vertical_relaxed").sort("average_precision_mean", descending=True)
     table.write_csv(path)
@@ -204,6 +242,9 @@ def main(final: bool, networks: list[str]) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--final", action="store_true", help="the chosen recipe on the backtest's folds")
+    parser.add_argument("--features", action="store_true", help="the feature groups, trees alone, search folds")
     parser.add_argument("--networks", default=",".join(NETWORKS), help=f"comma-separated, of: {list(NETWORKS)}")
+    parser.add_argument("--trees", default=";".join(TREES), help=f"semicolon-separated, of: {list(TREES)}")
     arguments = parser.parse_args()
-    main(arguments.final, arguments.networks.split(","))
+    mode = "final" if arguments.final else "features" if arguments.features else "search"
+    main(mode, arguments.networks.split(","), arguments.trees.split(";"))

@@ -88,7 +88,8 @@ def test_the_writer_leaves_the_rows_feasts_own_writer_leaves(feature_root, monke
     monkeypatch.chdir(feature_root)
     stamp = END + timedelta(hours=9, microseconds=17)
     rows = {c: {"customer_today_nb_tx_before": c % 3, "customer_today_amount_before": c * 1.25 + 0.1,
-                "customer_today_nb_tx_at": 1, "customer_today_amount_at": 3.3,
+                "customer_today_amount_sq_before": c * 4.5 + 0.01, "customer_today_nb_tx_at": 1,
+                "customer_today_amount_at": 3.3, "customer_today_amount_sq_at": 3.3 * 3.3,
                 "customer_today_last_tx_us": epoch_micros(stamp)}
             for c in CUSTOMERS}  # fmt: skip
     ours, feasts = open_store(feature_root, "sqlite"), open_store(feature_root, "sqlite")
@@ -101,7 +102,7 @@ def test_the_writer_leaves_the_rows_feasts_own_writer_leaves(feature_root, monke
     assert _rows(ours, "customer_intraday") == _rows(feasts, "customer_intraday")
     assert {len(row) for row in _rows(ours, "customer_intraday")} == {7}, "one row a customer"
     back = OnlineFeatures(ours, "fraud_model_v1").read({"customer_intraday": CUSTOMERS})
-    assert back["customer_intraday"] == list(rows.values()), "read back as the five values, exactly"
+    assert back["customer_intraday"] == list(rows.values()), "read back as the seven values, exactly"
 
 
 def test_rows_of_features_a_view_no_longer_has_are_deleted_at_apply(feature_root, monkeypatch) -> None:

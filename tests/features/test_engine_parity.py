@@ -12,7 +12,14 @@ from polars.testing import assert_frame_equal
 from pyspark.sql import SparkSession
 
 from fraud_detection.features import polars_engine, spark_engine
-from fraud_detection.features.definitions import FEATURES, STATE_COLUMNS, transaction_features
+from fraud_detection.features.definitions import (
+    FEATURES,
+    MICROS_PER_DAY,
+    NO_FRAUD_DAYS,
+    STATE_COLUMNS,
+    TERMINAL_RUN,
+    transaction_features,
+)
 from fraud_detection.features.online import OnlineFeatureUpdater
 from fraud_detection.features.polars_engine import StateTables
 from fraud_detection.feedback.labels import events_frame, label_event
@@ -181,15 +188,23 @@ TINY = (
     (datetime(2018, 4, 4, 0, 0, 0, tzinfo=UTC), 2, 100, 50.0, 0),  # id 6: terminal in (03-31 00:00, 04-02 00:00]
     (datetime(2018, 4, 3, 9, 59, 59, tzinfo=UTC), 3, 100, 70.0, 0),  # id 7: up to 04-01 09:59:59, before id 1
 )
+HOUR_DAYS = 1 / 24
+TINY_STD_4 = (200 / 3) ** 0.5  # id 4's 7 days: 10, 20 and 30
 TINY_EXPECTED = {  # transaction_id -> hand-computed features
     1: {"customer_nb_tx_1d": 0, "customer_avg_amount_1d": 0.0, "tx_amount_over_customer_avg_1d": 0.0},
-    2: {"customer_nb_tx_1d": 1, "customer_avg_amount_1d": 10.0, "tx_amount_over_customer_avg_1d": 2.0},
+    2: {"customer_nb_tx_1d": 1, "customer_avg_amount_1d": 10.0, "tx_amount_over_customer_avg_1d": 2.0,
+        "customer_std_amount_1d": 0.0, "tx_amount_zscore_customer_1d": 0.0},
     3: {"customer_nb_tx_1d": 1, "customer_avg_amount_1d": 10.0, "tx_amount_over_customer_avg_1d": 3.0},
-    4: {"customer_nb_tx_1d": 3, "customer_avg_amount_7d": 20.0, "tx_amount_over_customer_avg_30d": 2.0},
-    5: {"customer_nb_tx_7d": 0, "terminal_nb_tx_30d": 1, "terminal_risk_30d": 1.0, "tx_during_night": 0},
-    7: {"terminal_nb_tx_30d": 0, "terminal_risk_30d": 0.0},
-    6: {"customer_avg_amount_1d": 60.0, "terminal_nb_tx_1d": 1, "terminal_risk_7d": 1.0, "tx_during_night": 1},
-}
+    4: {"customer_nb_tx_1d": 3, "customer_avg_amount_7d": 20.0, "tx_amount_over_customer_avg_30d": 2.0,
+        "customer_std_amount_7d": TINY_STD_4, "tx_amount_zscore_customer_7d": 20 / TINY_STD_4},
+    # terminal 100's fraud run: id 1 (a fraud, 04-01 10:00) once its day is D - delay (lag 0) or before it
+    5: {"customer_nb_tx_7d": 0, "terminal_nb_tx_30d": 1, "terminal_risk_30d": 1.0, "tx_during_night": 0,
+        "terminal_fraud_run_length": 1, "terminal_fraud_run_days": 14 * HOUR_DAYS - 1 / 86_400},
+    7: {"terminal_nb_tx_30d": 0, "terminal_risk_30d": 0.0, "terminal_fraud_run_length": 0,
+        "terminal_fraud_run_days": NO_FRAUD_DAYS, "terminal_days_since_fraud": NO_FRAUD_DAYS},  # before id 1's time
+    6: {"customer_avg_amount_1d": 60.0, "terminal_nb_tx_1d": 1, "terminal_risk_7d": 1.0, "tx_during_night": 1,
+        "terminal_fraud_run_length": 1, "terminal_days_since_fraud": 14 * HOUR_DAYS},
+}  # fmt: skip
 
 
 # Label events on the tiny frame: id 1's fraud known 2 hours after it, id 4's genuine label at the next midnight.
@@ -247,10 +262,16 @@ def test_hand_computed_state() -> None:
     counts = intraday.select(
         "customer_today_nb_tx_before",
         "customer_today_amount_before",
+        "customer_today_amount_sq_before",
         "customer_today_nb_tx_at",
         "customer_today_amount_at",
+        "customer_today_amount_sq_at",
     )
-    assert counts.row(0) == (0, 0.0, 2, 50.0)
+    assert counts.row(0) == (0, 0.0, 0.0, 2, 50.0, 1300.0)
+    assert daily["customer_amount_sq_prev_7d"].item() == 100.0 + 400.0 + 900.0 + 1600.0
+    run = tables.terminal_daily.filter(terminal_id=100, event_timestamp=datetime(2018, 4, 4, tzinfo=UTC))
+    fourteen_hours = 14 * MICROS_PER_DAY // 24  # id 1, a fraud at 04-01 10:00, before 04-02 (D - delay)
+    assert run.select(TERMINAL_RUN).row(0) == (1, fourteen_hours, fourteen_hours)
 
 
 def test_unknown_entities_count_as_no_transactions() -> None:
@@ -259,5 +280,8 @@ def test_unknown_entities_count_as_no_transactions() -> None:
     assert (features[5]["customer_nb_tx_30d"], features[5]["customer_avg_amount_30d"]) == (0, 0.0)
     assert (features[3]["terminal_nb_tx_30d"], features[3]["terminal_risk_30d"]) == (0, 0.0)
     no_state = transaction_features({name: [None] for name in STATE_COLUMNS}, [0], [12.5])
-    history = [name for name in FEATURES if name.startswith(("customer_", "terminal_", "tx_amount_over_"))]
+    ages = ("terminal_fraud_run_days", "terminal_days_since_fraud")
+    history = [name for name in FEATURES if name.startswith(("customer_", "terminal_", "tx_amount_over_",
+                                                             "tx_amount_zscore_")) and name not in ages]  # fmt: skip
     assert [no_state[name][0] for name in history] == [0] * len(history)
+    assert [no_state[name][0] for name in ages] == [NO_FRAUD_DAYS] * len(ages), "no fraud: beyond any age"

@@ -6,11 +6,12 @@ fraud model must do whatever its figures, checked on the transactions of the day
   a card's usual amount at a clean terminal is approved;
 - invariance: the customer's and terminal's ids themselves never change a score (they only key the windows);
 - directional: raising a terminal's known fraud rate (on its latest known day), or the amount against the card's
-  own history, never lowers the score. The 7- and 30-day rates are left free on purpose: compromises end, and an
-  old rate without recent frauds marks a terminal that recovered (params.yaml `train.increasing`).
+  own history (its ratios to the card's means and its z-scores), never lowers the score. The 7- and 30-day rates
+  are left free on purpose: compromises end, and an old rate without recent frauds marks a terminal that recovered
+  (params.yaml `train.increasing`).
 
 A perturbed transaction's features are rewritten by the definitions' own rules: the amount moves the amount
-ratios (the customer's averages leave the transaction itself out); a terminal's fraud rate moves alone.
+ratios and z-scores (the customer's windows leave the transaction itself out); a terminal's fraud rate moves alone.
 """
 
 from __future__ import annotations
@@ -59,11 +60,15 @@ def unseen(small_training_set: pl.DataFrame, recipe: TrainParams) -> pl.DataFram
 
 
 def with_amount(rows: pl.DataFrame, amount: pl.Expr) -> pl.DataFrame:
-    """The same transactions for another amount: the amount and its ratios to the customer's averages."""
+    """The same transactions for another amount: the amount, its ratios to the customer's averages and its z-scores
+    against the customer's spread."""
     ratios = {f"tx_amount_over_customer_avg_{n}d": pl.when(pl.col(f"customer_avg_amount_{n}d") > 0)
               .then(pl.col("tx_amount") / pl.col(f"customer_avg_amount_{n}d")).otherwise(0.0)
               for n in CUSTOMER_WINDOWS}  # fmt: skip
-    return rows.with_columns(tx_amount=amount).with_columns(**ratios)
+    zscores = {f"tx_amount_zscore_customer_{n}d": pl.when(pl.col(f"customer_std_amount_{n}d") > 0)
+               .then((pl.col("tx_amount") - pl.col(f"customer_avg_amount_{n}d")) / pl.col(f"customer_std_amount_{n}d"))
+               .otherwise(0.0) for n in CUSTOMER_WINDOWS}  # fmt: skip
+    return rows.with_columns(tx_amount=amount).with_columns(**ratios, **zscores)
 
 
 def with_terminal_risk(rows: pl.DataFrame, risk: float, windows: tuple[int, ...] = TERMINAL_WINDOWS) -> pl.DataFrame:

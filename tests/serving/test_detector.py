@@ -267,6 +267,7 @@ def test_a_transactions_state_reaches_the_store_behind_the_response(store, model
         != before["customer_today_last_tx_us"]
     )
     assert stored["customer_today_nb_tx_at"] == 1 and stored["customer_today_amount_at"] == 70.0
+    assert stored["customer_today_amount_sq_at"] == 4900.0
 
 
 def test_an_unwritable_store_keeps_the_state_in_process_and_says_so(store, model, tmp_path, monkeypatch) -> None:

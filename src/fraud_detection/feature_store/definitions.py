@@ -80,17 +80,17 @@ customer_daily = FeatureView(
     schema=_fields(features.CUSTOMER_DAILY),
     source=customer_daily_push,
     online=True,
-    description="Per customer and UTC day: count and amount of the N whole days before it.",
+    description="Per customer and UTC day: count, amount and sum of squared amounts of the N whole days before it.",
 )
 customer_intraday = FeatureView(
     name="customer_intraday",
     entities=[customer],
     ttl=ONE_DAY,
-    schema=[Field(name=features.INTRADAY_STATE, dtype=Array(Float64))],  # the five CUSTOMER_INTRADAY values
+    schema=[Field(name=features.INTRADAY_STATE, dtype=Array(Float64))],  # the seven CUSTOMER_INTRADAY values
     source=customer_intraday_push,
     online=True,
-    description="Per customer: today's count and amount before and at its latest transaction time, and that time "
-    "(one list: features.definitions.CUSTOMER_INTRADAY).",
+    description="Per customer: today's count, amount and sum of squared amounts before and at its latest transaction "
+    "time, and that time (one list: features.definitions.CUSTOMER_INTRADAY).",
 )
 terminal_daily = FeatureView(
     name="terminal_daily",
@@ -100,7 +100,8 @@ terminal_daily = FeatureView(
     source=terminal_daily_push,
     online=True,
     description="Per terminal and UTC day: count and frauds of the N days ending label_delay_days before it, and the "
-    "transactions of the days at the windows' edges ([time of day, fraud] pairs).",
+    "transactions of the days at the windows' edges ([time of day, fraud] pairs), and the fraud run of the 30 days "
+    "before day - label_delay_days.",
 )
 
 
@@ -108,8 +109,9 @@ terminal_daily = FeatureView(
 @on_demand_feature_view(
     name="transaction_features",
     sources=[customer_daily, customer_intraday, terminal_daily, transaction_request],
-    schema=[
-        Field(name=n, dtype=Float64 if ("amount" in n or "risk" in n) else Int64) for n in features.ON_DEMAND_FEATURES
+    schema=[  # amounts, rates and ages in days are doubles, the rest counts and flags
+        Field(name=n, dtype=Float64 if any(w in n for w in ("amount", "risk", "days")) else Int64)
+        for n in features.ON_DEMAND_FEATURES
     ],
     mode="python",
     description="The model's features: windows over the stored state, evaluated at the request's time.",

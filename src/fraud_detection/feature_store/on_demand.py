@@ -9,30 +9,31 @@ import numpy as np
 import pandas as pd
 
 from fraud_detection.features.definitions import (
-    CUSTOMER_DAILY,
     CUSTOMER_INTRADAY,
     INTRADAY_STATE,
+    NUMBER_STATE,
     ON_DEMAND_FEATURES,
-    TERMINAL_COUNTS,
     TERMINAL_LISTS,
     epoch_micros,
     features_of_one,
     transaction_features,
 )
 
+DAILY_NUMBERS = tuple(name for name in NUMBER_STATE if name not in CUSTOMER_INTRADAY)  # an input each
+
 
 def on_demand_features(inputs: dict[str, Any]) -> dict[str, list]:
     """Python-mode on-demand transformation: `inputs` maps names to lists (one item per row); the intraday state
     comes as its stored list (`INTRADAY_STATE`)."""
-    times, daily = inputs["tx_datetime"], CUSTOMER_DAILY + TERMINAL_COUNTS
+    times = inputs["tx_datetime"]
     intraday = [_intraday(values) for values in inputs[INTRADAY_STATE]]
     events = {name: [_events(values) for values in inputs[name]] for name in TERMINAL_LISTS}
     if len(times) == 1:  # the online path: one request
-        state = {n: inputs[n][0] for n in daily} | dict(zip(CUSTOMER_INTRADAY, intraday[0], strict=True))
+        state = {n: inputs[n][0] for n in DAILY_NUMBERS} | dict(zip(CUSTOMER_INTRADAY, intraday[0], strict=True))
         state |= {name: lists[0] for name, lists in events.items()}
         one = features_of_one(state, _micros(times[0]), inputs["tx_amount"][0])
         return {name: [one[name]] for name in ON_DEMAND_FEATURES}
-    state = {name: np.asarray(inputs[name], dtype=np.float64) for name in daily}  # None becomes NaN
+    state = {name: np.asarray(inputs[name], dtype=np.float64) for name in DAILY_NUMBERS}  # None becomes NaN
     state |= events
     columns = np.array(intraday, dtype=np.float64).reshape(len(times), len(CUSTOMER_INTRADAY))
     state |= {name: columns[:, i] for i, name in enumerate(CUSTOMER_INTRADAY)}

@@ -18,6 +18,7 @@ label stream runs to keep the online store's terminal risk current as labels bec
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,9 +30,11 @@ from fraud_detection.features.definitions import (
     CUSTOMER_INTRADAY,
     CUSTOMER_WINDOWS,
     MICROS_PER_DAY,
+    RUN_WINDOW_DAYS,
     TERMINAL_DAILY,
     TERMINAL_EARLY_LABELS,
     TERMINAL_EDGE_LAGS,
+    TERMINAL_RUN,
     TERMINAL_WINDOWS,
     features_of_one,
 )
@@ -39,36 +42,53 @@ from fraud_detection.features.definitions import (
 
 @dataclass
 class Intraday:
-    """A customer's transactions so far on `day`: those before the latest time `last_us`, and those at it."""
+    """A customer's transactions so far on `day` (count, amount sum, sum of squared amounts): those before the
+    latest time `last_us`, and those at it."""
 
     day: int
     nb_before: int = 0
     amount_before: float = 0.0
+    amount_sq_before: float = 0.0
     nb_at: int = 0
     amount_at: float = 0.0
+    amount_sq_at: float = 0.0
     last_us: int = 0
 
     def add(self, tx_us: int, amount: float) -> None:
         if self.nb_at and tx_us == self.last_us:
             self.nb_at += 1
             self.amount_at += amount
+            self.amount_sq_at += amount * amount
             return
         self.nb_before += self.nb_at
         self.amount_before += self.amount_at
-        self.nb_at, self.amount_at, self.last_us = 1, amount, tx_us
+        self.amount_sq_before += self.amount_sq_at
+        self.nb_at, self.amount_at, self.amount_sq_at, self.last_us = 1, amount, amount * amount, tx_us
 
     @classmethod
     def from_row(cls, day: int, row: dict[str, Any]) -> Intraday:
-        """A customer's stored intraday row (`CUSTOMER_INTRADAY`), if it is of `day`; else a fresh day."""
-        last_us = row.get(CUSTOMER_INTRADAY[-1]) if row else None
+        """A customer's stored intraday row (`CUSTOMER_INTRADAY` names), if it is of `day`; else a fresh day."""
+        last_us = row.get("customer_today_last_tx_us") if row else None
         if last_us is None or int(last_us) // MICROS_PER_DAY != day:
             return cls(day)
-        values = [row[name] or 0 for name in CUSTOMER_INTRADAY]
-        return cls(day, int(values[0]), float(values[1]), int(values[2]), float(values[3]), int(values[4]))
+        return cls(
+            day,
+            int(row["customer_today_nb_tx_before"] or 0),
+            float(row["customer_today_amount_before"] or 0),
+            float(row["customer_today_amount_sq_before"] or 0),
+            int(row["customer_today_nb_tx_at"] or 0),
+            float(row["customer_today_amount_at"] or 0),
+            float(row["customer_today_amount_sq_at"] or 0),
+            int(last_us),
+        )
+
+    def values(self) -> tuple[float | int, ...]:
+        """The row's values, in `CUSTOMER_INTRADAY` order."""
+        return (self.nb_before, self.amount_before, self.amount_sq_before, self.nb_at, self.amount_at,
+                self.amount_sq_at, self.last_us)  # fmt: skip
 
     def row(self) -> dict[str, float | int]:
-        values = (self.nb_before, self.amount_before, self.nb_at, self.amount_at, self.last_us)
-        return dict(zip(CUSTOMER_INTRADAY, values, strict=True))
+        return dict(zip(CUSTOMER_INTRADAY, self.values(), strict=True))
 
 
 @dataclass
@@ -105,9 +125,10 @@ class OnlineFeatureUpdater:
         day = tx_us // MICROS_PER_DAY
         if day != self.day:
             raise ValueError(f"transaction of day {day} while the updater is on day {self.day}: call advance_to first")
-        tile = self.customer_tiles[customer_id].setdefault(day, [0, 0.0])
+        tile = self.customer_tiles[customer_id].setdefault(day, [0, 0.0, 0.0])
         tile[0] += 1
         tile[1] += amount
+        tile[2] += amount * amount
         self.terminal_tiles[terminal_id].setdefault(day, [0, 0])[0] += 1
         self.terminal_events[terminal_id].setdefault(day, []).append([float(tx_us % MICROS_PER_DAY), 0.0])
         today = self.intraday.get(customer_id)
@@ -161,6 +182,7 @@ class OnlineFeatureUpdater:
             days = [tiles[d] for d in range(day - n, day) if d in tiles]
             row[f"customer_nb_tx_prev_{n}d"] = sum(t[0] for t in days)
             row[f"customer_amount_prev_{n}d"] = sum(t[1] for t in days)
+            row[f"customer_amount_sq_prev_{n}d"] = sum(t[2] for t in days)
         return row
 
     def _terminal_row(self, terminal_id: int, day: int) -> dict[str, Any]:
@@ -171,6 +193,7 @@ class OnlineFeatureUpdater:
             days = [tiles[d] for d in range(end - n, end) if d in tiles]
             row[f"terminal_nb_tx_lagged_{n}d"] = sum(t[0] for t in days)
             row[f"terminal_nb_fraud_lagged_{n}d"] = sum(t[1] for t in days)
+        row |= self._fraud_run(events, end)
         for k in TERMINAL_EDGE_LAGS:  # [time of day, fraud, ...] in time order, as the batch engines store them
             row[f"terminal_events_lag_{k}d"] = [value for e in sorted(events.get(end - k, [])) for value in e]
         start = day * MICROS_PER_DAY
@@ -180,6 +203,19 @@ class OnlineFeatureUpdater:
         for name, pairs in zip(TERMINAL_EARLY_LABELS, (froms, untils), strict=True):
             row[name] = [value for pair in pairs for value in pair]
         return row
+
+    @staticmethod
+    def _fraud_run(events: dict[int, list[list[float]]], end: int) -> dict[str, int]:
+        """`TERMINAL_RUN` of days end - RUN_WINDOW_DAYS .. end - 1 (all their labels known): the frauds at or after
+        the latest genuine transaction, times as microseconds before day `end` starts."""
+        genuine: list[int] = []
+        frauds: list[int] = []
+        for d in range(end - RUN_WINDOW_DAYS, end):
+            for tod, fraud in events.get(d, ()):
+                (frauds if fraud else genuine).append((end - d) * MICROS_PER_DAY - int(tod))
+        latest_genuine = min(genuine, default=math.inf)  # the least time before `end`: the latest
+        run = [before for before in frauds if before <= latest_genuine]
+        return dict(zip(TERMINAL_RUN, (len(run), max(run, default=0), min(frauds, default=0)), strict=True))
 
     def today_lag_0(self) -> int:
         """The day whose transactions enter the terminal windows today (`day - label_delay_days`)."""
@@ -195,6 +231,8 @@ class OnlineFeatureUpdater:
         return from_us < (day + 1) * MICROS_PER_DAY and until_us > day * MICROS_PER_DAY
 
     def _oldest_kept(self) -> int:
+        """The oldest day kept: before it, no window reaches (the customer windows D - 30, the terminal windows and
+        the fraud run D - delay - 30)."""
         return self.day - max(CUSTOMER_WINDOWS) - max(TERMINAL_WINDOWS) - self.label_delay_days - 1
 
     def _forget_before(self, oldest_day: int) -> None:
@@ -248,9 +286,10 @@ def updater_from_history(transactions: pl.DataFrame, label_delay_days: int, now_
         .collect()
     )
     updater = OnlineFeatureUpdater(label_delay_days)
-    customer = tx.group_by("customer_id", "day").agg(pl.len(), pl.col("tx_amount").sum())
-    for c, d, n, amount in customer.iter_rows():
-        updater.customer_tiles[c][d] = [n, amount]
+    amount = pl.col("tx_amount")
+    customer = tx.group_by("customer_id", "day").agg(pl.len(), amount.sum(), (amount * amount).sum().alias("sq"))
+    for c, d, n, total, sq in customer.iter_rows():
+        updater.customer_tiles[c][d] = [n, total, sq]
     terminal = tx.group_by("terminal_id", "day").agg(pl.len(), pl.col("known").sum())
     for k, d, n, frauds in terminal.iter_rows():
         updater.terminal_tiles[k][d] = [n, frauds]

@@ -19,6 +19,7 @@ from fraud_detection.features.definitions import (
     LIST_STATE,
     MICROS_PER_DAY,
     NUMBER_STATE,
+    RUN_WINDOW_DAYS,
     TERMINAL_EARLY_LABELS,
     TERMINAL_EDGE_LAGS,
     TERMINAL_WINDOWS,
@@ -131,15 +132,19 @@ def _window_sum(column: str, size: int, lag: int, key: str) -> pl.Expr:
 
 
 def _customer_daily(tx: pl.DataFrame, days: pl.Series) -> pl.DataFrame:
-    dense = _dense_daily(
-        tx, "customer_id", days, [pl.len().cast(pl.Int64).alias("nb"), pl.col("tx_amount").sum().alias("amount")]
-    )
+    aggregates = [pl.len().cast(pl.Int64).alias("nb"), pl.col("tx_amount").sum().alias("amount"),
+                  (pl.col("tx_amount") * pl.col("tx_amount")).sum().alias("amount_sq")]  # fmt: skip
+    dense = _dense_daily(tx, "customer_id", days, aggregates)
     return dense.select(
         "customer_id",
         "day",
         _day_start(pl.col("day")),
         *(_window_sum("nb", n, 1, "customer_id").alias(f"customer_nb_tx_prev_{n}d") for n in CUSTOMER_WINDOWS),
         *(_window_sum("amount", n, 1, "customer_id").alias(f"customer_amount_prev_{n}d") for n in CUSTOMER_WINDOWS),
+        *(
+            _window_sum("amount_sq", n, 1, "customer_id").alias(f"customer_amount_sq_prev_{n}d")
+            for n in CUSTOMER_WINDOWS
+        ),
     )
 
 
@@ -162,6 +167,75 @@ def _terminal_daily(tx: pl.DataFrame, days: pl.Series, label_delay_days: int, ea
         ),
         *(_lagged_events(label_delay_days + k).alias(f"terminal_events_lag_{k}d") for k in TERMINAL_EDGE_LAGS),
         *(_or_empty(pl.col(name)).alias(name) for name in TERMINAL_EARLY_LABELS),
+    ).join(
+        _terminal_fraud_runs(tx, days, label_delay_days), on=["terminal_id", "day"], how="left", maintain_order="left"
+    )
+
+
+def _terminal_fraud_runs(tx: pl.DataFrame, days: pl.Series, label_delay_days: int) -> pl.DataFrame:
+    """Per terminal and day D: the fraud run of days D - delay - RUN_WINDOW_DAYS .. D - delay - 1 (definitions.py).
+
+    From each day's own run (the frauds at or after its latest genuine transaction) and its frauds: the window's
+    run is the run of its latest day with a genuine transaction plus every fraud of the days after it (all of the
+    window's frauds when no day has a genuine one); its first fraud, that day's run's first, or else the first fraud
+    of the days after it."""
+    us, fraud = pl.col("tx_datetime").dt.epoch("us"), pl.col("tx_fraud") == 1
+    latest_genuine = us.filter(~fraud).max()
+    in_run = fraud & (us >= latest_genuine.fill_null(-1))
+    daily = tx.group_by("terminal_id", "day").agg(
+        nb_fraud=fraud.sum().cast(pl.Int64),
+        latest_genuine=latest_genuine,
+        latest_fraud=us.filter(fraud).max(),
+        first_fraud=us.filter(fraud).min(),
+        run_nb=in_run.sum().cast(pl.Int64),
+        run_first=us.filter(in_run).min(),
+    )
+    end = label_delay_days + 1  # the window's last day is D - end
+    dense = (
+        tx.select(pl.col("terminal_id").unique().sort())
+        .join(days.to_frame(), how="cross")
+        .join(daily, on=["terminal_id", "day"], how="left")
+        .with_columns(pl.col("nb_fraud", "run_nb").fill_null(0))
+        .sort("terminal_id", "day")
+        .with_columns(
+            genuine_day=pl.when(pl.col("latest_genuine").is_not_null()).then(pl.col("day")),
+            frauds_through=pl.col("nb_fraud").cum_sum().over("terminal_id"),
+            next_first_fraud=pl.col("first_fraud").backward_fill().over("terminal_id"),
+        )
+    )
+    window = dense.select(
+        "terminal_id",
+        "day",
+        # the latest day of the window with a genuine transaction (null: none), the window's first day
+        run_day=pl.col("genuine_day").forward_fill().shift(end).over("terminal_id"),
+        window_start=pl.col("day") - end - RUN_WINDOW_DAYS + 1,
+        frauds_through_end=pl.col("frauds_through").shift(end, fill_value=0).over("terminal_id"),
+        latest_fraud=pl.col("latest_fraud").rolling_max(RUN_WINDOW_DAYS, min_samples=1).shift(end).over("terminal_id"),
+        window_frauds=pl.col("nb_fraud")
+        .rolling_sum(RUN_WINDOW_DAYS, min_samples=1)
+        .shift(end, fill_value=0)
+        .over("terminal_id"),
+    ).with_columns(run_day=pl.when(pl.col("run_day") >= pl.col("window_start")).then(pl.col("run_day")))
+    at_run_day = dense.select("terminal_id", run_day="day", run_nb_day="run_nb", run_first_day="run_first",
+                              frauds_through_run_day="frauds_through")  # fmt: skip
+    after = dense.select("terminal_id", first_day="day", first_after="next_first_fraud")
+    first_day = pl.coalesce(pl.col("run_day") + 1, pl.max_horizontal("window_start", days.min()))
+    joined = (
+        window.join(at_run_day, on=["terminal_id", "run_day"], how="left", maintain_order="left")
+        .with_columns(first_day=first_day)
+        .join(after, on=["terminal_id", "first_day"], how="left", maintain_order="left")
+    )
+    restarted = pl.col("run_day").is_not_null()
+    after_run_day = pl.col("frauds_through_end") - pl.col("frauds_through_run_day")
+    nb = pl.when(restarted).then(pl.col("run_nb_day") + after_run_day).otherwise(pl.col("window_frauds"))
+    first = pl.when(restarted & (pl.col("run_nb_day") > 0)).then(pl.col("run_first_day")).otherwise("first_after")
+    lag_0_start = (pl.col("day") - label_delay_days) * MICROS_PER_DAY  # times as microseconds before it
+    return joined.select(
+        "terminal_id",
+        "day",
+        terminal_fraud_run_nb_lagged=nb,
+        terminal_fraud_run_start_lagged_us=pl.when(nb > 0).then(lag_0_start - first).otherwise(0),
+        terminal_last_fraud_lagged_us=(lag_0_start - pl.col("latest_fraud")).fill_null(0),
     )
 
 
@@ -220,17 +294,26 @@ def _customer_intraday(tx: pl.DataFrame) -> pl.DataFrame:
     """Per customer and distinct transaction time s: the day's count and sum before s and at s."""
     at = (
         tx.group_by("customer_id", "day", "tx_datetime")
-        .agg(pl.len().cast(pl.Int64).alias("nb_at"), pl.col("tx_amount").sum().alias("amount_at"))
+        .agg(
+            pl.len().cast(pl.Int64).alias("nb_at"),
+            pl.col("tx_amount").sum().alias("amount_at"),
+            (pl.col("tx_amount") * pl.col("tx_amount")).sum().alias("amount_sq_at"),
+        )
         .sort("customer_id", "tx_datetime")
     )
-    before = [pl.col(c).cum_sum().shift(1, fill_value=0).over("customer_id", "day") for c in ("nb_at", "amount_at")]
+
+    def before(column: str) -> pl.Expr:
+        return pl.col(column).cum_sum().shift(1, fill_value=0).over("customer_id", "day")
+
     return at.select(
         "customer_id",
         pl.col("tx_datetime").alias(EVENT_TIMESTAMP),
-        before[0].alias("customer_today_nb_tx_before"),
-        before[1].alias("customer_today_amount_before"),
+        before("nb_at").alias("customer_today_nb_tx_before"),
+        before("amount_at").alias("customer_today_amount_before"),
+        before("amount_sq_at").alias("customer_today_amount_sq_before"),
         pl.col("nb_at").alias("customer_today_nb_tx_at"),
         pl.col("amount_at").alias("customer_today_amount_at"),
+        pl.col("amount_sq_at").alias("customer_today_amount_sq_at"),
         pl.col("tx_datetime").dt.epoch("us").alias("customer_today_last_tx_us"),
     )
 

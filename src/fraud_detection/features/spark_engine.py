@@ -25,6 +25,7 @@ from fraud_detection.features.definitions import (
     LIST_STATE,
     MICROS_PER_DAY,
     NUMBER_STATE,
+    RUN_WINDOW_DAYS,
     STATE_COLUMNS,
     TERMINAL_EARLY_LABELS,
     TERMINAL_EDGE_LAGS,
@@ -188,26 +189,31 @@ def _days(tx: DataFrame) -> DataFrame:
     return bounds.select(F.explode(F.sequence("first", "last")).alias("day"))
 
 
+def _grid(tx: DataFrame, key: str, days: DataFrame) -> DataFrame:
+    """One row per (entity, day): every entity of `tx` on every day of `days`."""
+    return tx.select(key).distinct().crossJoin(days)
+
+
 def _dense_daily(tx: DataFrame, key: str, days: DataFrame, aggregates: list[Column]) -> DataFrame:
     """One row per (entity, day) over `days`, with the day's aggregates (0 on days without transactions)."""
     daily = tx.groupBy(key, "day").agg(*aggregates)
-    grid = tx.select(key).distinct().crossJoin(days)
     names = [c for c in daily.columns if c not in (key, "day")]
-    return grid.join(daily, on=[key, "day"], how="left").fillna(0, subset=names)
+    return _grid(tx, key, days).join(daily, on=[key, "day"], how="left").fillna(0, subset=names)
 
 
 def _window_sum(column: str, size: int, lag: int, key: str) -> Column:
     """Sum of `column` over the `size` days ending `lag` days before each row's day (0 when none)."""
     window = Window.partitionBy(key).orderBy("day").rangeBetween(-(lag + size - 1), -lag)
-    return F.coalesce(F.sum(column).over(window), F.lit(0).cast(_type_of_sum(column)))
+    return F.coalesce(F.sum(column).over(window), F.lit(0))
 
 
-def _type_of_sum(column: str) -> str:
-    return "double" if column == "amount" else "bigint"
+def _squared(column: str) -> Column:
+    return F.col(column) * F.col(column)
 
 
 def _customer_daily(tx: DataFrame, days: DataFrame) -> DataFrame:
-    aggregates = [F.count(F.lit(1)).alias("nb"), F.sum("tx_amount").alias("amount")]
+    aggregates = [F.count(F.lit(1)).alias("nb"), F.sum("tx_amount").alias("amount"),
+                  F.sum(_squared("tx_amount")).alias("amount_sq")]  # fmt: skip
     dense = _dense_daily(tx, "customer_id", days, aggregates)
     return dense.select(
         "customer_id",
@@ -215,6 +221,10 @@ def _customer_daily(tx: DataFrame, days: DataFrame) -> DataFrame:
         _day_start("day"),
         *(_window_sum("nb", n, 1, "customer_id").alias(f"customer_nb_tx_prev_{n}d") for n in CUSTOMER_WINDOWS),
         *(_window_sum("amount", n, 1, "customer_id").alias(f"customer_amount_prev_{n}d") for n in CUSTOMER_WINDOWS),
+        *(
+            _window_sum("amount_sq", n, 1, "customer_id").alias(f"customer_amount_sq_prev_{n}d")
+            for n in CUSTOMER_WINDOWS
+        ),
     )
 
 
@@ -246,7 +256,84 @@ def _terminal_daily(tx: DataFrame, days: DataFrame, label_delay_days: int, early
             (F.coalesce(F.col(name), _empty_list()) if early is not None else _empty_list()).alias(name)
             for name in TERMINAL_EARLY_LABELS
         ),
+    ).join(_terminal_fraud_runs(tx, days, label_delay_days), on=["terminal_id", "day"], how="left")
+
+
+def _terminal_fraud_runs(tx: DataFrame, days: DataFrame, label_delay_days: int) -> DataFrame:
+    """Per terminal and day D: the fraud run of days D - delay - RUN_WINDOW_DAYS .. D - delay - 1 (definitions.py),
+    as polars_engine's: the run of the window's latest day with a genuine transaction plus every fraud of the days
+    after it (all of the window's frauds when no day has a genuine one); its first fraud, that day's run's first,
+    or else the first fraud of the days after it."""
+    dense = _daily_fraud_runs(tx, days)
+    end = label_delay_days + 1  # the window's last day is D - end
+    by_day = Window.partitionBy("terminal_id").orderBy("day")
+    window = by_day.rangeBetween(-(end + RUN_WINDOW_DAYS - 1), -end)
+    genuine_day = F.when(F.col("latest_genuine").isNotNull(), F.col("day"))
+    lagged = dense.select(
+        "terminal_id",
+        "day",
+        F.last(genuine_day, ignorenulls=True).over(window).alias("run_day"),  # null: no genuine transaction
+        _frauds_through(by_day, end).alias("frauds_through_end"),
+        F.coalesce(F.sum("nb_fraud").over(window), F.lit(0)).alias("window_frauds"),
+        F.min("first_fraud").over(window).alias("window_first"),
+        F.max("latest_fraud").over(window).alias("latest_fraud"),
     )
+    at_run_day = dense.select(
+        "terminal_id",
+        F.col("day").alias("run_day"),
+        F.col("run_nb").alias("run_nb_day"),
+        F.col("run_first").alias("run_first_day"),
+        _frauds_through(by_day, 0).alias("frauds_through_run_day"),
+        # the first fraud of the days after (a backward fill)
+        F.first("first_fraud", ignorenulls=True)
+        .over(by_day.rowsBetween(1, Window.unboundedFollowing))
+        .alias("first_after"),
+    )
+    joined = lagged.join(at_run_day, on=["terminal_id", "run_day"], how="left")
+    restarted = F.col("run_day").isNotNull()
+    after_run_day = F.col("frauds_through_end") - F.col("frauds_through_run_day")
+    nb = F.when(restarted, F.col("run_nb_day") + after_run_day).otherwise(F.col("window_frauds"))
+    first = (
+        F.when(restarted & (F.col("run_nb_day") > 0), F.col("run_first_day"))
+        .when(restarted, F.col("first_after"))
+        .otherwise(F.col("window_first"))
+    )
+    lag_0_start = (F.col("day") - label_delay_days) * MICROS_PER_DAY  # times as microseconds before it
+    return joined.select(
+        "terminal_id",
+        "day",
+        nb.alias("terminal_fraud_run_nb_lagged"),
+        F.when(nb > 0, lag_0_start - first).otherwise(0).alias("terminal_fraud_run_start_lagged_us"),
+        F.coalesce(lag_0_start - F.col("latest_fraud"), F.lit(0)).alias("terminal_last_fraud_lagged_us"),
+    )
+
+
+def _daily_fraud_runs(tx: DataFrame, days: DataFrame) -> DataFrame:
+    """Per terminal and day over `days`: its frauds (0 on days without), the times of its latest genuine
+    transaction, first and latest fraud, and its own run (the frauds at or after its latest genuine transaction):
+    their number (0 on days without) and the first one's time (null times: none)."""
+    us, fraud = F.col("tx_us"), F.col("tx_fraud") == 1
+    latest_genuine = F.max(F.when(~fraud, us))
+    in_run = fraud & (us >= F.coalesce(latest_genuine.over(Window.partitionBy("terminal_id", "day")), F.lit(-1)))
+    daily = (
+        tx.withColumn("in_run", in_run)
+        .groupBy("terminal_id", "day")
+        .agg(
+            F.sum(fraud.cast("bigint")).alias("nb_fraud"),
+            latest_genuine.alias("latest_genuine"),
+            F.max(F.when(fraud, us)).alias("latest_fraud"),
+            F.min(F.when(fraud, us)).alias("first_fraud"),
+            F.sum(F.col("in_run").cast("bigint")).alias("run_nb"),
+            F.min(F.when(F.col("in_run"), us)).alias("run_first"),
+        )
+    )
+    dense = _grid(tx, "terminal_id", days).join(daily, on=["terminal_id", "day"], how="left")
+    return dense.fillna(0, subset=["nb_fraud", "run_nb"])
+
+
+def _frauds_through(by_day: Window, lag: int) -> Column:
+    """The terminal's frauds on the days up to `lag` days before each row's day (rows are dense days)."""
+    return F.coalesce(F.sum("nb_fraud").over(by_day.rangeBetween(Window.unboundedPreceding, -lag)), F.lit(0))
 
 
 def _empty_list() -> Column:
@@ -286,18 +373,26 @@ def _day_lists(pairs: DataFrame, name: str) -> DataFrame:
 
 
 def _customer_intraday(tx: DataFrame) -> DataFrame:
-    """Per customer and distinct transaction time s: the day's count and sum before s and at s."""
+    """Per customer and distinct transaction time s: the day's count, sum and sum of squares before s and at s."""
     at = tx.groupBy("customer_id", "day", "tx_datetime", "tx_us").agg(
-        F.count(F.lit(1)).alias("nb_at"), F.sum("tx_amount").alias("amount_at")
+        F.count(F.lit(1)).alias("nb_at"),
+        F.sum("tx_amount").alias("amount_at"),
+        F.sum(_squared("tx_amount")).alias("amount_sq_at"),
     )
     earlier = Window.partitionBy("customer_id", "day").orderBy("tx_us").rowsBetween(Window.unboundedPreceding, -1)
+
+    def before(column: str) -> Column:
+        return F.coalesce(F.sum(column).over(earlier), F.lit(0))
+
     return at.select(
         "customer_id",
         F.col("tx_datetime").alias(EVENT_TIMESTAMP),
-        F.coalesce(F.sum("nb_at").over(earlier), F.lit(0).cast("bigint")).alias("customer_today_nb_tx_before"),
-        F.coalesce(F.sum("amount_at").over(earlier), F.lit(0.0)).alias("customer_today_amount_before"),
+        before("nb_at").alias("customer_today_nb_tx_before"),
+        before("amount_at").alias("customer_today_amount_before"),
+        before("amount_sq_at").alias("customer_today_amount_sq_before"),
         F.col("nb_at").alias("customer_today_nb_tx_at"),
         F.col("amount_at").alias("customer_today_amount_at"),
+        F.col("amount_sq_at").alias("customer_today_amount_sq_at"),
         F.col("tx_us").alias("customer_today_last_tx_us"),
     )
 

@@ -148,3 +148,29 @@ def numpy_layers(network: torch.nn.Module) -> list[tuple[str, np.ndarray | None,
         elif not isinstance(module, (torch.nn.Dropout, torch.nn.Sequential, FeedForward)):
             raise TypeError(f"layer {type(module).__name__} has no numpy inference; expected Linear, ReLU, Dropout")
     return layers
+
+
+class OnFeatures:
+    """A scorer trained on another feature set (a model registered before features were added), called like today's
+    models: on matrices in `features` order, it picks its own columns by name."""
+
+    def __init__(self, scorer: FraudScorer, features: tuple[str, ...]) -> None:
+        missing = [name for name in scorer.features if name not in features]
+        if missing:
+            raise ValueError(f"the model needs features {missing} that no longer exist; expected names of {features}")
+        self.scorer, self.features = scorer, features
+        self._columns = np.array([features.index(name) for name in scorer.features])
+
+    def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
+        return self.scorer.predict_proba(np.asarray(matrix, dtype=np.float64)[:, self._columns])
+
+    def neutral_row(self) -> np.ndarray:
+        """The scorer's neutral row in `features` order (the features it does not use at 0)."""
+        row = np.zeros(len(self.features))
+        row[self._columns] = self.scorer.neutral_row()
+        return row
+
+
+def on_features(scorer: FraudScorer, features: tuple[str, ...]) -> FraudScorer | OnFeatures:
+    """The scorer on matrices in `features` order: itself when it was trained on exactly them."""
+    return scorer if tuple(scorer.features) == tuple(features) else OnFeatures(scorer, features)

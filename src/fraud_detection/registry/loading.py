@@ -18,7 +18,7 @@ from fraud_detection.registry.registry import ModelRegistry, RegistryError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from fraud_detection.models.scorer import FraudScorer
+    from fraud_detection.models.scorer import FraudScorer, OnFeatures
 
 
 @dataclass(frozen=True)
@@ -28,9 +28,13 @@ class LoadedModel:
     pyfunc: Any  # mlflow.pyfunc.PyFuncModel: the registered artifact
 
     @property
-    def scorer(self) -> FraudScorer:
-        """Preprocessing + network on a float64 matrix in FEATURES order (no per-call DataFrame checks)."""
-        return self.pyfunc.unwrap_python_model().scorer
+    def scorer(self) -> FraudScorer | OnFeatures:
+        """Preprocessing + network on a float64 matrix in FEATURES order (no per-call DataFrame checks), also for a
+        version trained on an earlier feature set."""
+        from fraud_detection.features.definitions import FEATURES
+        from fraud_detection.models.scorer import on_features
+
+        return on_features(self.pyfunc.unwrap_python_model().scorer, FEATURES)
 
     def predict_frame(self, rows: pd.DataFrame) -> np.ndarray:
         """Fraud probabilities through the pyfunc, input checks included: the packaged model as MLflow serves it."""

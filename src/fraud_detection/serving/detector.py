@@ -35,7 +35,7 @@ from fraud_detection.features.definitions import (
     CUSTOMER_INTRADAY,
     FEATURES,
     MICROS_PER_DAY,
-    TERMINAL_COUNTS,
+    NUMBER_STATE,
     TERMINAL_DAILY,
     TERMINAL_LISTS,
     epoch_micros,
@@ -51,6 +51,7 @@ from fraud_detection.serving.schemas import PREDICTIONS, Prediction, Transaction
 
 log = logging.getLogger(__name__)
 NO_CUSTOMER, NO_INTRADAY, NO_TERMINAL = (dict.fromkeys(n) for n in (CUSTOMER_DAILY, CUSTOMER_INTRADAY, TERMINAL_DAILY))
+TERMINAL_NUMBERS = tuple(name for name in TERMINAL_DAILY if name in NUMBER_STATE)
 STORE_DOWN = "online store unavailable"
 UNKNOWN_CUSTOMER = "unknown customer; no customer history"
 UNKNOWN_TERMINAL = "unknown terminal; no terminal history"
@@ -170,7 +171,7 @@ class FraudDetector:
         vector = np.array([[features[name] for name in FEATURES]])
         scores, versions = self._score(models[variant], vector, [features], [reasons])
         if not _store_down(reasons):  # a defaulted state written back would erase the real one
-            today = Intraday.from_row(tx_us // MICROS_PER_DAY, {n: state[n] for n in CUSTOMER_INTRADAY})
+            today = Intraday.from_row(tx_us // MICROS_PER_DAY, state)
             today.add(tx_us, transaction.tx_amount)
             self.features.record({transaction.customer_id: today.row()})
         answers = self._answers([transaction], scores, versions, [variant], [reasons], start)
@@ -243,26 +244,21 @@ class FraudDetector:
 
     def _intraday_before(
         self, batch: list[Transaction], tx_us: list[int], stored: list[dict], record: bool
-    ) -> dict[str, list]:
+    ) -> dict[str, Sequence]:
         """Each transaction's intraday state as it was just before it (earlier ones of the batch included), as
         columns (`CUSTOMER_INTRADAY`)."""
         running: dict[int, Intraday] = {}
-        columns: tuple[list, ...] = ([], [], [], [], [])
-        nb_before, amount_before, nb_at, amount_at, last_us = columns
+        before: list[tuple] = []
         for transaction, moment, row in zip(batch, tx_us, stored, strict=True):
             day = moment // MICROS_PER_DAY
             today = running.get(transaction.customer_id)
             if today is None or today.day != day:
                 today = running[transaction.customer_id] = Intraday.from_row(day, row)
-            nb_before.append(today.nb_before)
-            amount_before.append(today.amount_before)
-            nb_at.append(today.nb_at)
-            amount_at.append(today.amount_at)
-            last_us.append(today.last_us)
+            before.append(today.values())
             today.add(moment, transaction.tx_amount)
         if record:
             self.features.record({customer: today.row() for customer, today in running.items()})
-        return dict(zip(CUSTOMER_INTRADAY, columns, strict=True))
+        return dict(zip(CUSTOMER_INTRADAY, zip(*before, strict=True), strict=True))
 
     def _score(
         self, model: ServedModel, matrix: np.ndarray, features: list[dict], reasons: list[list[str]]
@@ -362,9 +358,9 @@ def _defaulted(reasons: list[str]) -> bool:
     return bool(reasons) and reasons[0].startswith(DEFAULTED)
 
 
-def _state_columns(customer: list[dict], intraday: dict[str, list], terminal: list[dict]) -> dict[str, Any]:
+def _state_columns(customer: list[dict], intraday: dict[str, Sequence], terminal: list[dict]) -> dict[str, Any]:
     """One float64 array per number column of the state (NaN where unknown), one list per row for the lists."""
-    daily = ((CUSTOMER_DAILY, customer), (TERMINAL_COUNTS, terminal))
+    daily = ((CUSTOMER_DAILY, customer), (TERMINAL_NUMBERS, terminal))
     columns = {name: np.array([r[name] for r in rows], dtype=np.float64) for names, rows in daily for name in names}
     lists = {name: [r[name] for r in terminal] for name in TERMINAL_LISTS}
     return columns | lists | {name: np.array(values, dtype=np.float64) for name, values in intraday.items()}

@@ -21,6 +21,9 @@ def packaged_model(model: Any) -> ServedModel:
     instance, BentoML hands the class's `BentoModel` attribute over as the stored model)."""
     import bentoml
 
+    from fraud_detection.features.definitions import FEATURES
+    from fraud_detection.models.scorer import on_features
+
     stored = model.resolve() if hasattr(model, "resolve") else model
-    scorer = bentoml.mlflow.load_model(stored.tag).unwrap_python_model().scorer
+    scorer = on_features(bentoml.mlflow.load_model(stored.tag).unwrap_python_model().scorer, FEATURES)
     return ServedModel(stored.info.labels["registry_version"], scorer.predict_proba)
