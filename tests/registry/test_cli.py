@@ -46,8 +46,8 @@ def project(store: Store, small_training_set, params: Params, monkeypatch: pytes
         "min_average_precision": 0.01,
         "max_average_precision_drop": 1.0,
         "min_high_score_share": 0.0,
-        "max_high_score_share": 0.5,
-    }  # the small set is 11 % fraud
+        "max_high_score_share": 1.0,
+    }  # the small set is 11 % fraud, and the weakest model (one slow epoch) flags most of it
     catalog = DataCatalog({
         "model_registry": ModelRegistryDataset(store.uri, str(store.root / f"{name}.lock")),
         "training_set": MemoryDataset(small_training_set),
