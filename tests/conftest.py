@@ -97,6 +97,15 @@ def small_training_set(small_simulate_params: SimulateParams) -> pl.DataFrame:
 
 
 @pytest.fixture(scope="session")
+def small_champion(small_training_set: pl.DataFrame, small_train_params: TrainParams) -> Any:
+    """A small trained candidate (a network alone, two epochs) with its lineage tags, for registering as champion."""
+    from fraud_detection.pipelines.train.nodes import train_candidate
+
+    return train_candidate(small_training_set, changed(small_train_params, max_epochs=2, boosting={"weight": 0.0}),
+                           7, "v1")  # fmt: skip
+
+
+@pytest.fixture(scope="session")
 def small_train_params(params: Params) -> TrainParams:
     """params.yaml `train`, sized for tests: a small network, a few epochs."""
     return changed(params.train, window_days=21, hidden_sizes=[16], max_epochs=3, patience=2)

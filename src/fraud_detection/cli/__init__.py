@@ -12,6 +12,8 @@
     fraud-detection traffic run --days N            the world after the data: N more days sent to the service
                                                     (--in-process or --url), their labels published
     fraud-detection feedback consume [--follow S]   label events into the online store (at least once)
+    fraud-detection online-learner run [--follow S] the champion's copy learns the label stream (alias `online`)
+    fraud-detection online-learner status           its checkpoint, lag, held-back examples, last validation
     fraud-detection experiment analyze              the A/B analysis (--input FILE, --shares A=0.9,B=0.1)
     fraud-detection experiment start NAME --shares  serve a split (A/B/C) from now on; `stop`, `status`
     fraud-detection rollout start [CANDIDATE]       roll the challenger (or a version) out: shadow, 1 %, ... 100 %
@@ -34,7 +36,18 @@ from contextlib import contextmanager
 
 import click
 
-from fraud_detection.cli import dev, experiment, feedback, monitor, notebook, registry, rollout, serve, traffic
+from fraud_detection.cli import (
+    dev,
+    experiment,
+    feedback,
+    monitor,
+    notebook,
+    online_learner,
+    registry,
+    rollout,
+    serve,
+    traffic,
+)
 from fraud_detection.runtime.telemetry import disable_telemetry
 
 EXIT_BAD_INPUT = 2
@@ -100,6 +113,6 @@ def parser() -> argparse.ArgumentParser:
     """Every command group's parser (each group's module adds its own)."""
     top = argparse.ArgumentParser(prog="fraud-detection", description=__doc__.split("\n\n")[0])
     groups = top.add_subparsers(required=True, metavar="GROUP")
-    for group in (registry, serve, notebook, monitor, traffic, feedback, experiment, rollout, dev):
+    for group in (registry, serve, notebook, monitor, traffic, feedback, online_learner, experiment, rollout, dev):
         group.add_commands(groups)
     return top

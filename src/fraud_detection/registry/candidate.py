@@ -78,51 +78,73 @@ class CandidateDataset(AbstractDataset[Candidate, Candidate]):
         return Candidate(scorer, {}, record["metrics"], [], record["tags"], pd.DataFrame(), run=record["run"])
 
     def _log_run(self, candidate: Candidate, scorer_folder: Path) -> dict[str, str]:
-        import mlflow
-        from mlflow.entities import Metric
-        from mlflow.models import infer_signature
-
-        from fraud_detection.registry.pyfunc import SCORER_ARTIFACT, FraudModel, pip_requirements
-
-        mlflow.set_tracking_uri(_absolute_sqlite(self._tracking_uri))
-        experiment_id = self._experiment_id(mlflow)
-        example = candidate.input_example
-        signature = infer_signature(example, FraudModel.output_example(len(example)))
-        with mlflow.start_run(experiment_id=experiment_id) as run:
-            mlflow.log_params(flatten(candidate.params))
-            mlflow.set_tags(candidate.tags)
-            now = int(time.time() * 1000)
-            history = [
-                Metric(name, value, now, int(epoch["epoch"]))
-                for epoch in candidate.history
-                for name, value in epoch.items()
-                if name != "epoch"
-            ]
-            mlflow.MlflowClient().log_batch(run.info.run_id, metrics=history)
-            mlflow.log_metrics(candidate.metrics)
-            model = mlflow.pyfunc.log_model(
-                name=MODEL_NAME,
-                python_model=FraudModel(),
-                artifacts={SCORER_ARTIFACT: str(scorer_folder)},
-                signature=signature,
-                input_example=example,
-                pip_requirements=pip_requirements(),
-            )
-        return {"run_id": run.info.run_id, "model_uri": model.model_uri, "model_id": model.model_id,
-                "tracking_uri": mlflow.get_tracking_uri(), "experiment": self._experiment}  # fmt: skip
-
-    def _experiment_id(self, mlflow: Any) -> str:
-        existing = mlflow.get_experiment_by_name(self._experiment)
-        if existing is not None:
-            return existing.experiment_id
-        location = Path(self._artifact_location).resolve().as_uri() if self._artifact_location else None
-        return mlflow.create_experiment(self._experiment, artifact_location=location)
+        return log_model_run(
+            scorer_folder,
+            self._tracking_uri,
+            self._experiment,
+            candidate.params,
+            candidate.metrics,
+            candidate.tags,
+            candidate.input_example,
+            candidate.history,
+            self._artifact_location,
+        )
 
     def _exists(self) -> bool:
         return (self._path / CANDIDATE_FILE).is_file()
 
     def _describe(self) -> dict[str, Any]:
         return {"path": str(self._path), "tracking_uri": self._tracking_uri, "experiment": self._experiment}
+
+
+def log_model_run(
+    scorer_folder: Path,
+    tracking_uri: str,
+    experiment: str,
+    params: dict[str, Any],
+    metrics: dict[str, float],
+    tags: dict[str, str],
+    input_example: pd.DataFrame,
+    history: list[dict[str, float]] = (),
+    artifact_location: str | None = None,
+) -> dict[str, str]:
+    """One MLflow run in `experiment` (created if missing): parameters, per-epoch metrics, tags and the pyfunc model
+    of the scorer saved in `scorer_folder` (signature and input example). Returns what registering it needs."""
+    import mlflow
+    from mlflow.entities import Metric
+    from mlflow.models import infer_signature
+
+    from fraud_detection.registry.pyfunc import SCORER_ARTIFACT, FraudModel, pip_requirements
+
+    mlflow.set_tracking_uri(_absolute_sqlite(tracking_uri))
+    experiment_id = _experiment_id(mlflow, experiment, artifact_location)
+    signature = infer_signature(input_example, FraudModel.output_example(len(input_example)))
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        mlflow.log_params(flatten(params))
+        mlflow.set_tags(tags)
+        now = int(time.time() * 1000)
+        steps = [Metric(name, value, now, int(epoch["epoch"])) for epoch in history
+                 for name, value in epoch.items() if name != "epoch"]  # fmt: skip
+        mlflow.MlflowClient().log_batch(run.info.run_id, metrics=steps)
+        mlflow.log_metrics(metrics)
+        model = mlflow.pyfunc.log_model(
+            name=MODEL_NAME,
+            python_model=FraudModel(),
+            artifacts={SCORER_ARTIFACT: str(scorer_folder)},
+            signature=signature,
+            input_example=input_example,
+            pip_requirements=pip_requirements(),
+        )
+    return {"run_id": run.info.run_id, "model_uri": model.model_uri, "model_id": model.model_id,
+            "tracking_uri": mlflow.get_tracking_uri(), "experiment": experiment}  # fmt: skip
+
+
+def _experiment_id(mlflow: Any, name: str, artifact_location: str | None) -> str:
+    existing = mlflow.get_experiment_by_name(name)
+    if existing is not None:
+        return existing.experiment_id
+    location = Path(artifact_location).resolve().as_uri() if artifact_location else None
+    return mlflow.create_experiment(name, artifact_location=location)
 
 
 def _absolute_sqlite(uri: str) -> str:

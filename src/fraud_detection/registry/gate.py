@@ -15,7 +15,7 @@ import numpy as np
 
 from fraud_detection.registry.params import GateParams
 
-CHAMPION, CHALLENGER = "champion", "challenger"
+CHAMPION, CHALLENGER, ONLINE = "champion", "challenger", "online"
 HIGH_SCORE = 0.5  # a score above this is a "fraud" call, for the score-distribution check
 ROLLOUT_REASON = "passed every check: challenger, champion through a rollout (`fraud-detection rollout start`)"
 

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fraud_detection.registry.gate import CHALLENGER, CHAMPION
+from fraud_detection.registry.gate import CHALLENGER, CHAMPION, ONLINE
 from fraud_detection.registry.locks import registry_lock
 from fraud_detection.registry.versions import register_candidate
 
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
     from mlflow.entities.model_registry import ModelVersion
 
-ALIASES = (CHAMPION, CHALLENGER)
+ALIASES = (CHAMPION, CHALLENGER, ONLINE)  # online: the online learner's published model (online/runner.py)
 EXPERIMENT = "experiment"  # the log's `alias` of an experiment's events, and the tag holding its state
 RUNNING = "running"  # an experiment's status while it decides what serves
 HISTORY_PREFIX = "alias_history."

@@ -25,6 +25,7 @@ from fraud_detection.feedback.params import FeedbackParams
 from fraud_detection.ingestion.params import IngestParams
 from fraud_detection.models.params import TrainParams
 from fraud_detection.monitoring.params import MonitorParams
+from fraud_detection.online.params import OnlineParams
 from fraud_detection.registry.params import RegisterParams
 from fraud_detection.reporting.params import NotebooksParams
 from fraud_detection.runtime.param_model import ParamModel
@@ -40,7 +41,7 @@ with warnings.catch_warnings():  # `register` is also ABCMeta.register: the fiel
     warnings.filterwarnings("ignore", message='Field name "register"', category=UserWarning)
 
     class Params(ParamModel):
-        """Every tunable value of the project: one top-level key per stage (and `serve`, `rollout`,
+        """Every tunable value of the project: one top-level key per stage (and `serve`, `rollout`, `online`,
         `notebooks`, `spark`)."""
 
         simulate: SimulateParams
@@ -57,6 +58,7 @@ with warnings.catch_warnings():  # `register` is also ABCMeta.register: the fiel
         feedback: FeedbackParams
         experiment: ExperimentParams
         rollout: RolloutParams
+        online: OnlineParams
         notebooks: NotebooksParams
         spark: SparkParams
 
