@@ -3,6 +3,8 @@ their lineage, a crash loses and repeats no event, a new champion resets the lea
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,13 +12,15 @@ import polars as pl
 import pytest
 
 from fraud_detection.features.definitions import FEATURES
-from fraud_detection.feedback.labels import LabelFileReader, LabelFiles, label_event
+from fraud_detection.feedback.labels import LabelFiles, LabelRedisStream, LabelStream, label_event
 from fraud_detection.online.runner import ACTION, GROUP, LiveLearner, Served, stream_lag
 from fraud_detection.registry.candidate import CandidateDataset
 from fraud_detection.registry.promotion import force_promote
 from fraud_detection.registry.registry import ModelRegistry, RegistryAddress
 from fraud_detection.serving.prediction_log import records_frame
 from tests.conftest import changed
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @pytest.fixture
@@ -29,14 +33,29 @@ def registry(tmp_path, small_champion) -> ModelRegistry:
     return model
 
 
+@pytest.fixture(params=["files", pytest.param("redis", marks=pytest.mark.redis)])
+def stream(request, tmp_path) -> Iterator[LabelStream]:
+    """The label stream: files (default) or a Redis stream of the test's own (production)."""
+    if request.param == "files":
+        yield LabelFiles(tmp_path / "labels")
+        return
+    import redis
+
+    name = f"fraud_detection:test-online-{uuid.uuid4().hex[:8]}"
+    yield LabelRedisStream(REDIS_URL, name)
+    client = redis.Redis.from_url(REDIS_URL)
+    client.delete(name)
+    client.close()
+
+
 @pytest.fixture
-def world(tmp_path, labelled: pl.DataFrame) -> tuple[LabelFiles, Served, int]:
+def world(stream: LabelStream, labelled: pl.DataFrame) -> tuple[LabelStream, Served, int]:
     """The last 12,000 labelled rows served (their feature vectors logged), then all their labels published, and
     300 labels of transactions never served."""
     rows = labelled.tail(12_000)
     records = [{"transaction_id": row["transaction_id"], "role": "served", "features": {n: row[n] for n in FEATURES},
                 "tx_datetime": row["tx_datetime"].isoformat()} for row in rows.iter_rows(named=True)]  # fmt: skip
-    labels = LabelFiles(tmp_path / "labels")
+    labels = stream
     unserved = [label_event(10**9 + i, 0, datetime(2018, 6, 1, tzinfo=UTC), "delayed") for i in range(300)]
     labels.write([label_event(row["transaction_id"], row["tx_fraud"], row["tx_datetime"] + timedelta(days=7),
                               "delayed") for row in rows.iter_rows(named=True)] + unserved)  # fmt: skip
@@ -67,7 +86,8 @@ def test_published_updates_are_online_versions_with_their_lineage(registry, worl
 
 def test_a_crash_before_the_acknowledgement_repeats_no_event_and_loses_none(registry, world, online_params,
                                                                             monkeypatch):  # fmt: skip
-    acks, original = [], LabelFileReader.ack
+    reader = type(world[0].reader(GROUP))
+    acks, original = [], reader.ack
 
     def crashing_ack(self, receipt):
         if len(acks) == 2:
@@ -75,11 +95,11 @@ def test_a_crash_before_the_acknowledgement_repeats_no_event_and_loses_none(regi
         acks.append(receipt)
         original(self, receipt)
 
-    monkeypatch.setattr(LabelFileReader, "ack", crashing_ack)
+    monkeypatch.setattr(reader, "ack", crashing_ack)
     first = live(registry, world, online_params)
     with pytest.raises(KeyboardInterrupt):
         first.run(None, progress=lambda line: None)
-    monkeypatch.setattr(LabelFileReader, "ack", original)
+    monkeypatch.setattr(reader, "ack", original)
     second = live(registry, world, online_params)
     assert len(second.seen) == 6000  # the two batches acknowledged before the crash, remembered
     second.run(None, progress=lambda line: None)

@@ -53,11 +53,12 @@ class Split:
 
 class RiverReference:
     """The field's reference: River's online logistic regression on standardised features (its own running
-    scaler), learning every label as it comes. It starts from the labelled rows known before the replay."""
+    scaler), learning every label as it comes, one at a time (`learn_one`, River's own way: stochastic gradient
+    steps). It starts from the labelled rows known before the replay, in time order."""
 
     report = None
 
-    def __init__(self, features: tuple[str, ...], warmup_x: np.ndarray, warmup_y: np.ndarray, chunk: int = 1000,
+    def __init__(self, features: tuple[str, ...], warmup_x: np.ndarray, warmup_y: np.ndarray,
                  learning_rate: float = 0.01) -> None:  # fmt: skip
         from river import compose, linear_model, optim, preprocessing
 
@@ -65,8 +66,7 @@ class RiverReference:
         self.model = compose.Pipeline(
             preprocessing.StandardScaler(), linear_model.LogisticRegression(optimizer=optim.SGD(learning_rate))
         )
-        for start in range(0, len(warmup_y), chunk):
-            self._learn(warmup_x[start : start + chunk], warmup_y[start : start + chunk])
+        self._learn(warmup_x, warmup_y)
 
     def predict(self, x: np.ndarray, trees: np.ndarray) -> np.ndarray:
         return self.model.predict_proba_many(self._frame(x))[True].to_numpy()
@@ -75,7 +75,8 @@ class RiverReference:
         self._learn(batch.x, batch.y)
 
     def _learn(self, x: np.ndarray, y: np.ndarray) -> None:
-        self.model.learn_many(self._frame(x), pd.Series(y.astype(bool)))
+        for row, label in zip(self._frame(x).to_dict("records"), y.tolist(), strict=True):
+            self.model.learn_one(row, bool(label))
 
     def _frame(self, x: np.ndarray) -> pd.DataFrame:
         return pd.DataFrame(x, columns=self.features)
