@@ -44,6 +44,7 @@ bench: setup  ## benchmarks; figures go to reports/bench/
 	$(UV) run --frozen --no-sync python -m bench.bench_serve   # needs wrk (apt-get install wrk)
 	$(UV) run --frozen --no-sync python -m bench.bench_traffic
 	$(UV) run --frozen --no-sync python -m bench.bench_feedback
+	$(UV) run --frozen --no-sync python -m bench.bench_online
 
 lint: setup
 	$(UV) run --frozen --no-sync ruff check .

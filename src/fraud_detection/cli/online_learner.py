@@ -30,7 +30,7 @@ def _run(args: argparse.Namespace) -> None:
 
     context = common.opened_context(args)
     catalog = context.catalog
-    candidate = context.config_loader["catalog"]["candidate"]
+    candidate = catalog.to_config()[0]["candidate"]  # the trained candidates' experiment: checkpoints are logged there
     labels = catalog.load("label_stream")
     learner = LiveLearner(common.opened_registry(args), labels, Served(lambda: catalog.load("prediction_records")),
                           context.params.online, lambda status: catalog.save("online_learner_status", status),
