@@ -127,3 +127,25 @@ def test_a_new_champion_resets_the_online_learner(registry, world, online_params
     assert registry.version(registry.alias_version("online")).tags.get("online.champion_version", str(version)) == (
         str(version)
     )
+
+
+def test_a_degraded_online_version_is_rolled_back_to_its_parent_in_the_registry(registry, world, online_params):
+    import torch
+
+    from fraud_detection.online.learner import PUBLISHED, Checkpoint
+
+    learner = live(registry, world, online_params)
+    learner.step()  # the window fills; maybe a first checkpoint
+    parent = learner.learner.checkpoint
+    parent_version = learner.versions[parent.number]
+    constant = {name: torch.zeros_like(value) for name, value in parent.state.items()}  # scores every row alike
+    planted = Checkpoint(parent.number + 1, constant, parent, None)
+    learner.learner.resume_at(planted)
+    learner._published({"action": PUBLISHED, "checkpoint": planted, "validation": None,
+                        "report": learner.learner.report.as_json()})  # as if it had been published  # fmt: skip
+    assert registry.alias_version("online") not in (None, parent_version)
+    learner.step()
+    assert learner.learner.report.rolled_back == 1
+    assert registry.alias_version("online") == parent_version
+    last = [event for event in registry.history() if event.alias == "online"][-1]
+    assert last.action == "rollback" and "fell below checkpoint" in last.reason
