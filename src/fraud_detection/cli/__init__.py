@@ -20,9 +20,11 @@
     fraud-detection rollout status|tick|abort       where it stands; judge the step (advance, promote, abort)
     fraud-detection dev dvc-deps [--check|--write]  each DVC stage's code deps: the import closure of what it runs
 
-`--env production` uses conf/production (the MLflow tracking server). Bad input (an unknown version, another
-model's version, an unreachable registry) prints what was wrong and changes nothing (exit status 2); a notebook
-whose cell fails prints the cell's error and leaves the previous reports in place (exit status 1).
+A group's options go before or after its command: `registry --env production status` is `registry status --env
+production`. `--env production` uses conf/production (the MLflow tracking server). Every --help ends with an
+example. Bad input (an unknown version, another model's version, an unreachable registry) prints what was wrong and
+changes nothing (exit status 2); a notebook whose cell fails prints the cell's error and leaves the previous reports
+in place (exit status 1).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from contextlib import contextmanager
 import click
 
 from fraud_detection.cli import (
+    common,
     dev,
     experiment,
     feedback,
@@ -111,7 +114,9 @@ def _run(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     """Every command group's parser (each group's module adds its own)."""
-    top = argparse.ArgumentParser(prog="fraud-detection", description=__doc__.split("\n\n")[0])
+    top = argparse.ArgumentParser(prog="fraud-detection", description=__doc__.split("\n\n")[0],
+                                  epilog=common.example_epilog("fraud-detection registry status --env production"),
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     groups = top.add_subparsers(required=True, metavar="GROUP")
     for group in (registry, serve, notebook, monitor, traffic, feedback, online_learner, experiment, rollout, dev):
         group.add_commands(groups)

@@ -1,10 +1,54 @@
-"""What the command groups share: the project's configuration read the way `kedro run` reads it, the registry it
-names, and plain-text tables."""
+"""What the command groups share: their parsers (options accepted before or after the command, an example at the
+end of every --help), the project's configuration read the way `kedro run` reads it, the registry it names, and
+plain-text tables."""
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass, field
 from typing import Any
+
+EXAMPLE_HEADING = "Example:"
+
+
+@dataclass(frozen=True)
+class Option:
+    """An option of a command group: `add_argument`'s flags and settings."""
+
+    flags: tuple[str, ...]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+ENV = Option(("--env",), {"default": None, "help": "Kedro environment (default: base + local; `production`)"})
+
+
+def example_epilog(command_line: str) -> str:
+    """The end of a --help: a real command line, shown as written."""
+    return f"{EXAMPLE_HEADING}\n  {command_line}"
+
+
+def add_parser(parsers: Any, name: str, *, help: str, example: str, **settings: Any) -> argparse.ArgumentParser:
+    """A parser of `parsers` (a subparsers action) whose --help ends with `example`."""
+    return parsers.add_parser(name, help=help, epilog=example_epilog(example),
+                              formatter_class=argparse.RawDescriptionHelpFormatter, **settings)  # fmt: skip
+
+
+class Group:
+    """A command group (`registry`, `traffic`, ...) whose options its commands accept too: `registry --env production
+    status` and `registry status --env production` parse the same. The group level holds the defaults; a command's
+    copy defaults to SUPPRESS, so it sets the option only when given after the command (and then wins)."""
+
+    def __init__(self, groups: Any, name: str, *, help: str, example: str, options: tuple[Option, ...] = (ENV,)):
+        self.parser = add_parser(groups, name, help=help, example=example)
+        self._shared = argparse.ArgumentParser(add_help=False)
+        for option in options:
+            self.parser.add_argument(*option.flags, **option.settings)
+            self._shared.add_argument(*option.flags, **{**option.settings, "default": argparse.SUPPRESS})
+        self._commands = self.parser.add_subparsers(required=True, metavar="COMMAND")
+
+    def command(self, name: str, *, help: str, example: str) -> argparse.ArgumentParser:
+        """A command of the group, accepting the group's options after its name."""
+        return add_parser(self._commands, name, help=help, example=example, parents=[self._shared])
 
 
 def context(env: str | None) -> Any:

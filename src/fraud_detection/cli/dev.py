@@ -6,13 +6,16 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from fraud_detection.cli import common
+
 EXIT_STALE = 1
 
 
 def add_commands(groups: Any) -> None:
-    dev = groups.add_parser("dev", help="development tools (dvc.yaml's code deps)")
-    commands = dev.add_subparsers(required=True, metavar="COMMAND")
-    deps = commands.add_parser("dvc-deps", help="each stage's code deps: the modules it imports (default: print)")
+    dev = common.Group(groups, "dev", help="development tools (dvc.yaml's code deps)",
+                       example="fraud-detection dev dvc-deps --check", options=())  # fmt: skip
+    deps = dev.command("dvc-deps", help="each stage's code deps: the modules it imports (default: print)",
+                       example="fraud-detection dev dvc-deps --write")  # fmt: skip
     mode = deps.add_mutually_exclusive_group()
     mode.add_argument("--check", action="store_true", help="exit status 1, with what differs, unless dvc.yaml has them")
     mode.add_argument("--write", action="store_true", help="write them into dvc.yaml (its other lines unchanged)")

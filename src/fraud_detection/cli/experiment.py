@@ -19,10 +19,12 @@ class ExperimentInputError(ValueError):
 
 
 def add_commands(groups: Any) -> None:
-    experiment = groups.add_parser("experiment", help="A/B experiments: the variants compared on their outcomes")
-    experiment.add_argument("--env", default=None, help="Kedro environment (default: base + local; `production`)")
-    commands = experiment.add_subparsers(required=True, metavar="COMMAND")
-    analyze = commands.add_parser("analyze", help="reports/experiment.json and reports/experiments/<name>.html")
+    experiment = common.Group(groups, "experiment", help="A/B experiments: the variants compared on their outcomes",
+                              example="fraud-detection experiment status --env production")  # fmt: skip
+    analyze = experiment.command(
+        "analyze", help="reports/experiment.json and reports/experiments/<name>.html",
+        example="fraud-detection experiment analyze --shares champion=0.9,challenger=0.1",
+    )  # fmt: skip
     analyze.add_argument("--input", type=Path, default=None, metavar="FILE",
                          help="labelled predictions (.parquet or .csv, the feedback table's columns); default: "
                               "data/09_feedback/labelled_predictions.parquet")  # fmt: skip
@@ -31,17 +33,22 @@ def add_commands(groups: Any) -> None:
                               "else serve.ab.variants")  # fmt: skip
     analyze.add_argument("--json", action="store_true", help="print the report as JSON")
     analyze.set_defaults(command=_analyze)
-    start = commands.add_parser("start", help="serve a split (A/B/C) from now on, without a restart")
+    start = experiment.command(
+        "start", help="serve a split (A/B/C) from now on, without a restart",
+        example="fraud-detection experiment start ab-2 --shares champion=0.9,challenger=0.1",
+    )  # fmt: skip
     start.add_argument("name", help="the experiment's name (its salt unless --salt)")
     start.add_argument("--shares", required=True, metavar="champion=0.9,challenger=0.1",
                        help="registry aliases or versions and their shares, the control first")  # fmt: skip
     start.add_argument("--shadow", default=None, metavar="ALIAS", help="an alias or version scored in shadow")
     start.add_argument("--salt", default=None, help="the assignment hash's salt (default: the name)")
     start.set_defaults(command=_start)
-    stop = commands.add_parser("stop", help="end the split: params.yaml `serve` decides what serves again")
+    stop = experiment.command("stop", help="end the split: params.yaml `serve` decides what serves again",
+                              example='fraud-detection experiment stop --reason "enough customers"')  # fmt: skip
     stop.add_argument("--reason", default="stopped", help="why (recorded in the history)")
     stop.set_defaults(command=_stop)
-    status = commands.add_parser("status", help="the experiment that decides what serves (a split or a rollout)")
+    status = experiment.command("status", help="the experiment that decides what serves (a split or a rollout)",
+                                example="fraud-detection experiment status")  # fmt: skip
     status.set_defaults(command=_status)
 
 

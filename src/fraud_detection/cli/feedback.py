@@ -9,10 +9,10 @@ from fraud_detection.cli import common
 
 
 def add_commands(groups: Any) -> None:
-    feedback = groups.add_parser("feedback", help="apply label events to the online store")
-    feedback.add_argument("--env", default=None, help="Kedro environment (default: base + local; `production`)")
-    commands = feedback.add_subparsers(required=True, metavar="COMMAND")
-    consume = commands.add_parser("consume", help="apply the label events not yet applied (and new days' rows)")
+    feedback = common.Group(groups, "feedback", help="apply label events to the online store",
+                            example="fraud-detection feedback consume --env production --follow 5")  # fmt: skip
+    consume = feedback.command("consume", help="apply the label events not yet applied (and new days' rows)",
+                               example="fraud-detection feedback consume --follow 5")  # fmt: skip
     consume.add_argument("--follow", type=float, default=None, metavar="SECONDS",
                          help="keep going: look for new served transactions and events every SECONDS")  # fmt: skip
     consume.set_defaults(command=_consume)

@@ -10,12 +10,13 @@ from fraud_detection.cli import common
 
 
 def add_commands(groups: Any) -> None:
-    monitor = groups.add_parser("monitor", help="act on the monitor stage's decision (retrain, rollback)")
-    monitor.add_argument("--env", default=None, help="Kedro environment (default: base + local; `production`)")
-    commands = monitor.add_subparsers(required=True, metavar="COMMAND")
-    act = commands.add_parser("act", help="do what reports/monitoring.json recommends")
+    monitor = common.Group(groups, "monitor", help="act on the monitor stage's decision (retrain, rollback)",
+                           example="fraud-detection monitor act --env production")  # fmt: skip
+    act = monitor.command("act", help="do what reports/monitoring.json recommends",
+                          example="fraud-detection monitor act")  # fmt: skip
     act.set_defaults(command=_act)
-    run = commands.add_parser("run", help="the monitor stage (forced), then act if monitor.act is true")
+    run = monitor.command("run", help="the monitor stage (forced), then act if monitor.act is true",
+                          example="fraud-detection monitor run")  # fmt: skip
     run.set_defaults(command=_run)
 
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from fraud_detection.cli import common
+
 
 def add_commands(groups: Any) -> None:
-    notebook = groups.add_parser("notebook", help="execute a report notebook into reports/notebooks/ (+ HTML)")
+    notebook = common.add_parser(groups, "notebook", help="execute a report notebook into reports/notebooks/ (+ HTML)",
+                                 example="fraud-detection notebook model_evaluation")  # fmt: skip
     notebook.add_argument("name", help="a notebook of notebooks/, without .ipynb (e.g. data_overview)")
     notebook.set_defaults(command=_notebook)
 

@@ -10,16 +10,15 @@ from fraud_detection.cli import common
 
 
 def add_commands(groups: Any) -> None:
-    learner = groups.add_parser("online-learner", help="keep a copy of the champion learning from the label stream")
-    learner.add_argument("--env", default=None, help="Kedro environment (default: base + local; `production`)")
-    commands = learner.add_subparsers(required=True, metavar="COMMAND")
-    run = commands.add_parser("run", help="learn the label events not yet learned; publish updates as `online`",
-                              epilog="example: fraud-detection online-learner run --follow 5")  # fmt: skip
+    learner = common.Group(groups, "online-learner", help="keep a copy of the champion learning from the label stream",
+                           example="fraud-detection online-learner status --env production")  # fmt: skip
+    run = learner.command("run", help="learn the label events not yet learned; publish updates as `online`",
+                          example="fraud-detection online-learner run --follow 5")  # fmt: skip
     run.add_argument("--follow", type=float, default=None, metavar="SECONDS",
                      help="keep going: look for new label events every SECONDS")  # fmt: skip
     run.set_defaults(command=_run)
-    status = commands.add_parser("status", help="checkpoint, lag behind the stream, held-back examples, validation",
-                                 epilog="example: fraud-detection online-learner status --json")  # fmt: skip
+    status = learner.command("status", help="checkpoint, lag behind the stream, held-back examples, validation",
+                             example="fraud-detection online-learner status --json")  # fmt: skip
     status.add_argument("--json", action="store_true", help="print the status as JSON")
     status.set_defaults(command=_status)
 

@@ -10,31 +10,35 @@ from fraud_detection.cli import common
 
 
 def add_commands(groups: Any) -> None:
-    registry = groups.add_parser("registry", help="the model registry: status, promote, rollback, history")
-    registry.add_argument("--env", default=None, help="Kedro environment (default: base + local; `production`)")
-    commands = registry.add_subparsers(required=True, metavar="COMMAND")
+    registry = common.Group(groups, "registry", help="the model registry: status, promote, rollback, history",
+                            example="fraud-detection registry status --env production")  # fmt: skip
 
-    status = commands.add_parser("status", help="versions, aliases and key metrics")
+    status = registry.command("status", help="versions, aliases and key metrics",
+                              example="fraud-detection registry status --json")  # fmt: skip
     status.add_argument("--json", action="store_true", help="print JSON")
     status.set_defaults(command=_status)
 
-    promote = commands.add_parser("promote", help="make VERSION champion if it passes the gate")
+    promote = registry.command("promote", help="make VERSION champion if it passes the gate",
+                               example='fraud-detection registry promote 3 --reason "beats the champion"')  # fmt: skip
     promote.add_argument("version", help="a version number (3) or name/number (fraud-detector/3)")
     promote.add_argument("--force", action="store_true", help="skip the gate (recorded as forced)")
     promote.add_argument("--reason", default="", help="why (recorded in the history)")
     promote.add_argument("--actor", default=None, help="who (default: user@host)")
     promote.set_defaults(command=_promote)
 
-    rollback = commands.add_parser("rollback", help="champion goes back to the previous champion")
+    rollback = registry.command("rollback", help="champion goes back to the previous champion",
+                                example='fraud-detection registry rollback --reason "alert #12"')  # fmt: skip
     rollback.add_argument("--reason", default="manual rollback", help="why (recorded in the history)")
     rollback.add_argument("--actor", default=None, help="who (default: user@host)")
     rollback.set_defaults(command=_rollback)
 
-    history = commands.add_parser("history", help="every alias move")
+    history = registry.command("history", help="every alias move",
+                               example="fraud-detection registry history --json")  # fmt: skip
     history.add_argument("--json", action="store_true", help="print JSON")
     history.set_defaults(command=_history)
 
-    bento = commands.add_parser("import-bento", help="import an alias into BentoML's model store")
+    bento = registry.command("import-bento", help="import an alias into BentoML's model store",
+                             example="fraud-detection registry import-bento --alias challenger")  # fmt: skip
     bento.add_argument("--alias", default="champion", choices=["champion", "challenger"])
     bento.set_defaults(command=_import_bento)
 

@@ -8,24 +8,29 @@ from typing import Any
 
 from fraud_detection.cli import common
 
+ACTOR = common.Option(("--actor",), {"default": None, "help": "who acts (recorded in the history; default user@host)"})
+
 
 def add_commands(groups: Any) -> None:
-    rollout = groups.add_parser("rollout", help="a candidate's gradual rollout: shadow, growing shares, champion")
-    rollout.add_argument("--env", default=None, help="Kedro environment (default: base + local; `production`)")
-    rollout.add_argument("--actor", default=None, help="who acts (recorded in the history; default user@host)")
-    commands = rollout.add_subparsers(required=True, metavar="COMMAND")
-    start = commands.add_parser("start", help="start rolling out CANDIDATE (a version or an alias) at the first step")
+    rollout = common.Group(groups, "rollout", help="a candidate's gradual rollout: shadow, growing shares, champion",
+                           example="fraud-detection rollout tick --env production --actor on-call",
+                           options=(common.ENV, ACTOR))  # fmt: skip
+    start = rollout.command("start", help="start rolling out CANDIDATE (a version or an alias) at the first step",
+                            example="fraud-detection rollout start challenger --steps 0,5,50,100")  # fmt: skip
     start.add_argument("candidate", nargs="?", default="challenger", help="a version or alias (default challenger)")
     start.add_argument("--steps", type=_steps, default=None, metavar="0,1,5,25,50,100",
                        help="percent of customers per step, 0 = shadow only (default: rollout.steps)")  # fmt: skip
     start.set_defaults(command=_start)
-    status = commands.add_parser("status", help="the rollout's state, history and what a tick would do now")
+    status = rollout.command("status", help="the rollout's state, history and what a tick would do now",
+                             example="fraud-detection rollout status --json")  # fmt: skip
     status.add_argument("--json", action="store_true", help="print JSON")
     status.set_defaults(command=_status)
-    tick = commands.add_parser("tick", help="judge the current step: advance, promote, abort or wait")
+    tick = rollout.command("tick", help="judge the current step: advance, promote, abort or wait",
+                           example="fraud-detection rollout tick")  # fmt: skip
     tick.add_argument("--json", action="store_true", help="print JSON")
     tick.set_defaults(command=_tick)
-    abort = commands.add_parser("abort", help="stop the rollout: the candidate's share to 0, the champion untouched")
+    abort = rollout.command("abort", help="stop the rollout: the candidate's share to 0, the champion untouched",
+                            example='fraud-detection rollout abort --reason "latency alert"')  # fmt: skip
     abort.add_argument("--reason", default="manual abort", help="why (recorded in the history)")
     abort.set_defaults(command=_abort)
 

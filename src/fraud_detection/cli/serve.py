@@ -9,10 +9,10 @@ from fraud_detection.cli import common
 
 
 def add_commands(groups: Any) -> None:
-    serve = groups.add_parser("serve", help="the real-time service: package it")
-    serve.add_argument("--env", default=None, help="Kedro environment (default: base + local; `production`)")
-    commands = serve.add_subparsers(required=True, metavar="COMMAND")
-    build = commands.add_parser("build", help="`bentoml build` with the serving aliases' models baked in")
+    serve = common.Group(groups, "serve", help="the real-time service: package it",
+                         example="fraud-detection serve build --env production")  # fmt: skip
+    build = serve.command("build", help="`bentoml build` with the serving aliases' models baked in",
+                          example="fraud-detection serve build")  # fmt: skip
     build.set_defaults(command=_build_bento)
 
 

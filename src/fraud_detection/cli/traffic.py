@@ -12,10 +12,10 @@ DEFAULT_URL = "http://127.0.0.1:3000"
 
 
 def add_commands(groups: Any) -> None:
-    traffic = groups.add_parser("traffic", help="play the world after the data's last day against the service")
-    traffic.add_argument("--env", default=None, help="Kedro environment (default: base + local; `production`)")
-    commands = traffic.add_subparsers(required=True, metavar="COMMAND")
-    run = commands.add_parser("run", help="send N more days of simulated transactions, publish their labels")
+    traffic = common.Group(groups, "traffic", help="play the world after the data's last day against the service",
+                           example="fraud-detection traffic run --env production --days 1")  # fmt: skip
+    run = traffic.command("run", help="send N more days of simulated transactions, publish their labels",
+                          example="fraud-detection traffic run --days 3 --in-process")  # fmt: skip
     run.add_argument("--days", type=_positive_int, required=True, help="days to play")
     where = run.add_mutually_exclusive_group()
     where.add_argument("--url", default=DEFAULT_URL, help=f"a running `bentoml serve` (default {DEFAULT_URL})")
