@@ -30,9 +30,12 @@ def _tree(parser: argparse.ArgumentParser, path: Names = ()) -> Iterator[tuple[N
 
 
 def _example(parser: argparse.ArgumentParser) -> str:
-    heading, line, *rest = (parser.epilog or "").splitlines() or ["", ""]
-    assert heading == common.EXAMPLE_HEADING and not rest, f"{parser.prog}: epilog {parser.epilog!r}"
-    return line.strip()
+    lines = (parser.epilog or "").splitlines()
+    assert len(lines) == 2 and lines[0] == common.EXAMPLE_HEADING, (
+        f"`{parser.prog} --help` ends with {parser.epilog!r}; expected {common.EXAMPLE_HEADING!r} and one command "
+        "line (make the parser with common.add_parser or common.Group)"
+    )
+    return lines[1].strip()
 
 
 def _parsed(argv: list[str]) -> dict:
