@@ -48,6 +48,7 @@ from fraud_detection.cli import (
     online_learner,
     registry,
     rollout,
+    schedule,
     serve,
     traffic,
 )
@@ -121,3 +122,4 @@ def parser() -> argparse.ArgumentParser:
     for group in (registry, serve, notebook, monitor, traffic, feedback, online_learner, experiment, rollout, dev):
         group.add_commands(groups)
     return top
+    schedule.add_commands(groups)

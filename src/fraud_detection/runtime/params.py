@@ -30,6 +30,7 @@ from fraud_detection.registry.params import RegisterParams
 from fraud_detection.reporting.params import NotebooksParams
 from fraud_detection.runtime.param_model import ParamModel
 from fraud_detection.runtime.spark import SparkParams
+from fraud_detection.schedule.params import ScheduleParams
 from fraud_detection.serving.params import ServeParams
 from fraud_detection.simulation.params import SimulateParams
 
@@ -42,7 +43,7 @@ with warnings.catch_warnings():  # `register` is also ABCMeta.register: the fiel
 
     class Params(ParamModel):
         """Every tunable value of the project: one top-level key per stage (and `serve`, `rollout`, `online`,
-        `notebooks`, `spark`)."""
+        `notebooks`, `spark`, `schedule`)."""
 
         simulate: SimulateParams
         ingest: IngestParams
@@ -61,6 +62,7 @@ with warnings.catch_warnings():  # `register` is also ABCMeta.register: the fiel
         online: OnlineParams
         notebooks: NotebooksParams
         spark: SparkParams
+        schedule: ScheduleParams
 
 
 class ParamsError(click.ClickException, ValueError):
