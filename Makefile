@@ -51,12 +51,14 @@ lint: setup
 	$(UV) run --frozen --no-sync ruff format --check .
 
 # The production profile's registry: an MLflow tracking server on the local PostgreSQL (database `mlflow`, created
-# if missing), artifacts under data/mlflow-server/. Then: `kedro run --env production`, `fraud-detection registry
-# --env production status`. Stop it with Ctrl-C.
+# if missing), artifacts under data/mlflow-server/, telemetry off (runtime/telemetry.py sets the switches, then
+# becomes `mlflow server`). Then: `kedro run --env production`, `fraud-detection registry status --env production`.
+# Stop it with Ctrl-C.
 mlflow-server: setup
 	psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'mlflow'" | grep -q 1 \
 		|| psql -h 127.0.0.1 -U postgres -c "CREATE DATABASE mlflow"
-	$(UV) run --frozen --no-sync mlflow server --host 127.0.0.1 --port 5000 --workers 1 \
+	$(UV) run --frozen --no-sync python -m fraud_detection.runtime.telemetry mlflow server --host 127.0.0.1 \
+		--port 5000 --workers 1 \
 		--backend-store-uri postgresql+psycopg2://postgres@127.0.0.1:5432/mlflow \
 		--artifacts-destination data/mlflow-server/artifacts
 
