@@ -121,5 +121,5 @@ def parser() -> argparse.ArgumentParser:
     groups = top.add_subparsers(required=True, metavar="GROUP")
     for group in (registry, serve, notebook, monitor, traffic, feedback, online_learner, experiment, rollout, dev):
         group.add_commands(groups)
-    return top
     schedule.add_commands(groups)
+    return top
