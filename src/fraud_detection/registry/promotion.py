@@ -54,9 +54,7 @@ def promote_gated(
     version; the alias move goes to the history. Returns the decision, the champion it was compared with, and the
     events."""
     for _ in range(ATTEMPTS):
-        decision, champion_version = gate_decision(registry, version, window, gate)
-        if promotion == "rollout" and decision.promoted and champion_version not in (None, version):
-            decision = replace(decision, alias=CHALLENGER, via_rollout=True)
+        decision, champion_version = _verdict(registry, version, window, gate, promotion)
         try:
             events = _apply(registry, version, decision, champion_version, actor)
         except ChampionMoved:
@@ -65,6 +63,30 @@ def promote_gated(
         return decision, champion_version, events
     raise RegistryError(f"the champion kept moving while version {version} was being gated; expected a quieter "
                         f"registry: try again")  # fmt: skip
+
+
+def gate_only(
+    registry: ModelRegistry, version: int, window: pl.DataFrame, window_name: str, gate: GateParams,
+    promotion: str = "direct", tag: bool = True,
+) -> tuple[Decision, int | None]:  # fmt: skip
+    """`promote_gated`'s verdict without its move, for a run inside a DVC experiment: no alias moves, no history
+    event is written; with `tag` the verdict goes to the version's tags (`gate.alias` says it was not applied)."""
+    decision, champion_version = _verdict(registry, version, window, gate, promotion)
+    if tag:
+        tags = decision_tags(decision, champion_version, window_name)
+        tags["gate.alias"] = f"{decision.alias} (not applied: experiment {registry.dvc_experiment})"
+        registry.set_version_tags(version, tags)
+    return decision, champion_version
+
+
+def _verdict(
+    registry: ModelRegistry, version: int, window: pl.DataFrame, gate: GateParams, promotion: str
+) -> tuple[Decision, int | None]:
+    """The gate's decision, a passing version made challenger when `promotion` is "rollout" and a champion exists."""
+    decision, champion_version = gate_decision(registry, version, window, gate)
+    if promotion == "rollout" and decision.promoted and champion_version not in (None, version):
+        decision = replace(decision, alias=CHALLENGER, via_rollout=True)
+    return decision, champion_version
 
 
 def force_promote(registry: ModelRegistry, version: int, actor: str, reason: str) -> list[AliasEvent]:

@@ -13,6 +13,10 @@ one below the top.
 The experiment that decides what serves (a rollout's shares and shadow, `experiments/rollout.py`) is kept here too,
 as the tag `experiment` (JSON), and changed the same way: an event of the log (alias `experiment`, the new state in
 its `experiment` field) written first, under the lock, then the tag, then the mark.
+
+Inside a DVC experiment (`dvc exp run`, which sets `DVC_EXP_NAME`) the registry is opened for that experiment: it
+registers versions but refuses every alias move, experiment change and rollback, and repairs nothing, so an
+experiment never changes what serves nor writes a history event.
 """
 
 from __future__ import annotations
@@ -83,21 +87,23 @@ class RegistryAddress:
 
     tracking_uri: str
     lock: str
+    dvc_experiment: str | None = None  # the DVC experiment this run belongs to (DVC_EXP_NAME), if any
 
     def open(self, name: str, create: bool = False) -> ModelRegistry:
         """The registered model `name`; `create` lets a new sqlite store be made (the register stage does,
         operations on a registry that does not exist yet do not)."""
-        return ModelRegistry(_checked_uri(self.tracking_uri, create), name, self.lock)
+        return ModelRegistry(_checked_uri(self.tracking_uri, create), name, self.lock, self.dvc_experiment)
 
 
 class ModelRegistry:
-    def __init__(self, tracking_uri: str, name: str, lock: str) -> None:
+    def __init__(self, tracking_uri: str, name: str, lock: str, dvc_experiment: str | None = None) -> None:
         import mlflow
 
         mlflow.set_tracking_uri(tracking_uri)  # pyfunc loads (models:/...) resolve through the same store
         mlflow.set_registry_uri(tracking_uri)
         self.client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
         self.tracking_uri, self.name, self.lock = tracking_uri, name, lock
+        self.dvc_experiment = dvc_experiment  # set: register only, move nothing (see the module's docstring)
 
     # -- reading
     def exists(self) -> bool:
@@ -177,6 +183,7 @@ class ModelRegistry:
         takes the challenger alias off it."""
         if alias not in ALIASES:
             raise RegistryError(f"alias {alias!r} is not managed here; expected one of {list(ALIASES)}")
+        self._refuse_inside_dvc_experiment(f"move alias {alias!r} to version {version}")
         events = self._move(alias, version, action, actor, reason)
         if alias == CHAMPION and version is not None and self.alias_version(CHALLENGER) == version:
             events += self._move(CHALLENGER, None, REMOVE, actor, f"version {version} became champion")
@@ -184,6 +191,7 @@ class ModelRegistry:
 
     def set_experiment_locked(self, state: dict[str, Any], action: str, actor: str, reason: str) -> AliasEvent:
         """The experiment's new state, for a caller that holds the lock: an event of the log, then the tag."""
+        self._refuse_inside_dvc_experiment(f"change the serving experiment ({action})")
         candidate = state.get("versions", {}).get(CHALLENGER)
         previous = (self.experiment() or {}).get("versions", {}).get(CHALLENGER)
         event = AliasEvent(self._next_seq(), _now(), actor, action, EXPERIMENT, candidate, previous, reason,
@@ -195,6 +203,7 @@ class ModelRegistry:
     def rollback(self, actor: str, reason: str) -> AliasEvent:
         """The champion goes back to the previous champion."""
         self._require_model()
+        self._refuse_inside_dvc_experiment("roll the champion back")
         with self.locked():
             stack = champion_stack(self.history())
             if len(stack) < 2:
@@ -207,11 +216,20 @@ class ModelRegistry:
     # -- internals
     @contextmanager
     def locked(self) -> Iterator[None]:
-        """The registry's write lock (not re-entrant), after repairing what an interrupted move left."""
+        """The registry's write lock (not re-entrant), after repairing what an interrupted move left (outside a
+        DVC experiment: the repair writes history)."""
         with registry_lock(self.lock, self.name):
-            if self.exists():
+            if self.exists() and self.dvc_experiment is None:
                 self._reconcile()
             yield
+
+    def _refuse_inside_dvc_experiment(self, what: str) -> None:
+        if self.dvc_experiment is not None:
+            raise RegistryError(
+                f"refusing to {what} of {self.name!r} inside DVC experiment {self.dvc_experiment!r} "
+                f"(DVC_EXP_NAME): an experiment changes nothing outside itself; expected `dvc exp apply "
+                f"{self.dvc_experiment}`, then `fraud-detection registry promote VERSION` outside the experiment"
+            )
 
     def _move(self, alias: str, version: int | None, action: str, actor: str, reason: str) -> list[AliasEvent]:
         previous = self.alias_version(alias)

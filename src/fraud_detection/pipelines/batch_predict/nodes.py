@@ -1,6 +1,7 @@
 """Nodes of the `batch_predict` stage: score the day (or a range of days) with the champion, gate each batch, write
 its predictions and investigation queue, publish its per-card risk table, and fail the stage, naming the reasons,
-if a batch was rejected (the previous batch stays published; the rejected one is kept for inspection)."""
+if a batch was rejected (the previous batch stays published; the rejected one is kept for inspection). Inside a DVC
+experiment the batches are scored and written to the stage's outputs but not published."""
 
 from __future__ import annotations
 
@@ -17,10 +18,12 @@ from fraud_detection.batch.params import BatchPredictParams
 from fraud_detection.batch.queue import card_risk, investigation_queue
 from fraud_detection.batch.risk_store import RiskStore
 from fraud_detection.batch.scoring import SCORE, day_rows, score_polars
+from fraud_detection.registry.registry import RegistryAddress
 from fraud_detection.runtime.spark import SparkParams
 
 log = logging.getLogger(__name__)
 LATEST = "latest"
+UNPUBLISHED = "unpublished"  # a batch that passed the gate inside a DVC experiment: scored, not published
 
 
 class BatchRejected(RuntimeError):
@@ -95,12 +98,30 @@ def score_days(
     return predictions, queues, rejected, passed, report
 
 
-def publish_batches(passed: list[Scored], risk_store: RiskStore, report: dict) -> dict:
+def publish_batches(
+    passed: list[Scored], risk_store: RiskStore, report: dict, model_registry: RegistryAddress | None = None
+) -> dict:
     """Each passed batch's risk table, published once its predictions and queue are written (this node runs after
-    they are saved). Returns the report with the publication times."""
+    they are saved). Returns the report with the publication times. Inside a DVC experiment (the registry address
+    names it) nothing is published: the batches stay in the experiment's own outputs, marked `unpublished`."""
+    experiment = model_registry.dvc_experiment if model_registry is not None else None
+    if experiment is not None:
+        return _unpublished(passed, report, experiment)
     for batch in passed:
         published = risk_store.publish(batch.day, batch.model_version, batch.cards, batch.scores)
         report[batch.day]["published_at"] = published.published_at
+    return _summary(report)
+
+
+def _unpublished(passed: list[Scored], report: dict, experiment: str) -> dict:
+    for batch in passed:
+        report[batch.day]["status"] = UNPUBLISHED
+        report[batch.day]["reason"] = f"DVC experiment {experiment}: the risk store is left as it was"
+    return {**_summary(report), UNPUBLISHED: [d for d, r in report.items() if r["status"] == UNPUBLISHED],
+            "experiment": experiment}  # fmt: skip
+
+
+def _summary(report: dict) -> dict:
     return {"days": report, "published": [d for d, r in report.items() if r["status"] == "published"],
             "rejected": [d for d, r in report.items() if r["status"] == "rejected"],
             "skipped": [d for d, r in report.items() if r["status"] == "skipped"]}  # fmt: skip

@@ -16,7 +16,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             # runs once score_days's files are saved: a published batch always has its predictions and queue
             node(
                 publish_batches,
-                ["batches_to_publish", "risk_store", "batch_days_report"],
+                ["batches_to_publish", "risk_store", "batch_days_report", "model_registry"],
                 "batch_report",
                 name="publish_batches",
             ),
