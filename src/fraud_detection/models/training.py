@@ -18,10 +18,12 @@ from pytorch_lightning.callbacks import Callback, EarlyStopping
 
 from fraud_detection.models.boosting import fit_trees
 from fraud_detection.models.data import TransactionDataModule
+from fraud_detection.models.lightning_logs import quiet_lightning
 from fraud_detection.models.params import TrainParams
 from fraud_detection.models.preprocessing import Standardizer
 from fraud_detection.models.scorer import FraudScorer, NetworkSpec
 from fraud_detection.models.system import FraudClassifier
+from fraud_detection.runtime.progress import lightning_progress_bar
 
 MONITOR = "val_average_precision"
 
@@ -62,13 +64,15 @@ def fit(
         spec.build(), config.learning_rate, config.weight_decay, config.pos_weight, config.optimizer
     )
     best, history = BestWeights(), EpochHistory()
+    quiet_lightning()
+    progress_bar = lightning_progress_bar()  # a terminal's epochs bar; none in CI, DVC's logs or a file
     trainer = pl.Trainer(
         max_epochs=config.max_epochs,
-        callbacks=[EarlyStopping(MONITOR, patience=config.patience, mode="max"), best, history],
+        callbacks=[EarlyStopping(MONITOR, patience=config.patience, mode="max"), best, history, *progress_bar],
         deterministic=True,
         logger=False,
         enable_checkpointing=False,
-        enable_progress_bar=False,
+        enable_progress_bar=bool(progress_bar),
         enable_model_summary=False,
         num_sanity_val_steps=0,
         **config.trainer.as_kwargs(),

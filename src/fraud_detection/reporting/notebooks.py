@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fraud_detection.datasets.atomic import atomic_file
+from fraud_detection.runtime.progress import show_progress
 from fraud_detection.runtime.telemetry import disable_telemetry
 
 if TYPE_CHECKING:
@@ -172,7 +173,7 @@ def _execute(source: Path, output: Path, parameters: dict[str, Any], root: Path,
         language="python",
         cwd=str(root),
         log_output=False,
-        progress_bar=False,
+        progress_bar=show_progress(),  # its cells, on a terminal only
         execution_timeout=timeout,
         config=config,
     )

@@ -22,6 +22,7 @@ from fraud_detection.features.definitions import FEATURES, HEAVY_TAILED
 from fraud_detection.features.matrix import feature_matrix
 from fraud_detection.models.params import TrainParams
 from fraud_detection.models.training import fit_with_holdout
+from fraud_detection.runtime.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def backtest(
     scored = []
     if set(params.baselines) & set(HANDBOOK_BASELINES):
         training_set = handbook_features(training_set, label_delay_days)
-    for number, fold in enumerate(_folds(params, label_delay_days)):
+    for number, fold in enumerate(progress(_folds(params, label_delay_days), "backtest", unit="fold")):
         train_rows = fold_train_set(training_set, fold)
         test_rows = fold_test_set(training_set, fold, label_delay_days)
         reason = _unusable(train_rows, "training") or _unusable(test_rows, "test")
