@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from fraud_detection.batch.risk_store import SqliteRiskStore
-from fraud_detection.pipelines.batch_predict.nodes import Scored, publish_batches
+from fraud_detection.pipelines.batch_predict.nodes import Scored, publish_batches, serving_ref
 from fraud_detection.pipelines.register.nodes import EXPERIMENT_TAG, register_and_gate
 from fraud_detection.registry.candidate import Candidate
 from fraud_detection.registry.dataset import DVC_EXP_NAME, ModelRegistryDataset, dvc_experiment_name
@@ -76,6 +76,8 @@ def test_inside_an_experiment_the_candidate_is_registered_and_gated_but_no_alias
 
     again = register_and_gate(carrying(store.runs[2]), LINEAGE, store.window, dataset.load(), params(name))
     assert again["version"] == 3 and state(registry) == before, "a re-run finds its version, still moves nothing"
+    assert serving_ref(report, EXPERIMENT) == 3, "the experiment's batch_predict scores with what would serve"
+    assert serving_ref(report, None) == serving_ref({}, EXPERIMENT) == CHAMPION, "outside it (or no verdict): champion"
 
 
 def test_outside_an_experiment_the_same_candidate_is_promoted_as_usual(world, store: Store, monkeypatch) -> None:

@@ -64,12 +64,14 @@ def score_days(
     params: BatchPredictParams,
     model_name: str,
     spark: SparkParams,
+    promotion: dict[str, Any] | None = None,
 ) -> tuple[dict[str, pl.DataFrame], dict[str, pl.DataFrame], dict[str, pl.DataFrame], list[Scored], dict]:
     """Each day scored with the champion and gated. Returns predictions and queues of the batches that passed,
-    the rejected batches (with their reasons), the batches to publish, and the report."""
+    the rejected batches (with their reasons), the batches to publish, and the report. Inside a DVC experiment whose
+    register stage found its candidate fit to be champion (`promotion`, not applied), that candidate scores."""
     from fraud_detection.registry.loading import load_model
 
-    champion = load_model(model_registry.open(model_name), "champion")
+    champion = load_model(model_registry.open(model_name), serving_ref(promotion or {}, model_registry.dvc_experiment))
     version, scorer = str(champion.version), champion.scorer
     published = risk_store.published()
     predictions, queues, rejected, passed, report = {}, {}, {}, [], {}
@@ -96,6 +98,15 @@ def score_days(
         passed.append(Scored(day, version, cards, scores))
         report[day] = {"status": "published", "cards": len(cards), **figures}
     return predictions, queues, rejected, passed, report
+
+
+def serving_ref(promotion: dict[str, Any], dvc_experiment: str | None) -> str | int:
+    """What would serve after the register stage: `champion`; inside a DVC experiment, the version that experiment's
+    gate found fit to be champion (the experiment moved no alias). Outside one, always the champion."""
+    registered_in = (promotion.get("experiment") or {}).get("name")
+    if dvc_experiment is not None and registered_in is not None and promotion["decision"]["alias"] == "champion":
+        return int(promotion["version"])
+    return "champion"
 
 
 def publish_batches(

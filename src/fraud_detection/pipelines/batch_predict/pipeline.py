@@ -3,7 +3,7 @@ from kedro.pipeline import Pipeline, node
 from fraud_detection.pipelines.batch_predict.nodes import fail_on_rejections, plan_days, publish_batches, score_days
 
 SCORE_INPUTS = ["transaction_features", "batch_days", "model_registry", "risk_store", "params:batch_predict",
-                "params:register.model_name", "params:spark"]  # fmt: skip
+                "params:register.model_name", "params:spark", "promotion"]  # fmt: skip
 SCORE_OUTPUTS = ["batch_predictions", "investigation_queue", "rejected_batches", "batches_to_publish",
                  "batch_days_report"]  # fmt: skip
 
