@@ -18,6 +18,7 @@ from kedro.io import AbstractDataset
 from fraud_detection.datasets.atomic import atomic_file
 from fraud_detection.feature_store.feast_adapter import drop_stale_features, prepare_sqlite
 from fraud_detection.feature_store.online import DAILY_VIEWS
+from fraud_detection.feature_store.repo import record_infra, write_feature_repo
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -54,9 +55,11 @@ def repo_config(registry: str, online_store: dict, offline_store: dict, repo_pat
 
 
 def open_store(config: Any) -> FeatureStore:
+    """The store of `config`; its registry's folder is refreshed as a feature repo for Feast's own CLI."""
     from feast import FeatureStore
 
     Path(config.registry.path).parent.mkdir(parents=True, exist_ok=True)
+    write_feature_repo(config)
     return FeatureStore(config=config)
 
 
@@ -70,6 +73,7 @@ def apply_and_materialize(store: FeatureStore, end: datetime) -> tuple[datetime,
     from fraud_detection.feature_store.definitions import FEAST_OBJECTS
 
     store.apply(FEAST_OBJECTS)
+    record_infra(store)
     views = [v for v in store.list_feature_views() if v.online]
     drop_stale_features(store, views)
     prepare_sqlite(store, DAILY_VIEWS)  # before the writes: the change counters see them
