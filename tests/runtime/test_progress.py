@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tqdm
 
+from fraud_detection.models.params import TrainParams
 from fraud_detection.models.training import fit
 from fraud_detection.runtime.progress import feast_progress, lightning_progress_bar, progress, show_progress
 from tests.conftest import changed
@@ -95,39 +96,34 @@ def test_lightning_bar_needs_stdout_to_be_a_terminal(monkeypatch: pytest.MonkeyP
     assert lightning_progress_bar() == []
 
 
-@pytest.fixture(scope="module")
-def tiny() -> tuple[np.ndarray, np.ndarray]:
+def fit_tiny(train_params: TrainParams) -> None:
+    """`fit` on 300 rows for 2 epochs (validation: 100 rows), a learnable signal."""
     rng = np.random.default_rng(0)
     labels = (rng.random(400) < 0.2).astype(np.float32)
     matrix = np.column_stack([rng.lognormal(3, 1, 400) * (1 + 4 * labels), rng.poisson(10, 400), rng.random(400)])
-    return matrix, labels
-
-
-def _fit(tiny: tuple[np.ndarray, np.ndarray], small_train_params) -> None:
-    config = changed(small_train_params, max_epochs=2, hidden_sizes=[4], batch_size=64, increasing=[],
+    config = changed(train_params, max_epochs=2, hidden_sizes=[4], batch_size=64, increasing=[],
                      boosting={"weight": 0.0})  # fmt: skip
-    matrix, labels = tiny
     fit((matrix[:300], labels[:300]), (matrix[300:], labels[300:]), FEATURES, (), config)
 
 
-def test_fit_draws_no_bar_when_stderr_is_not_a_terminal(tiny, small_train_params, capfd, monkeypatch) -> None:
+def test_fit_draws_no_bar_when_stderr_is_not_a_terminal(small_train_params, capfd, monkeypatch) -> None:
     monkeypatch.delenv("CI", raising=False)
-    _fit(tiny, small_train_params)
+    fit_tiny(small_train_params)
     out, err = capfd.readouterr()
     assert "Epoch" not in out + err and "it/s" not in out + err
 
 
-def test_fit_draws_no_bar_in_ci(tiny, small_train_params, capfd, monkeypatch) -> None:
+def test_fit_draws_no_bar_in_ci(small_train_params, capfd, monkeypatch) -> None:
     terminal = on_terminal(monkeypatch)
     monkeypatch.setenv("CI", "1")
-    _fit(tiny, small_train_params)
+    fit_tiny(small_train_params)
     out, err = capfd.readouterr()
     assert "Epoch" not in terminal.getvalue() + out + err
 
 
-def test_fit_draws_lightning_bar_on_a_terminal(tiny, small_train_params, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fit_draws_lightning_bar_on_a_terminal(small_train_params, monkeypatch: pytest.MonkeyPatch) -> None:
     terminal = on_terminal(monkeypatch)
-    _fit(tiny, small_train_params)
+    fit_tiny(small_train_params)
     assert "Epoch 1" in terminal.getvalue()
 
 

@@ -67,8 +67,21 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None:  # the command line, not a caller: `fraud-detection registry history | head` ends quietly
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args = parser().parse_args(argv)
+    if argv is None:  # the command line: the project's logging, as `kedro run` has it (a caller's is left alone)
+        _project_logging()
     with _quiet_logs("kedro", "fraud_detection"):  # stdout is the command's output (`--json | jq`)
         return _run(args)
+
+
+def _project_logging() -> None:
+    """Logging from conf/logging.yml (runtime/logs.py); outside the project the command itself says what is wrong."""
+    from fraud_detection.runtime.logs import use_project_logging
+    from fraud_detection.runtime.project import NotInProject, project_root
+
+    try:
+        use_project_logging(project_root())
+    except NotInProject:
+        return
 
 
 @contextmanager
