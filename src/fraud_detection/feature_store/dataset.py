@@ -71,6 +71,7 @@ def apply_and_materialize(store: FeatureStore, end: datetime) -> tuple[datetime,
     holds the values of the current offline tables. The first time, the last day up to `end` is loaded.
     """
     from fraud_detection.feature_store.definitions import FEAST_OBJECTS
+    from fraud_detection.runtime.progress import feast_progress, show_progress
 
     store.apply(FEAST_OBJECTS)
     record_infra(store)
@@ -82,7 +83,8 @@ def apply_and_materialize(store: FeatureStore, end: datetime) -> tuple[datetime,
     # Every entity has a row for each day (the views live one day), so the last day holds every latest value.
     start = latest if latest and latest < end else end - ONE_DAY
     log.info("materializing %s .. %s", start.isoformat(), end.isoformat())
-    store.materialize(start_date=start, end_date=end)
+    with feast_progress(show_progress()):  # Feast's bar: on a terminal only
+        store.materialize(start_date=start, end_date=end)
     return start, sorted(v.name for v in views)
 
 
