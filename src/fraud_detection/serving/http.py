@@ -1,5 +1,6 @@
 """The HTTP edge of the real-time path, as plain ASGI: `POST /predict`, `GET /risk/{customer_id}`, `GET /metrics`,
-the admin token, the request body limit.
+`GET /docs.json` (the OpenAPI document of every route: serving/openapi.py), the admin token, the request body limit
+and content type.
 
 `/predict` is answered by an ASGI middleware of the BentoML service (`add_asgi_middleware`) instead of a
 `@bentoml.api`: BentoML's per-request machinery around an API (IO models built per call, a context object, a
@@ -13,6 +14,9 @@ The admin token is checked here, before BentoML sees an `/admin/` request: Bento
 the API's inputs before it calls the API, so a check in the API alone answers a malformed body with a 400 to anyone,
 and an unauthenticated caller learns about the endpoint before being refused. Here any `/admin/` request without the
 token is a 401, whatever its body (the API checks it again, with the same `admin_authorized`).
+
+Another method on the edge's own paths is a 405 naming the allowed one (`Allow`); a body that is not JSON, for
+`/predict` or a BentoML API, a 415 (BentoML would read any content type as JSON).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from __future__ import annotations
 import hmac
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -32,11 +36,14 @@ Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+Headers = Sequence[tuple[bytes, bytes]]
 
 
 RISK_PREFIX = "/risk/"
 ADMIN_PREFIX = "/admin/"
 ADMIN_REFUSED = "admin endpoints need `Authorization: Bearer <token>`"
+# the edge's own routes, and the method each answers (others: 405)
+EDGE_ROUTES = {"/predict": "POST", "/metrics": "GET", "/docs.json": "GET", RISK_PREFIX + "{customer_id}": "GET"}
 CUSTOMER_IDS = (0, 2**63 - 1)  # a card id: a non-negative int64, as /predict and ingestion accept it
 
 
@@ -44,18 +51,24 @@ class TooLarge(ValueError):
     pass
 
 
-def edge(transaction_type: type[Transaction], service: Callable[[], Any], max_body_bytes: int) -> type:
+def edge(
+    transaction_type: type[Transaction],
+    service: Callable[[], Any],
+    max_body_bytes: int,
+    document: Callable[[], bytes],
+    api_routes: Collection[str],
+) -> type:
     """The ASGI middleware in front of BentoML's routes: it answers `POST /predict` (on `service()`, the instance
-    BentoML created, resolved per request), `GET /risk/{customer_id}` (the batch stage's published risk table) and
-    `GET /metrics` itself, refuses any `/admin/` request without the admin token (`service().admin_token`) with a
-    401 before its body is read, and refuses any request body over `max_body_bytes` with a 413 before it is read (a
-    declared length from the header; a chunked body is read up to the limit and handed on whole). Everything else
-    goes on to BentoML (`/predict_batch`, `/admin/reload` with the token, `/readyz` ...)."""
+    BentoML created, resolved per request), `GET /risk/{customer_id}` (the batch stage's published risk table),
+    `GET /metrics` and `GET /docs.json` (`document()`) itself, refuses any `/admin/` request without the admin token
+    (`service().admin_token`) with a 401 before its body is read, and refuses any request body over
+    `max_body_bytes` with a 413 before it is read (a declared length from the header; a chunked body is read up to
+    the limit and handed on whole), and one that is not JSON for the BentoML APIs at `api_routes` with a 415.
+    Everything else goes on to BentoML (`/predict_batch`, `/admin/reload` with the token, `/readyz` ...)."""
 
     async def predict(scope: Scope, receive: Receive, send: Send) -> int:
-        content_type = _header(scope, b"content-type").split(";")[0].strip()
-        if content_type not in ("", "application/json"):
-            return await _answer(send, 415, {"error": f"content-type {content_type}; expected application/json"})
+        if refused := _not_json(scope):
+            return await _answer(send, 415, refused)
         try:
             body = await read_body(receive, max_body_bytes)
             transaction = transaction_type.model_validate_json(body)
@@ -70,7 +83,7 @@ def edge(transaction_type: type[Transaction], service: Callable[[], Any], max_bo
         raw = scope["path"].removeprefix(RISK_PREFIX)
         customer_id = parse_customer_id(raw)
         if isinstance(customer_id, str):
-            detail = [{"loc": ["customer_id"], "msg": customer_id, "input": raw}]
+            detail = [{"type": "value_error", "loc": ["customer_id"], "msg": customer_id, "input": raw}]
             return await _answer(send, 400, {"error": customer_id, "detail": detail})
         try:
             card = service().risk_store.lookup(customer_id)
@@ -84,7 +97,11 @@ def edge(transaction_type: type[Transaction], service: Callable[[], Any], max_bo
     async def prometheus(scope: Scope, receive: Receive, send: Send) -> int:
         return await _send(send, 200, exposition(), b"text/plain; version=0.0.4; charset=utf-8")
 
-    routes = {("POST", "/predict"): predict, ("GET", "/metrics"): prometheus}
+    async def openapi(scope: Scope, receive: Receive, send: Send) -> int:
+        return await _send(send, 200, document())
+
+    routes = {("POST", "/predict"): predict, ("GET", "/metrics"): prometheus, ("GET", "/docs.json"): openapi}
+    json_bodies = frozenset(api_routes)
 
     class Edge:
         def __init__(self, app: ASGIApp) -> None:
@@ -106,8 +123,19 @@ def edge(transaction_type: type[Transaction], service: Callable[[], Any], max_bo
                 observe(RISK_PREFIX + "{customer_id}" if route is risk else scope["path"], status,
                         time.perf_counter() - start)  # fmt: skip
                 return None
+            return await self._onward(scope, receive, send)
+
+        async def _onward(self, scope: Scope, receive: Receive, send: Send) -> None:
+            """A request the edge does not answer itself: a 405 on its own paths, else on to BentoML."""
+            own = RISK_PREFIX + "{customer_id}" if scope["path"].startswith(RISK_PREFIX) else scope["path"]
+            if own in EDGE_ROUTES:
+                allowed = EDGE_ROUTES[own]
+                refused = {"error": f"method {scope['method']} on {own}; expected {allowed}"}
+                return await _answer(send, 405, refused, [(b"allow", allowed.encode())])
             if scope["method"] in ("GET", "HEAD"):
                 return await self.app(scope, receive, send)
+            if scope["path"] in json_bodies and (refused := _not_json(scope)):
+                return await _answer(send, 415, refused)
             return await self._limited(scope, receive, send)
 
         async def _limited(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -181,6 +209,14 @@ def _too_large(size: int, limit: int) -> dict[str, str]:
     return {"error": f"request body of {size} bytes or more; expected at most {limit} (params serve.max_body_bytes)"}
 
 
+def _not_json(scope: Scope) -> dict[str, str] | None:
+    """The 415 answer for a request whose declared body is not JSON (no content type: read as JSON)."""
+    content_type = _header(scope, b"content-type").split(";")[0].strip().lower()
+    if content_type in ("", "application/json"):
+        return None
+    return {"error": f"content-type {content_type}; expected application/json"}
+
+
 def _header(scope: Scope, name: bytes) -> str:
     for key, value in scope["headers"]:
         if key == name:
@@ -188,12 +224,14 @@ def _header(scope: Scope, name: bytes) -> str:
     return ""
 
 
-async def _answer(send: Send, status: int, payload: dict[str, Any]) -> int:
-    return await _send(send, status, json.dumps(payload, default=str).encode())
+async def _answer(send: Send, status: int, payload: dict[str, Any], headers: Headers = ()) -> int:
+    return await _send(send, status, json.dumps(payload, default=str).encode(), headers=headers)
 
 
-async def _send(send: Send, status: int, body: bytes, content_type: bytes = b"application/json") -> int:
-    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+async def _send(
+    send: Send, status: int, body: bytes, content_type: bytes = b"application/json", headers: Headers = ()
+) -> int:
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()), *headers]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
     return status

@@ -2,7 +2,7 @@
 
 Endpoints: `POST /predict` (one transaction), `POST /predict_batch` (a list, adaptively batched across requests),
 `GET /risk/{customer_id}` (the per-card risk table the batch_predict stage publishes), `POST /admin/reload` (token),
-`/readyz`, `/livez`, `/metrics`.
+`/readyz`, `/livez`, `/metrics`, and `GET /docs.json`: the OpenAPI document of all of them (serving/openapi.py).
 
 At start each worker loads the models of the A/B variants and of the shadow (registry aliases: those of the
 running experiment in the registry, a rollout's; else `serve.ab.variants` and `serve.shadow`) from the registry
@@ -24,7 +24,9 @@ and collects its youngest generation less often (`serve.gc_threshold`).
 
 from __future__ import annotations
 
+import functools
 import gc
+import json
 import logging
 import os
 import threading
@@ -202,4 +204,23 @@ class FraudService:
         self.risk_store.close()
 
 
-FraudService.add_asgi_middleware(edge(CheckedTransaction, _instance, SERVE.max_body_bytes))
+@functools.cache
+def openapi_json() -> bytes:
+    """The OpenAPI document of every route the service answers, as served at `/docs.json`."""
+    from importlib.metadata import version
+
+    from fraud_detection.serving.openapi import openapi_document
+
+    document = openapi_document(
+        title=FraudService.name,
+        version=version("fraud-detection"),
+        transaction=CheckedTransaction,
+        batch_input=FraudService.apis["predict_batch"].input_spec,
+        admin_input=FraudService.apis["admin_reload"].input_spec,
+        admin_token_env=SERVE.admin_token_env,
+    )
+    return json.dumps(document).encode()
+
+
+API_ROUTES = [api.route for api in FraudService.apis.values()]
+FraudService.add_asgi_middleware(edge(CheckedTransaction, _instance, SERVE.max_body_bytes, openapi_json, API_ROUTES))
