@@ -169,3 +169,49 @@ def test_the_scorer_refuses_a_weight_that_does_not_match_its_trees(data, params,
     with pytest.raises(ValueError, match=f"trees_weight is {weight}; expected 0 without trees"):
         FraudScorer(Standardizer.fit(matrix, FEATURES, ()), spec, spec.build().state_dict(),
                     trees if with_trees else None, weight)  # fmt: skip
+
+
+def test_a_saved_scorer_scores_without_torch_and_builds_its_network_on_demand(data, params, tmp_path) -> None:
+    """What a Bento runs: the saved folder read by numpy alone (torch cannot be imported in that process), the
+    same scores as the torch reference; the torch network comes back from weights.pt when asked for."""
+    import subprocess
+    import sys
+
+    from fraud_detection.models.boosting import fit_trees
+    from fraud_detection.models.scorer import LAYERS_FILE, WEIGHTS_FILE, FraudScorer, NetworkSpec
+
+    matrix, labels = data
+    torch.manual_seed(0)
+    spec = NetworkSpec(len(FEATURES), (16, 8), 0.0, increasing=(0,))
+    trees = fit_trees((matrix, labels), (matrix, labels), FEATURES, _boosting(params, max_rounds=5), seed=0)
+    scorer = FraudScorer(Standardizer.fit(matrix, FEATURES, ("tx_amount",)), spec, spec.build().state_dict(), trees,
+                         0.5)  # fmt: skip
+    scorer.save(tmp_path / "scorer")
+    assert (tmp_path / "scorer" / LAYERS_FILE).is_file() and (tmp_path / "scorer" / WEIGHTS_FILE).is_file()
+    np.save(tmp_path / "matrix.npy", matrix)
+    script = f"""
+import builtins, sys
+import numpy as np
+real = builtins.__import__
+def no_torch(name, *args, **kwargs):
+    if name.split(".")[0] in ("torch", "pytorch_lightning", "lightning"):
+        raise ImportError("no torch here: " + name)
+    return real(name, *args, **kwargs)
+builtins.__import__ = no_torch
+from pathlib import Path
+from fraud_detection.models.scorer import FraudScorer
+scores = FraudScorer.load(Path({str(tmp_path / "scorer")!r})).predict_proba(np.load({str(tmp_path / "matrix.npy")!r}))
+np.save({str(tmp_path / "scores.npy")!r}, scores)
+print(sorted(name for name in sys.modules if name.split(".")[0] == "torch"))
+"""
+    ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == "[]", "torch was imported"
+    expected = scorer.predict_proba_torch(matrix)
+    assert np.abs(np.load(tmp_path / "scores.npy") - expected).max() < 1e-6
+    loaded = FraudScorer.load(tmp_path / "scorer")
+    network = loaded.network  # built from weights.pt on first use
+    original = scorer.network.state_dict()
+    assert network.state_dict().keys() == original.keys()
+    assert all(torch.equal(value, original[name]) for name, value in network.state_dict().items())
+    assert np.abs(loaded.predict_proba_torch(matrix) - expected).max() < 1e-12

@@ -18,7 +18,7 @@ import yaml
 from tests.conftest import PROJECT_ROOT
 from tests.http_helpers import free_port, wait_ready
 
-HEAVY = ("pyspark", "dvc", "pytorch-lightning", "evidently", "papermill", "scikit-learn", "kedro-datasets")
+HEAVY = ("pyspark", "dvc", "torch", "pytorch-lightning", "evidently", "papermill", "scikit-learn", "kedro-datasets")
 
 
 def test_the_bentofile_pins_what_uv_lock_pins_and_leaves_out_the_training_stack() -> None:

@@ -12,6 +12,8 @@ import torch
 from torch import nn
 from torch.nn import functional
 
+from fraud_detection.models.numpy_network import convex_units
+
 
 class FeedForward(nn.Module):
     def __init__(
@@ -52,10 +54,6 @@ class MixedReLU(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         half = convex_units(x.shape[-1])
         return torch.cat([functional.relu(x[..., :half]), torch.clamp(x[..., half:], max=0.0)], dim=-1)
-
-
-def convex_units(width: int) -> int:
-    return (width + 1) // 2
 
 
 def _mask(width: int, indices) -> torch.Tensor | None:

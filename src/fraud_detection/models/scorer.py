@@ -2,9 +2,12 @@
 probability is averaged with the network's (weight `train.boosting.weight`). Every scoring path (evaluation, the
 MLflow pyfunc, batch and real-time serving) calls `predict_proba` on the same saved files.
 
-Inference runs the network's layers in numpy (float32, the trained weights as they are): for one row that is
-about 10x cheaper than an eager torch call (no dispatcher, autograd or thread-pool overhead), and for a million
-rows it is no slower. Torch remains the training engine; `tests/models/test_models.py` checks both agree.
+Inference runs the network's layers in numpy (float32, the trained weights as they are, `numpy_network.py`): for one
+row that is about 10x cheaper than an eager torch call (no dispatcher, autograd or thread-pool overhead), and for a
+million rows it is no slower. A saved scorer holds its layers as `weights.npz` beside the torch weights, so loading
+one to score needs no torch (a Bento carries none); torch remains the training engine, and the torch network is
+built from `weights.pt` only when something asks for it (`network`: the online learner, the torch reference that
+`tests/models/test_models.py` checks inference against).
 """
 
 from __future__ import annotations
@@ -13,17 +16,23 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from fraud_detection.models.boosting import BoostedTrees
-from fraud_detection.models.network import FeedForward, MixedReLU, PositiveLinear, convex_units
+from fraud_detection.models.numpy_network import Layer, forward, load_layers, save_layers
 from fraud_detection.models.preprocessing import Standardizer
+
+if TYPE_CHECKING:
+    import torch
+
+    from fraud_detection.models.network import FeedForward
 
 PREPROCESSING_FILE = "preprocessing.json"
 NETWORK_FILE = "network.json"
-WEIGHTS_FILE = "weights.pt"
+WEIGHTS_FILE = "weights.pt"  # the torch state dict: training and fine-tuning
+LAYERS_FILE = "weights.npz"  # the same weights as numpy inference steps: scoring, without torch
 TREES_FILE = "trees.txt"  # LightGBM's text format, present when the candidate has trees
 BLEND_FILE = "blend.json"  # {"trees_weight": w}: probability = (1 - w) * network + w * trees
 
@@ -38,11 +47,14 @@ class NetworkSpec:
     increasing: tuple[int, ...] = ()  # inputs the network is monotone (non-decreasing) in
 
     def build(self) -> FeedForward:
+        from fraud_detection.models.network import FeedForward
+
         return FeedForward(self.n_inputs, self.hidden_sizes, self.dropout, self.increasing)
 
 
 class FraudScorer:
-    """Fraud probabilities from raw feature values (columns in `features` order)."""
+    """Fraud probabilities from raw feature values (columns in `features` order). Built from a network's torch
+    weights (`state`: training, the online learner) or loaded from a saved folder (`load`: numpy layers only)."""
 
     def __init__(
         self,
@@ -52,14 +64,16 @@ class FraudScorer:
         trees: BoostedTrees | None = None,
         trees_weight: float = 0.0,
     ) -> None:
+        network = _network(spec, state)
+        self._setup(standardizer, spec, numpy_layers(network), trees, trees_weight)
+        self._network, self._weights_file = network, None
+
+    def _setup(self, standardizer: Standardizer, spec: NetworkSpec, layers: list[Layer], trees: BoostedTrees | None,
+               trees_weight: float) -> None:  # fmt: skip
         if (trees is None) != (trees_weight == 0) or not 0 <= trees_weight <= 1:
             raise ValueError(f"trees_weight is {trees_weight}; expected 0 without trees, in (0, 1] with them")
-        self.standardizer, self.spec = standardizer, spec
+        self.standardizer, self.spec, self._layers = standardizer, spec, layers
         self.trees, self.trees_weight = trees, trees_weight
-        self.network = spec.build()
-        self.network.load_state_dict(state)
-        self.network.eval()
-        self._layers = numpy_layers(self.network)
         log_features = set(standardizer.log_features)
         self._log_mask = np.array([name in log_features for name in standardizer.features])
         self._log_columns = np.flatnonzero(self._log_mask)
@@ -69,6 +83,15 @@ class FraudScorer:
     def features(self) -> tuple[str, ...]:
         return self.standardizer.features
 
+    @property
+    def network(self) -> FeedForward:
+        """The torch network in eval mode (built from the saved weights on first use: needs torch)."""
+        if self._network is None:
+            import torch
+
+            self._network = _network(self.spec, torch.load(self._weights_file, weights_only=True))
+        return self._network
+
     def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
         """One probability per row (columns in `features` order), float64."""
         x = np.array(matrix, dtype=np.float64)  # a copy: transformed in place
@@ -77,18 +100,8 @@ class FraudScorer:
         x[:, self._log_columns] = logged
         x -= self._mean
         x /= self._scale
-        hidden = x.astype(np.float32)
-        for kind, weight, bias in self._layers:
-            if kind == "linear":
-                hidden = hidden @ weight
-                hidden += bias
-            elif kind == "relu":
-                np.maximum(hidden, np.float32(0), out=hidden)
-            else:  # mixed: ReLU on the first half of the units, min(x, 0) on the rest
-                half = convex_units(hidden.shape[1])
-                np.maximum(hidden[:, :half], np.float32(0), out=hidden[:, :half])
-                np.minimum(hidden[:, half:], np.float32(0), out=hidden[:, half:])
-        return self._blend(1.0 / (1.0 + np.exp(-hidden[:, 0].astype(np.float64))), matrix)
+        logits = forward(self._layers, x.astype(np.float32))
+        return self._blend(1.0 / (1.0 + np.exp(-logits.astype(np.float64))), matrix)
 
     def _blend(self, network: np.ndarray, matrix: np.ndarray) -> np.ndarray:
         if self.trees is None:
@@ -104,36 +117,60 @@ class FraudScorer:
 
     def predict_proba_torch(self, matrix: np.ndarray) -> np.ndarray:
         """The same through the torch network (the reference `predict_proba` is tested against)."""
+        import torch
+
         with torch.inference_mode():
             logits = self.network(torch.from_numpy(self.standardizer.transform(matrix)))
         return self._blend(torch.sigmoid(logits).double().numpy(), matrix)
 
     def save(self, folder: Path) -> None:
+        import torch
+
         folder.mkdir(parents=True, exist_ok=True)
         (folder / PREPROCESSING_FILE).write_text(json.dumps(self.standardizer.to_dict(), indent=1))
         (folder / NETWORK_FILE).write_text(json.dumps(dataclasses.asdict(self.spec), indent=1))
         torch.save(self.network.state_dict(), folder / WEIGHTS_FILE)
+        save_layers(self._layers, folder / LAYERS_FILE)
         if self.trees is not None:
             self.trees.save(folder / TREES_FILE)
             (folder / BLEND_FILE).write_text(json.dumps({"trees_weight": self.trees_weight}))
 
     @classmethod
     def load(cls, folder: Path) -> FraudScorer:
+        """A saved scorer, ready to score without torch (a folder saved before `weights.npz` existed needs it)."""
         standardizer = Standardizer.from_dict(json.loads((folder / PREPROCESSING_FILE).read_text()))
-        spec = json.loads((folder / NETWORK_FILE).read_text())
-        state = torch.load(folder / WEIGHTS_FILE, weights_only=True)
-        network = NetworkSpec(spec["n_inputs"], tuple(spec["hidden_sizes"]), spec["dropout"],
-                              tuple(spec.get("increasing", ())))  # fmt: skip
-        if not (folder / TREES_FILE).exists():
-            return cls(standardizer, network, state)
-        blend = json.loads((folder / BLEND_FILE).read_text())
-        return cls(standardizer, network, state, BoostedTrees.load(folder / TREES_FILE), blend["trees_weight"])
+        saved = json.loads((folder / NETWORK_FILE).read_text())
+        spec = NetworkSpec(saved["n_inputs"], tuple(saved["hidden_sizes"]), saved["dropout"],
+                           tuple(saved.get("increasing", ())))  # fmt: skip
+        trees, weight = None, 0.0
+        if (folder / TREES_FILE).exists():
+            trees = BoostedTrees.load(folder / TREES_FILE)
+            weight = json.loads((folder / BLEND_FILE).read_text())["trees_weight"]
+        if not (folder / LAYERS_FILE).exists():  # saved before the numpy layers were
+            import torch
+
+            return cls(standardizer, spec, torch.load(folder / WEIGHTS_FILE, weights_only=True), trees, weight)
+        scorer = cls.__new__(cls)
+        scorer._setup(standardizer, spec, load_layers(folder / LAYERS_FILE), trees, weight)
+        scorer._network, scorer._weights_file = None, folder / WEIGHTS_FILE
+        return scorer
 
 
-def numpy_layers(network: torch.nn.Module) -> list[tuple[str, np.ndarray | None, np.ndarray | None]]:
+def _network(spec: NetworkSpec, state: dict[str, Any]) -> FeedForward:
+    network = spec.build()
+    network.load_state_dict(state)
+    network.eval()
+    return network
+
+
+def numpy_layers(network: torch.nn.Module) -> list[Layer]:
     """The network's layers in inference mode, as numpy steps: ("linear", W^T, b), ("relu", None, None) and
     ("mixed", None, None); Dropout is the identity."""
-    layers: list[tuple[str, np.ndarray | None, np.ndarray | None]] = []
+    import torch
+
+    from fraud_detection.models.network import FeedForward, MixedReLU, PositiveLinear
+
+    layers: list[Layer] = []
     for module in network.modules():
         if isinstance(module, torch.nn.Linear):
             effective = module.effective_weight() if isinstance(module, PositiveLinear) else module.weight

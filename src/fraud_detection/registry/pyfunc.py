@@ -16,7 +16,8 @@ from fraud_detection.models.scorer import FraudScorer
 SCORER_ARTIFACT = "scorer"
 OUTPUT_COLUMN = "fraud_probability"
 # Explicit requirements: MLflow would otherwise load the model in a subprocess to infer them (seconds per log).
-RUNTIME_PACKAGES = ("mlflow", "torch", "lightgbm", "numpy", "pandas")
+# Scoring needs no torch: the scorer loads its numpy layers (models/scorer.py).
+RUNTIME_PACKAGES = ("mlflow", "lightgbm", "numpy", "pandas")
 
 
 def pip_requirements() -> list[str]:
