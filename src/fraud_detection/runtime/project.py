@@ -10,6 +10,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from kedro.config import OmegaConfigLoader
+from omegaconf.resolvers import oc
 
 if TYPE_CHECKING:
     from fraud_detection.runtime.params import Params
@@ -20,11 +21,32 @@ class NotInProject(ValueError):
 
 
 HOME_ENV = "FRAUD_DETECTION_HOME"  # the project root, for processes that run elsewhere (a Bento runs in its own copy)
+
+
+def feast_redis(url: str) -> str:
+    """A Redis URL (`redis://[:password@]host:port/db`, `rediss://` for TLS) as Feast's Redis online store writes
+    its connection string (`host:port,db=N[,password=...][,ssl=true]`), so that one variable sets both."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise ValueError(f"Redis URL {url!r}: expected redis://[:password@]host[:port][/db] (or rediss:// for TLS)")
+    db = parts.path.strip("/") or "0"
+    if not db.isdigit():
+        raise ValueError(f"Redis URL {url!r}: database {db!r} is not a number")
+    options = [f"{parts.hostname}:{parts.port or 6379}", f"db={db}"]
+    options += [f"password={parts.password}"] if parts.password else []
+    options += ["ssl=true"] if parts.scheme == "rediss" else []
+    return ",".join(options)
+
+
 CONFIG_LOADER_ARGS: dict[str, Any] = {
     "base_env": "base",
     "default_run_env": "local",
     # Parameters come from params.yaml (shared with DVC), never from a copy under conf/.
     "config_patterns": {"parameters": ["../../params.yaml"]},
+    # Endpoints come from the environment, with local defaults: `${oc.env:NAME,default}` (conf/production)
+    "custom_resolvers": {"oc.env": oc.env, "feast_redis": feast_redis},
 }
 
 
