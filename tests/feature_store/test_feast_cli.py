@@ -4,10 +4,14 @@ the materialize stage applied."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -100,19 +104,50 @@ def _without_times(proto_text: str) -> str:
     return re.sub(r"\s*(seconds|nanos): \d+", "", proto_text).strip()
 
 
-@pytest.mark.slow
-def test_feast_cli_lists_the_views_and_plans_no_change(feature_root: Path) -> None:
+@pytest.fixture(scope="module")
+def materialized_repo(feature_root: Path) -> str:
+    """A store applied and materialized by the project, as the materialize stage does; its repo folder."""
     name = f"cli_{uuid.uuid4().hex[:8]}"
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(feature_root)
-        registry = f"data/{name}/registry.db"
-        dataset = FeatureStoreDataset(
-            registry, {"type": "sqlite", "path": f"data/{name}/online.db"}, {"type": "duckdb"}
-        )
-        dataset.save(Materialization(END))
-    repo = f"data/{name}"
-    listed = _feast(feature_root, "-c", repo, "feature-views", "list")
+        online = {"type": "sqlite", "path": f"data/{name}/online.db"}
+        FeatureStoreDataset(f"data/{name}/registry.db", online, {"type": "duckdb"}).save(Materialization(END))
+    return f"data/{name}"
+
+
+@pytest.mark.slow
+def test_feast_cli_lists_the_views_and_plans_no_change(feature_root: Path, materialized_repo: str) -> None:
+    listed = _feast(feature_root, "-c", materialized_repo, "feature-views", "list")
     assert [line.split()[0] for line in listed.splitlines()[1:] if line.strip()] == VIEWS
-    plan = _feast(feature_root, "-c", repo, "plan")
-    assert "Could not validate FileSource" not in plan
+    plan = _feast(feature_root, "-c", materialized_repo, "plan")
+    assert "Could not validate FileSource" not in plan  # the sources are found from the repo folder
+    assert "No changes to infrastructure" in plan
     assert _changes(plan) == []
+
+
+@pytest.mark.slow
+def test_feast_ui_serves_the_project(feature_root: Path, materialized_repo: str) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [str(Path(sys.executable).with_name("feast")), "-c", materialized_repo, "ui", "--host", "127.0.0.1"]
+    env = {**os.environ, **TELEMETRY_OFF}
+    ui = subprocess.Popen([*command, "--port", str(port)], cwd=feature_root, env=env, stderr=subprocess.PIPE)
+    try:
+        views = _get_when_up(ui, f"http://127.0.0.1:{port}/api/v1/feature_views?project=fraud_detection")
+        assert sorted(view["spec"]["name"] for view in views["featureViews"]) == VIEWS
+    finally:
+        ui.terminate()
+        ui.communicate(timeout=30)
+
+
+def _get_when_up(server: subprocess.Popen, url: str, timeout_s: float = 120) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert server.poll() is None, server.communicate()[1].decode()[-2000:]
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return json.load(response)
+        except OSError:
+            time.sleep(1)
+    raise AssertionError(f"{url} did not answer within {timeout_s} s")
