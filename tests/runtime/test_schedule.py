@@ -147,7 +147,7 @@ def test_every_scheduled_command_runs_once_on_the_small_profile(tmp_path_factory
         return log
 
     run("retrain")
-    assert json.loads((project / "reports" / "promotion.json").read_text())["promoted"] is True
+    assert json.loads((project / "reports" / "promotion.json").read_text())["decision"]["promoted"] is True
     published = {p.name for p in (project / "data/07_model_output/predictions").iterdir()}
     traffic = subprocess.run([*cli, "traffic", "run", "--days", "1", "--in-process"], cwd=project, env=env,
                              capture_output=True, text=True, check=False, timeout=900)  # fmt: skip
