@@ -14,7 +14,7 @@ export UV_NO_PROGRESS := 1
 # mlflow, feast, torch ... from source again (`fraud-detection registry status`: 14 s instead of 3 s).
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: setup repro test test-services bench lint mlflow-server screenshot
+.PHONY: setup repro test test-services bench lint mlflow-server production screenshot
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -49,6 +49,11 @@ bench: setup  ## benchmarks; figures go to reports/bench/
 lint: setup
 	$(UV) run --frozen --no-sync ruff check .
 	$(UV) run --frozen --no-sync ruff format --check .
+
+# The whole system on the production profile (docs/production.md), after `make repro`: starts what is not running
+# (Redis, PostgreSQL, the MLflow server, a Spark master and two workers), runs every step on them, stops what it started.
+production: setup
+	$(UV) run --frozen --no-sync fraud-detection production run
 
 # The production profile's registry: an MLflow tracking server on the local PostgreSQL (database `mlflow`, created
 # if missing), artifacts under data/mlflow-server/, telemetry off (runtime/telemetry.py sets the switches, then

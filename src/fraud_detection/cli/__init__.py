@@ -18,6 +18,7 @@
     fraud-detection experiment start NAME --shares  serve a split (A/B/C) from now on; `stop`, `status`
     fraud-detection rollout start [CANDIDATE]       roll the challenger (or a version) out: shadow, 1 %, ... 100 %
     fraud-detection rollout status|tick|abort       where it stands; judge the step (advance, promote, abort)
+    fraud-detection production run [--days N]      the whole system on Spark, Redis, the MLflow server, a Bento
     fraud-detection dev dvc-deps [--check|--write]  each DVC stage's code deps: the import closure of what it runs
 
 A group's options go before or after its command: `registry --env production status` is `registry status --env
@@ -46,6 +47,7 @@ from fraud_detection.cli import (
     monitor,
     notebook,
     online_learner,
+    production,
     registry,
     rollout,
     schedule,
@@ -135,4 +137,5 @@ def parser() -> argparse.ArgumentParser:
     for group in (registry, serve, notebook, monitor, traffic, feedback, online_learner, experiment, rollout, dev):
         group.add_commands(groups)
     schedule.add_commands(groups)
+    production.add_commands(groups)
     return top
