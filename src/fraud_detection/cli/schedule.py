@@ -8,10 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from fraud_detection.cli import common
+
 
 def add_commands(groups: Any) -> None:
-    schedule = groups.add_parser("schedule", help="the jobs that run on a cadence, as a crontab (or an Airflow DAG)",
-                                 epilog="install: fraud-detection schedule | crontab -")  # fmt: skip
+    schedule = common.add_parser(groups, "schedule", help="the jobs that run on a cadence, as a crontab (install: "
+                                 "`fraud-detection schedule | crontab -`), or an Airflow DAG",
+                                 example="fraud-detection schedule --airflow dags/fraud_detection.py")  # fmt: skip
     schedule.add_argument("--airflow", type=Path, default=None, metavar="PATH",
                           help="write the schedule as an Airflow DAG file to PATH instead")  # fmt: skip
     schedule.set_defaults(command=_schedule)
