@@ -1,4 +1,4 @@
-"""`make production` on the small profile: the whole system on a Spark standalone cluster, Redis, PostgreSQL, the
+"""`make production` (`fraud-detection production run`) on the small profile: the whole system on a Spark standalone cluster, Redis, PostgreSQL, the
 MLflow tracking server and a served Bento, in a copy of the committed project, each endpoint its own (a free port,
 a Redis database, a PostgreSQL database) so that nothing of the machine's own services is touched."""
 
@@ -15,6 +15,7 @@ import psycopg2
 import pytest
 import redis
 
+from tests.conftest import PROJECT_ROOT
 from tests.http_helpers import free_port
 from tests.project_copy import committed_project, project_env, use_small_profile
 
@@ -46,8 +47,11 @@ def test_make_production_runs_the_whole_system_on_real_engines(tmp_path: Path) -
         simulate = subprocess.run(["kedro", "run", "--pipelines", "simulate"], cwd=project, env=env,
                                   capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
         assert simulate.returncode == 0, simulate.stdout[-3000:] + simulate.stderr[-3000:]
-        run = subprocess.run(["make", "production"], cwd=project, env=env, capture_output=True, text=True,
-                             timeout=2100, check=False)  # fmt: skip
+        recipe = subprocess.run(["make", "-n", "production"], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                                check=True).stdout.splitlines()[-1]  # fmt: skip
+        assert recipe.endswith("fraud-detection production run"), "`make production` is this command"
+        run = subprocess.run(["fraud-detection", "production", "run"], cwd=project, env=env, capture_output=True,
+                             text=True, timeout=2100, check=False)  # fmt: skip
         assert run.returncode == 0, run.stdout[-5000:] + run.stderr[-5000:]
         out, logs = run.stdout, project / "data" / "production" / "logs"
 
