@@ -1,6 +1,7 @@
-"""`make production` (`fraud-detection production run`) on the small profile: the whole system on a Spark standalone cluster, Redis, PostgreSQL, the
-MLflow tracking server and a served Bento, in a copy of the committed project, each endpoint its own (a free port,
-a Redis database, a PostgreSQL database) so that nothing of the machine's own services is touched."""
+"""`make production` (`fraud-detection production run`) on the small profile: the whole system on a Spark
+standalone cluster, Redis, PostgreSQL, the MLflow tracking server and a served Bento, in a copy of the committed
+project, each endpoint its own (a free port, a Redis database, a PostgreSQL database) so that nothing of the
+machine's own services is touched."""
 
 from __future__ import annotations
 
