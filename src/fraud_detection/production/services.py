@@ -190,8 +190,8 @@ class Services:
             raise ServiceError(f"FRAUD_DETECTION_POSTGRES_DSN {dsn!r} names no database; expected .../<database>")
         admin = dsn[: dsn.rindex("/")] + "/postgres"
         connection = psycopg2.connect(admin)
-        connection.autocommit = True
-        with connection, connection.cursor() as cursor:
+        connection.autocommit = True  # CREATE DATABASE runs outside a transaction
+        with connection.cursor() as cursor:
             cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
             if cursor.fetchone() is None:
                 cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
