@@ -200,6 +200,15 @@ def parse_customer_id(raw: str) -> int | str:
     return int(digits)
 
 
+def customer_id_pattern() -> str:
+    """The regular expression of the strings `parse_customer_id` accepts: decimal digits (leading zeros allowed) up
+    to the largest card id, or a negative zero."""
+    high = str(CUSTOMER_IDS[1])
+    shorter = f"\\d{{1,{len(high) - 1}}}"
+    below = [f"{high[:i]}[0-{int(d) - 1}]\\d{{{len(high) - i - 1}}}" for i, d in enumerate(high) if d != "0"]
+    return f"^(-0+|0*({'|'.join([shorter, *below, high])}))$"
+
+
 def validation_error(error: ValidationError) -> dict[str, Any]:
     detail = error.errors(include_url=False, include_context=False)
     return {"error": f"{error.error_count()} validation error(s) for {error.title}", "detail": detail}

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from fraud_detection.serving.http import customer_id_pattern
 from fraud_detection.serving.schemas import PREDICTIONS, ErrorBody, Prediction, RiskCard
 
 OPENAPI_VERSION = "3.1.0"
@@ -85,7 +86,7 @@ Refs = dict[type, dict[str, str]]  # a model's {"$ref": ...}
 def _scoring_paths(ref: Refs, transaction: type[BaseModel], batch_input: type[BaseModel]) -> dict[str, Any]:
     predictions = PREDICTIONS.json_schema(mode="serialization", ref_template=REF)
     predictions.pop("$defs", None)
-    customer_id = transaction.model_json_schema()["properties"]["customer_id"]
+    customer_id = {"type": "string", "pattern": customer_id_pattern(), "description": "a card id: 0 to 2^63-1"}
     return {
         "/predict": {
             "post": _operation(
@@ -107,9 +108,7 @@ def _scoring_paths(ref: Refs, transaction: type[BaseModel], batch_input: type[Ba
             "get": {
                 "operationId": "risk",
                 "summary": "The card's risk in the latest batch that scored it (the batch_predict stage).",
-                "parameters": [
-                    {"name": "customer_id", "in": "path", "required": True, "schema": _plain_integer(customer_id)}
-                ],
+                "parameters": [{"name": "customer_id", "in": "path", "required": True, "schema": customer_id}],
                 "responses": {
                     "200": _json("the card's risk", ref[RiskCard]),
                     **_errors(
@@ -185,7 +184,3 @@ def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
 
 def _body(description: str, media_type: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"description": description, "content": {media_type: {"schema": schema}}}
-
-
-def _plain_integer(schema: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in schema.items() if key in ("type", "minimum", "maximum")}

@@ -1,11 +1,12 @@
 """What the service accepts and returns: the bodies of `/predict`, `/predict_batch` and `/risk/{customer_id}`, and
 of their errors (serving/openapi.py documents each route with these models' JSON schemas).
 
-A transaction is checked by type (pydantic in strict mode: integers are JSON integers, not `"5"`, `5.5` or `true`;
-amounts are JSON numbers; the time is an ISO 8601 instant with a timezone; no unknown fields) and by the same limits
-as ingestion (params.yaml `ingest`: accepted time range, non-negative finite amounts up to `max_amount`).
-`with_limits` makes the model that checks both while it parses, so a bad transaction is refused before it joins a
-batch; either failure is a 400 naming the field, the value and what was expected, and nothing is scored or logged.
+A transaction is checked by type (pydantic in strict mode: integers are JSON integers, `5` or `5.0` as JSON
+Schema counts them, not `"5"`, `5.5` or `true`; amounts are JSON numbers; the time is an ISO 8601 instant with a
+timezone; no unknown fields) and by the same limits as ingestion (params.yaml `ingest`: accepted time range,
+non-negative finite amounts up to `max_amount`). `with_limits` makes the model that checks both while it parses, so
+a bad transaction is refused before it joins a batch; either failure is a 400 naming the field, the value and what
+was expected, and nothing is scored or logged.
 Its JSON schema carries the limits too (`minimum`/`maximum` on the amount, a `pattern` on the time's date).
 """
 
@@ -113,6 +114,11 @@ def with_limits(limits: Limits) -> type[Transaction]:
             title="Transaction", strict=True, json_schema_extra=lambda schema, _: limits_schema(schema, limits)
         )
 
+        @field_validator("transaction_id", "customer_id", "terminal_id", mode="before")
+        @classmethod
+        def _whole(cls, value: object) -> object:
+            return int(value) if type(value) is float and value.is_integer() else value  # JSON's 5.0 is 5
+
         @field_validator("tx_amount")
         @classmethod
         def _amount(cls, value: float) -> float:
@@ -126,6 +132,11 @@ def with_limits(limits: Limits) -> type[Transaction]:
     return CheckedTransaction
 
 
+# RFC 3339's time of day and offset, as the service parses them (no leap second; offsets up to 23:59)
+TIME_OF_DAY = r"([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d+)?([Zz]|[+-]([01]\d|2[0-3]):[0-5]\d)"
+DAY = r"(0[1-9]|[12]\d|3[01])"  # the format (`date-time`) refuses the days a month lacks
+
+
 def limits_schema(schema: dict[str, Any], limits: Limits) -> None:
     """The ingestion limits in a transaction's JSON schema. A JSON schema cannot bound a date-time, so a `pattern`
     bounds its date as written: a time with an offset, within a day of `valid_from` or `valid_to`, is checked as
@@ -134,14 +145,14 @@ def limits_schema(schema: dict[str, Any], limits: Limits) -> None:
     amount.update(minimum=0, maximum=limits.max_amount)
     first, last = limits.valid_from.astimezone(UTC), (limits.valid_to - timedelta(microseconds=1)).astimezone(UTC)
     moment.update(
-        pattern=date_pattern(first.date(), last.date()),
+        pattern=f"^({date_pattern(first.date(), last.date())})[Tt]{TIME_OF_DAY}$",
         description=f"an instant from {first.isoformat()} to before {limits.valid_to.astimezone(UTC).isoformat()}",
     )
 
 
 def date_pattern(first: date, last: date) -> str:
-    """A regular expression for the strings that start with a date (YYYY-MM-DD) from `first` to `last` inclusive,
-    as alternatives: whole years, then whole months, then days, at either end."""
+    """A regular expression of the dates (YYYY-MM-DD) from `first` to `last` inclusive, as alternatives: whole
+    years, whole months, then days, at either end."""
     if first > last:
         raise ValueError(f"no date from {first} to {last}; expected valid_from before valid_to (params ingest)")
     alternatives = []
@@ -151,9 +162,9 @@ def date_pattern(first: date, last: date) -> str:
         alternatives += _months_of(first.year, first, date(first.year, 12, 31))
         whole = range(first.year + 1, last.year)
         if whole:
-            alternatives.append(f"({'|'.join(f'{year:04d}' for year in whole)})-\\d{{2}}-\\d{{2}}")
+            alternatives.append(f"({'|'.join(f'{year:04d}' for year in whole)})-(0[1-9]|1[0-2])-{DAY}")
         alternatives += _months_of(last.year, date(last.year, 1, 1), last)
-    return f"^({'|'.join(alternatives)})"
+    return "|".join(alternatives)
 
 
 def _months_of(year: int, first: date, last: date) -> list[str]:
@@ -161,7 +172,7 @@ def _months_of(year: int, first: date, last: date) -> list[str]:
     months = range(first.month, last.month + 1)
     ends_month = (last + timedelta(days=1)).month != last.month
     whole = [m for m in months if (m != first.month or first.day == 1) and (m != last.month or ends_month)]
-    alternatives = [f"{year:04d}-({'|'.join(f'{m:02d}' for m in whole)})-\\d{{2}}"] if whole else []
+    alternatives = [f"{year:04d}-({'|'.join(f'{m:02d}' for m in whole)})-{DAY}"] if whole else []
     for month in (m for m in months if m not in whole):
         low = first.day if month == first.month else 1
         high = last.day if month == last.month else 31
