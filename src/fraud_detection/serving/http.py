@@ -55,15 +55,15 @@ def edge(
     transaction_type: type[Transaction],
     service: Callable[[], Any],
     max_body_bytes: int,
-    document: Callable[[], bytes],
-    api_routes: Collection[str],
+    document: Callable[[], bytes] | None = None,
+    api_routes: Collection[str] = (),
 ) -> type:
     """The ASGI middleware in front of BentoML's routes: it answers `POST /predict` (on `service()`, the instance
     BentoML created, resolved per request), `GET /risk/{customer_id}` (the batch stage's published risk table),
-    `GET /metrics` and `GET /docs.json` (`document()`) itself, refuses any `/admin/` request without the admin token
-    (`service().admin_token`) with a 401 before its body is read, and refuses any request body over
+    `GET /metrics` and `GET /docs.json` (`document()`, if given) itself; it refuses any `/admin/` request without
+    the admin token (`service().admin_token`) with a 401 before its body is read, any request body over
     `max_body_bytes` with a 413 before it is read (a declared length from the header; a chunked body is read up to
-    the limit and handed on whole), and one that is not JSON for the BentoML APIs at `api_routes` with a 415.
+    the limit and handed on whole), and a body that is not JSON for the BentoML APIs at `api_routes` with a 415.
     Everything else goes on to BentoML (`/predict_batch`, `/admin/reload` with the token, `/readyz` ...)."""
 
     async def predict(scope: Scope, receive: Receive, send: Send) -> int:
@@ -100,7 +100,9 @@ def edge(
     async def openapi(scope: Scope, receive: Receive, send: Send) -> int:
         return await _send(send, 200, document())
 
-    routes = {("POST", "/predict"): predict, ("GET", "/metrics"): prometheus, ("GET", "/docs.json"): openapi}
+    routes = {("POST", "/predict"): predict, ("GET", "/metrics"): prometheus}
+    if document is not None:
+        routes["GET", "/docs.json"] = openapi
     json_bodies = frozenset(api_routes)
 
     class Edge:
