@@ -37,7 +37,9 @@ def _assert_same_features(got: pl.DataFrame, expected: pl.DataFrame) -> None:
 
 def test_feast_training_set_equals_the_batch_features(store, transactions, offline_features) -> None:
     apply_and_materialize(store, datetime(2018, 4, 2, tzinfo=UTC))
-    training_set = build_training_set(store, transactions, TrainingSetParams(feature_service="fraud_model_v1"))
+    training_set = build_training_set(
+        store, transactions, TrainingSetParams(feature_service="fraud_model_v1", chunk_rows=100_000)
+    )
     assert training_set.height == transactions.height
     _assert_same_features(training_set, offline_features)
 

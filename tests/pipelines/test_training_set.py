@@ -17,6 +17,7 @@ from fraud_detection.pipelines.training_set.nodes import (
     check_against_offline_features,
 )
 from fraud_detection.runtime.params import Params
+from tests.conftest import changed, params_problem
 from tests.feature_store.conftest import feature_root, label_events, offline_features, sqlite_store, transactions
 
 __all__ = ["feature_root", "label_events", "offline_features", "sqlite_store", "transactions"]
@@ -33,6 +34,34 @@ def test_the_feast_training_set_passes_the_check(
     in_order = offline_features.sort("tx_datetime", "transaction_id")
     assert_frame_equal(training_set.select(ENTITY_COLUMNS), in_order.select(ENTITY_COLUMNS))
     assert check_against_offline_features(training_set, offline_features.lazy()) is training_set
+
+
+def test_chunked_retrieval_equals_one_shot_retrieval(
+    sqlite_store, transactions: pl.DataFrame, params: Params, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunks of entity rows in time order (a partial last one included) give the same rows, order and values as one
+    retrieval of every row."""
+    apply_and_materialize(sqlite_store, datetime(2018, 4, 2, tzinfo=UTC))
+    retrievals = []
+    retrieve = sqlite_store.get_historical_features
+
+    def counted(*args, **kwargs):
+        retrievals.append(len(kwargs["entity_df"]))
+        return retrieve(*args, **kwargs)
+
+    monkeypatch.setattr(sqlite_store, "get_historical_features", counted)
+    one_shot = build_training_set(sqlite_store, transactions, changed(params.training_set, chunk_rows=10**9))
+    chunk_rows = transactions.height // 3 + 1
+    chunked = build_training_set(sqlite_store, transactions.sample(fraction=1.0, shuffle=True, seed=1),
+                                 changed(params.training_set, chunk_rows=chunk_rows))  # fmt: skip
+    assert retrievals == [transactions.height, chunk_rows, chunk_rows, transactions.height - 2 * chunk_rows]
+    assert_frame_equal(chunked, one_shot)
+
+
+def test_a_chunk_size_below_one_is_a_clear_error(config_loader) -> None:
+    assert params_problem(config_loader["parameters"], "training_set", chunk_rows=0) == (
+        "params.yaml training_set.chunk_rows=0: expected an integer >= 1"
+    )
 
 
 def test_a_skewed_feature_is_named_with_its_transaction(offline_features: pl.DataFrame) -> None:

@@ -84,7 +84,7 @@ def test_compromised_customers_amounts_are_inflated(transactions: pl.DataFrame) 
 
 def test_unknown_profile_is_a_clear_error(config_loader) -> None:
     raw = config_loader["parameters"]
-    message = "params.yaml simulate: expected profile one of ['default', 'small']"
+    message = "params.yaml simulate: expected profile one of ['default', 'large', 'medium', 'small']"
     with pytest.raises(ParamsError, match=re.escape(message)):
         checked_params({**raw, "simulate": {**raw["simulate"], "profile": "huge"}})
 

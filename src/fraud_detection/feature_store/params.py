@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fraud_detection.runtime.param_model import Moment, ParamModel
+from fraud_detection.runtime.param_model import Moment, ParamModel, PositiveInt
 
 
 class MaterializeParams(ParamModel):
@@ -14,3 +14,4 @@ class MaterializeParams(ParamModel):
 
 class TrainingSetParams(ParamModel):
     feature_service: str
+    chunk_rows: PositiveInt  # entity rows per point-in-time retrieval: bounds the stage's memory, not its output
