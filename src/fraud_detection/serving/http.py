@@ -83,7 +83,7 @@ def edge(
         raw = scope["path"].removeprefix(RISK_PREFIX)
         customer_id = parse_customer_id(raw)
         if isinstance(customer_id, str):
-            detail = [{"type": "value_error", "loc": ["customer_id"], "msg": customer_id, "input": raw}]
+            detail = [{"loc": ["customer_id"], "msg": customer_id, "input": raw}]
             return await _answer(send, 400, {"error": customer_id, "detail": detail})
         try:
             card = service().risk_store.lookup(customer_id)

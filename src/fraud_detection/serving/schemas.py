@@ -63,9 +63,9 @@ class RiskCard(BaseModel):
 class ErrorDetail(BaseModel):
     """One problem of a refused request: pydantic's error entry (the service's and BentoML's)."""
 
-    type: str  # pydantic's error type (`int_parsing`, `missing`, `value_error`, ...)
     loc: list[str | int]  # where: the field, in a batch `["transactions", 3, "tx_amount"]`
     msg: str  # what was found and what was expected
+    type: str = ""  # pydantic's error type (`int_parsing`, `missing`, ...; absent for a card id of /risk)
     input: Any = None  # the value refused (absent in BentoML's answers)
     url: str = ""  # pydantic's page on the error type (BentoML's answers only)
 
