@@ -1,0 +1,199 @@
+"""How cost grows: the data stages at 1x, 3x and 10x the default data, each a `kedro run` as a user runs it.
+
+For each scale (1x: simulate profile `default`, 3x: `medium`, 10x: `large`; same days, 3x / 10x the customers and
+terminals) a scratch copy of the committed project (`git archive HEAD`) runs `simulate`, then per engine `ingest`,
+`features`, `materialize` and `training_set`, each a subprocess under `/usr/bin/time -v`: wall seconds and peak
+resident memory (the largest process, as `time -v` reports it; `peak_tree_rss_mb` sums the process tree, sampled,
+which counts Spark's JVM beside its Python driver). A step whose process tree passes `--memory-limit-gb` is killed
+and recorded as failed with the memory it had reached, rather than taking the shared machine down.
+
+The Spark rows set `ingest.engine=spark` and `features.engine=spark` (Spark's master from params.yaml: `local[*]`, or
+$SPARK_MASTER_URL); `materialize` and `training_set` read the same tables whichever engine wrote them (Feast's duckdb
+store), so they run once per scale, with the polars rows. Baseline, at 1x: the training set in one retrieval of every
+entity row (`training_set.chunk_rows` above the row count), what the stage did before it retrieved in chunks.
+
+Results merge into reports/bench/cost_growth.json by (scale, engine): a run of some scales keeps the others'.
+
+Run: uv run python -m bench.bench_cost_growth [--scales 1,3,10] [--engines polars,spark] [--runs 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import psutil
+from tests.project_copy import committed_project, project_env, set_params
+
+from bench.timing import RESULTS, save
+
+PROFILES = {1: "default", 3: "medium", 10: "large"}
+ENGINE_PARAMS = {"polars": [], "spark": ["ingest.engine=spark", "features.engine=spark"]}
+STEPS = {"polars": ("ingest", "features", "materialize", "training_set"), "spark": ("ingest", "features")}
+ONE_SHOT = 10**12  # chunk_rows above any row count: one retrieval of every entity row
+SAMPLE_S = 0.25
+
+
+@dataclass(frozen=True)
+class StepRun:
+    seconds: float
+    peak_rss_mb: float | None  # the largest process (`/usr/bin/time -v`); None when it was killed
+    peak_tree_rss_mb: float  # the process tree's sum, sampled
+    failed: str | None  # why it did not finish
+
+
+def run_step(project: Path, pipeline: str, params: list[str], limit_mb: float, log: Path) -> StepRun:
+    """`kedro run --pipelines <pipeline>` in `project` under `/usr/bin/time -v`, killed past `limit_mb`."""
+    command = ["/usr/bin/time", "-v", "kedro", "run", "--pipelines", pipeline]
+    if params:
+        command += ["--params", ",".join(params)]
+    with log.open("w") as out:
+        start = time.perf_counter()
+        process = subprocess.Popen(command, cwd=project, env=project_env(project), stdout=out, stderr=subprocess.STDOUT,
+                                   start_new_session=True)  # fmt: skip
+        peak, killed = _watch(process, limit_mb)
+        seconds = time.perf_counter() - start
+    text = log.read_text(errors="replace")
+    if killed:
+        return StepRun(round(seconds, 2), None, round(peak), f"killed at {peak:.0f} MB (limit {limit_mb:.0f} MB)")
+    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
+    failed = None if process.returncode == 0 else f"exit {process.returncode}: {_last_error(text)}"
+    return StepRun(round(seconds, 2), round(int(rss.group(1)) / 1024) if rss else None, round(peak), failed)
+
+
+def _watch(process: subprocess.Popen, limit_mb: float) -> tuple[float, bool]:
+    """Sample the process tree's resident memory until it ends; kill its session past `limit_mb`. Returns the peak
+    (MB) and whether it was killed."""
+    peak, killed = 0.0, False
+    root = psutil.Process(process.pid)
+    while process.poll() is None:
+        try:
+            tree = [root, *root.children(recursive=True)]
+            rss = sum(p.memory_info().rss for p in tree if p.is_running()) / 2**20
+        except psutil.Error:
+            rss = 0.0
+        peak = max(peak, rss)
+        if rss > limit_mb:
+            os.killpg(process.pid, 9)
+            killed = True
+            process.wait()
+            break
+        time.sleep(SAMPLE_S)
+    return peak, killed
+
+
+def _last_error(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if "Error" in line or "error" in line]
+    return lines[-1][:300] if lines else "see the step's log"
+
+
+def timed(work: list[StepRun]) -> dict:
+    """Median seconds over the runs, the largest peaks, every run's seconds; the first failure if any run failed."""
+    failed = next((r.failed for r in work if r.failed), None)
+    peaks = [r.peak_rss_mb for r in work if r.peak_rss_mb is not None]
+    return {
+        "seconds": round(statistics.median(r.seconds for r in work), 2),
+        "runs_s": [r.seconds for r in work],
+        "peak_rss_mb": max(peaks) if peaks else None,
+        "peak_tree_rss_mb": max(r.peak_tree_rss_mb for r in work),
+        "failed": failed,
+    }
+
+
+def repeat(runs: int, project: Path, pipeline: str, params: list[str], limit_mb: float, logs: Path) -> dict:
+    work = []
+    for i in range(runs):
+        work.append(run_step(project, pipeline, params, limit_mb, logs / f"{pipeline}-{'-'.join(params)}-{i}.log"))
+        print(f"  {pipeline} {' '.join(params)}: {work[-1]}", flush=True)
+        if work[-1].failed:
+            break
+    return timed(work)
+
+
+def measure_scale(scale: int, engines: list[str], runs: int, limit_mb: float, logs: Path) -> list[dict]:
+    """Every step at one scale, in a scratch project deleted afterwards."""
+    scratch = Path(tempfile.mkdtemp(prefix=f"cost_growth_{scale}x_"))
+    try:
+        project = committed_project(scratch / "project")
+        set_params(project, simulate={"profile": PROFILES[scale]})
+        simulate = repeat(runs, project, "simulate", [], limit_mb, logs)
+        transactions = pl.scan_parquet(project / "data/01_raw/simulated_transactions.parquet").select(pl.len())
+        rows = transactions.collect().item() if not simulate["failed"] else None
+        entries = []
+        for engine in engines:
+            steps = {"simulate": simulate} if engine == "polars" else {}
+            for step in STEPS[engine]:
+                steps[step] = repeat(runs, project, step, ENGINE_PARAMS[engine], limit_mb, logs)
+                if steps[step]["failed"]:
+                    break
+            if engine == "polars" and scale == 1 and not steps["training_set"]["failed"]:
+                one_shot = [f"training_set.chunk_rows={ONE_SHOT}"]
+                steps["training_set_one_shot"] = repeat(runs, project, "training_set", one_shot, limit_mb, logs)
+            entries.append({"scale": scale, "profile": PROFILES[scale], "engine": engine, "rows": rows,
+                            "runs": runs, "steps": steps})  # fmt: skip
+        return entries
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def merged(previous: list[dict], new: list[dict]) -> list[dict]:
+    keys = {(e["scale"], e["engine"]) for e in new}
+    kept = [e for e in previous if (e["scale"], e["engine"]) not in keys]
+    return sorted([*kept, *new], key=lambda e: (e["scale"], e["engine"]))
+
+
+def table(results: list[dict]) -> str:
+    lines = ["scale | engine | step | rows | seconds | peak RSS MB | process tree MB | failed"]
+    for entry in results:
+        for step, figures in entry["steps"].items():
+            cells = [f"{entry['scale']}x", entry["engine"], step, entry["rows"], figures["seconds"],
+                     figures["peak_rss_mb"], figures["peak_tree_rss_mb"], figures["failed"] or ""]  # fmt: skip
+            lines.append(" | ".join(str(cell) for cell in cells))
+    return "\n".join(lines)
+
+
+def main(scales: list[int], engines: list[str], runs: int, limit_gb: float, logs: Path) -> None:
+    logs.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / "cost_growth.json"
+    previous = json.loads(path.read_text())["results"] if path.exists() else []
+    new = [entry for scale in scales for entry in measure_scale(scale, engines, runs, limit_gb * 1024, logs)]
+    results = merged(previous, new)
+    save("cost_growth", {
+        "runs": runs,
+        "runs_note": "each step's seconds are the median of `runs` runs (one at 10x: a 10x step takes minutes)",
+        "memory_limit_gb": limit_gb,
+        "spark_master": os.environ.get("SPARK_MASTER_URL", "local[*]"),
+        "peak_rss_note": "peak_rss_mb: the largest process (/usr/bin/time -v); peak_tree_rss_mb: the process "
+                         "tree's sum, sampled every 0.25 s (Spark's JVM beside its driver)",
+        "results": results,
+    })  # fmt: skip
+    print(table(results))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scales", default="1,3,10", help="comma-separated, of 1, 3, 10")
+    parser.add_argument("--engines", default="polars,spark", help="comma-separated, of polars, spark")
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--memory-limit-gb", type=float, default=16.0)
+    parser.add_argument("--logs", type=Path, default=Path(tempfile.gettempdir()) / "cost_growth_logs")
+    args = parser.parse_args()
+    scales = [int(s) for s in args.scales.split(",")]
+    engines = args.engines.split(",")
+    for scale in scales:
+        if scale not in PROFILES:
+            parser.error(f"--scales: {scale} is not one of {sorted(PROFILES)}")
+    for engine in engines:
+        if engine not in ENGINE_PARAMS:
+            parser.error(f"--engines: {engine} is not one of {sorted(ENGINE_PARAMS)}")
+    main(scales, engines, args.runs, args.memory_limit_gb, args.logs)
