@@ -2,10 +2,11 @@
 
 For each scale (1x: simulate profile `default`, 3x: `medium`, 10x: `large`; same days, 3x / 10x the customers and
 terminals) a scratch copy of the committed project (`git archive HEAD`) runs `simulate`, then per engine `ingest`,
-`features`, `materialize` and `training_set`, each a subprocess under `/usr/bin/time -v`: wall seconds and peak
-resident memory (the largest process, as `time -v` reports it; `peak_tree_rss_mb` sums the process tree, sampled,
-which counts Spark's JVM beside its Python driver). A step whose process tree passes `--memory-limit-gb` is killed
-and recorded as failed with the memory it had reached, rather than taking the shared machine down.
+`features`, `materialize` and `training_set`, each a subprocess under `/usr/bin/time -v`: wall seconds, CPU seconds
+(user + system: the machine may be shared) and peak resident memory (the largest process, as `time -v` reports it;
+`peak_tree_rss_mb` sums the process tree, sampled, which counts Spark's JVM beside its Python driver). A step whose
+process tree passes `--memory-limit-gb` is killed and recorded as failed with the memory it had reached, rather than
+taking the shared machine down.
 
 The Spark rows set `ingest.engine=spark` and `features.engine=spark` (Spark's master from params.yaml: `local[*]`, or
 $SPARK_MASTER_URL); `materialize` and `training_set` read the same tables whichever engine wrote them (Feast's duckdb
@@ -49,6 +50,7 @@ class StepRun:
     seconds: float
     peak_rss_mb: float | None  # the largest process (`/usr/bin/time -v`); None when it was killed
     peak_tree_rss_mb: float  # the process tree's sum, sampled
+    cpu_s: float | None  # user + system seconds of the process tree (the machine may be shared: wall time varies)
     failed: str | None  # why it did not finish
 
 
@@ -65,10 +67,12 @@ def run_step(project: Path, pipeline: str, params: list[str], limit_mb: float, l
         seconds = time.perf_counter() - start
     text = log.read_text(errors="replace")
     if killed:
-        return StepRun(round(seconds, 2), None, round(peak), f"killed at {peak:.0f} MB (limit {limit_mb:.0f} MB)")
+        return StepRun(round(seconds, 2), None, round(peak), None, f"killed at {peak:.0f} MB (limit {limit_mb:.0f} MB)")
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
+    cpu = [float(s) for s in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", text)]
     failed = None if process.returncode == 0 else f"exit {process.returncode}: {_last_error(text)}"
-    return StepRun(round(seconds, 2), round(int(rss.group(1)) / 1024) if rss else None, round(peak), failed)
+    rss_mb = round(int(rss.group(1)) / 1024) if rss else None
+    return StepRun(round(seconds, 2), rss_mb, round(peak), round(sum(cpu), 1) if cpu else None, failed)
 
 
 def _watch(process: subprocess.Popen, limit_mb: float) -> tuple[float, bool]:
@@ -106,6 +110,7 @@ def timed(work: list[StepRun]) -> dict:
         "runs_s": [r.seconds for r in work],
         "peak_rss_mb": max(peaks) if peaks else None,
         "peak_tree_rss_mb": max(r.peak_tree_rss_mb for r in work),
+        "cpu_s": statistics.median(r.cpu_s for r in work) if all(r.cpu_s is not None for r in work) else None,
         "failed": failed,
     }
 
@@ -153,10 +158,10 @@ def merged(previous: list[dict], new: list[dict]) -> list[dict]:
 
 
 def table(results: list[dict]) -> str:
-    lines = ["scale | engine | step | rows | seconds | peak RSS MB | process tree MB | failed"]
+    lines = ["scale | engine | step | rows | seconds | CPU s | peak RSS MB | process tree MB | failed"]
     for entry in results:
         for step, figures in entry["steps"].items():
-            cells = [f"{entry['scale']}x", entry["engine"], step, entry["rows"], figures["seconds"],
+            cells = [f"{entry['scale']}x", entry["engine"], step, entry["rows"], figures["seconds"], figures["cpu_s"],
                      figures["peak_rss_mb"], figures["peak_tree_rss_mb"], figures["failed"] or ""]  # fmt: skip
             lines.append(" | ".join(str(cell) for cell in cells))
     return "\n".join(lines)
