@@ -70,7 +70,7 @@ def run_step(project: Path, pipeline: str, params: list[str], limit_mb: float, l
         return StepRun(round(seconds, 2), None, round(peak), None, f"killed at {peak:.0f} MB (limit {limit_mb:.0f} MB)")
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
     cpu = [float(s) for s in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", text)]
-    failed = None if process.returncode == 0 else f"exit {process.returncode}: {_last_error(text)}"
+    failed = None if process.returncode == 0 else f"exit {process.returncode}: {_last_error(text, peak)}"
     rss_mb = round(int(rss.group(1)) / 1024) if rss else None
     return StepRun(round(seconds, 2), rss_mb, round(peak), round(sum(cpu), 1) if cpu else None, failed)
 
@@ -96,7 +96,9 @@ def _watch(process: subprocess.Popen, limit_mb: float) -> tuple[float, bool]:
     return peak, killed
 
 
-def _last_error(text: str) -> str:
+def _last_error(text: str, peak_mb: float) -> str:
+    if "terminated by signal 9" in text:  # SIGKILL from outside: on a machine out of memory, the kernel's OOM killer
+        return f"killed by signal 9 (out of memory?) at {peak_mb:.0f} MB"
     lines = [line.strip() for line in text.splitlines() if "Error" in line or "error" in line]
     return lines[-1][:300] if lines else "see the step's log"
 
@@ -118,7 +120,8 @@ def timed(work: list[StepRun]) -> dict:
 def repeat(runs: int, project: Path, pipeline: str, params: list[str], limit_mb: float, logs: Path) -> dict:
     work = []
     for i in range(runs):
-        work.append(run_step(project, pipeline, params, limit_mb, logs / f"{pipeline}-{'-'.join(params)}-{i}.log"))
+        log = logs / f"{project.parent.name}-{pipeline}-{'-'.join(params)}-{i}.log"
+        work.append(run_step(project, pipeline, params, limit_mb, log))
         print(f"  {pipeline} {' '.join(params)}: {work[-1]}", flush=True)
         if work[-1].failed:
             break
