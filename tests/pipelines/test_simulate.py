@@ -56,7 +56,7 @@ def test_the_node_is_the_simulator_on_the_selected_profile(
 def test_bad_simulate_params_are_named(config_loader) -> None:
     raw = config_loader["parameters"]
     assert params_problem(raw, "simulate", profile="huge") == (
-        "params.yaml simulate: expected profile one of ['default', 'small']"
+        "params.yaml simulate: expected profile one of ['default', 'large', 'medium', 'small']"
     )
     assert params_problem(
         config_loader["parameters"], "simulate", drift=[{"kind": "amount_inflation", "start_day": 10}]
