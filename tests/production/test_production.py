@@ -48,9 +48,10 @@ def test_make_production_runs_the_whole_system_on_real_engines(tmp_path: Path) -
         simulate = subprocess.run(["kedro", "run", "--pipelines", "simulate"], cwd=project, env=env,
                                   capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
         assert simulate.returncode == 0, simulate.stdout[-3000:] + simulate.stderr[-3000:]
-        recipe = subprocess.run(["make", "-n", "production"], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                                check=True).stdout.splitlines()[-1]  # fmt: skip
-        assert recipe.endswith("fraud-detection production run"), "`make production` is this command"
+        # under `make test-services` this make is a sub-make: no "Entering directory" lines
+        dry_run = subprocess.run(["make", "--no-print-directory", "-n", "production"], cwd=PROJECT_ROOT,
+                                 capture_output=True, text=True, check=True).stdout.splitlines()  # fmt: skip
+        assert dry_run[-1].endswith("fraud-detection production run"), "`make production` is this command"
         run = subprocess.run(["fraud-detection", "production", "run"], cwd=project, env=env, capture_output=True,
                              text=True, timeout=2100, check=False)  # fmt: skip
         assert run.returncode == 0, run.stdout[-5000:] + run.stderr[-5000:]
