@@ -14,16 +14,23 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
-import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fraud_detection.production.services import ServiceError, Services, endpoints, free_port, wait_for
+from fraud_detection.production.services import (
+    ServiceError,
+    Services,
+    endpoints,
+    free_port,
+    http_ok,
+    terminate,
+    wait_for,
+)
 
 ENV = "production"
 TRAIN_NODES = 2
@@ -117,32 +124,24 @@ class Production:
         output = self.step("bento", ["fraud-detection", "serve", "build", "--env", ENV])
         return output.split("built ", 1)[1].split()[0]
 
-    def serving(self, tag: str):
-        """`bentoml serve <tag>` (the built Bento) on a free port, until the block ends."""
-        from contextlib import contextmanager
-
-        @contextmanager
-        def served():
-            port = free_port()
-            log_path = self.logs / "bento-serve.log"
-            log = log_path.open("w")
-            server = subprocess.Popen(["bentoml", "serve", tag, "--port", str(port), "--host", "127.0.0.1"],
-                                      cwd=self.root / "data" / "production", env=self.env, stdout=log,
-                                      stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-            url = f"http://127.0.0.1:{port}"
-            try:
-                wait_for(f"the Bento {tag}", lambda: _ready(url) or server.poll() is not None, 180, log_path)
-                if server.poll() is not None:
-                    raise ServiceError(f"bentoml serve {tag} exited; see {log_path}")
-                self.say(f"  serving the Bento {tag} at {url}")
-                yield url
-            finally:
-                if server.poll() is None:
-                    os.killpg(server.pid, signal.SIGTERM)
-                    server.wait(timeout=60)
-                log.close()
-
-        return served()
+    @contextmanager
+    def serving(self, tag: str) -> Iterator[str]:
+        """`bentoml serve <tag>` (the built Bento) on a free port, until the block ends; yields its URL."""
+        port = free_port()
+        log_path = self.logs / "bento-serve.log"
+        log = log_path.open("w")
+        server = subprocess.Popen(["bentoml", "serve", tag, "--port", str(port), "--host", "127.0.0.1"],
+                                  cwd=self.root / "data" / "production", env=self.env, stdout=log,
+                                  stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_for(f"the Bento {tag}", lambda: http_ok(f"{url}/readyz") or server.poll() is not None, 180, log_path)
+            if server.poll() is not None:
+                raise ServiceError(f"bentoml serve {tag} exited; see {log_path}")
+            self.say(f"  serving the Bento {tag} at {url}")
+            yield url
+        finally:
+            terminate(server, log)
 
     def results(self, tag: str) -> dict[str, str]:
         reports = self.root / "reports"
@@ -159,14 +158,6 @@ class Production:
             "drift report": str(drift[-1]) if drift else "(none)",
             "logs": str(self.logs),
         }
-
-
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def summary(results: dict[str, str], timings: dict[str, float]) -> str:

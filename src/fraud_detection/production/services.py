@@ -133,7 +133,7 @@ class Services:
                    address.host, "--port", str(address.port), "--workers", "1", "--backend-store-uri", backend,
                    "--artifacts-destination", str(artifacts)]  # fmt: skip
         self._spawn("mlflow", command)
-        wait_for("the MLflow server", lambda: _http_ok(f"{uri.rstrip('/')}/health"), 180, self.logs / "mlflow.log")
+        wait_for("the MLflow server", lambda: http_ok(f"{uri.rstrip('/')}/health"), 180, self.logs / "mlflow.log")
 
     def spark(self) -> None:
         address = Address.of(self.urls["SPARK_MASTER_URL"], 7077)
@@ -172,7 +172,7 @@ class Services:
         process = subprocess.Popen(command, cwd=self.root, stdout=log, stderr=subprocess.STDOUT, env=env,
                                    start_new_session=True)  # fmt: skip
         self.started.append(name)
-        self._stack.callback(_terminate, process, log)
+        self._stack.callback(terminate, process, log)
 
     def _command(self, name: str, start: list[str], stop: list[str]) -> None:
         done = subprocess.run(start, capture_output=True, text=True, check=False)
@@ -211,7 +211,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _http_ok(url: str) -> bool:
+def http_ok(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
             return response.status == 200
@@ -229,7 +229,8 @@ def _alive_workers(host: str, ui_port: int) -> int:
         return 0
 
 
-def _terminate(process: subprocess.Popen, log) -> None:
+def terminate(process: subprocess.Popen, log) -> None:
+    """Stop a process started in its own session (its whole group), then close its log."""
     if process.poll() is None:
         try:
             os.killpg(process.pid, 15)
