@@ -30,7 +30,8 @@ def ingest(raw: pl.DataFrame, params: IngestParams, spark: SparkParams) -> Inges
     limits = Limits.from_params(params)
     accepted, rejected = _validate(mapped, limits, params.engine, spark)
     transactions_contract(limits).validate(accepted)
-    quarantine = rejected.join(as_text(mapped), on=ROW_NUMBER, how="left").sort(ROW_NUMBER)
+    originals = as_text(mapped.join(rejected.select(ROW_NUMBER), on=ROW_NUMBER, how="semi"))  # rejected rows only
+    quarantine = rejected.join(originals, on=ROW_NUMBER, how="left").sort(ROW_NUMBER)
     summary = summarise(mapped.height, accepted, quarantine, dropped, params.engine)
     if summary["rows_read"] != summary["rows_accepted"] + summary["rows_quarantined"]:
         raise AssertionError(f"rows not conserved: {summary}")  # a bug in an engine, never bad data

@@ -119,7 +119,8 @@ def with_optional_fields(raw: pl.DataFrame) -> pl.DataFrame:
 
 
 def _duplicate_reason() -> pl.Expr:
-    """A good row whose transaction_id an earlier good row already has is a duplicate (the first is kept)."""
+    """A good row whose transaction_id an earlier good row already has is a duplicate (the first is kept). Rows are
+    in row_number order (map_columns numbers them so); one hash set of ids, not a group per id."""
     good = pl.col(REASON).is_null()
-    earlier_twin = pl.col(ROW_NUMBER).rank("ordinal").over(pl.col("transaction_id"), good).cast(pl.Int64) > 1
+    earlier_twin = ~pl.when(good).then(pl.col("transaction_id")).is_first_distinct()
     return pl.when(good & earlier_twin).then(pl.lit("transaction_id:duplicate")).otherwise(pl.col(REASON)).alias(REASON)
