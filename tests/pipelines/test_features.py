@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
@@ -59,6 +60,20 @@ def test_the_polars_engine_gives_the_training_sets_features(
     assert_frame_equal(written["customer_intraday"].drop(INTRADAY_STATE), expected.customer_intraday)
 
 
+def test_in_parts_the_stage_writes_the_same_files(
+    tmp_path: Path, transactions: pl.DataFrame, params: Params, small_training_set: pl.DataFrame
+) -> None:
+    in_thirds = changed(params, features=changed(params.features, part_rows=transactions.height // 3))
+    written = run_features(tmp_path, transactions, in_thirds)
+    assert_frame_equal(written["transaction_features"], small_training_set)
+    expected = polars_engine.state_tables(transactions, params.features.label_delay_days)
+    for name in ("customer_daily", "terminal_daily"):
+        assert_frame_equal(written[name], getattr(expected, name))
+    assert_frame_equal(written["customer_intraday"].drop(INTRADAY_STATE), expected.customer_intraday)
+    groups = pq.ParquetFile(tmp_path / "terminal_daily.parquet").metadata.num_row_groups
+    assert groups >= 3, "written a part (about a third of the terminals) at a time"
+
+
 def test_the_label_streams_events_reach_the_terminal_state(
     tmp_path: Path, transactions: pl.DataFrame, params: Params
 ) -> None:
@@ -72,10 +87,10 @@ def test_the_label_streams_events_reach_the_terminal_state(
 
 def test_the_label_delay_comes_from_the_params(transactions: pl.DataFrame, params: Params) -> None:
     three_days = changed(params.features, label_delay_days=3)
-    tables = compute_state_tables(transactions, NO_LABELS, three_days, params.spark)
-    assert_frame_equal(tables.terminal_daily, polars_engine.state_tables(transactions, 3).terminal_daily)
+    terminal_daily = compute_state_tables(transactions, NO_LABELS, three_days, params.spark).terminal_daily.collect()
+    assert_frame_equal(terminal_daily, polars_engine.state_tables(transactions, 3).terminal_daily)
     seven_days = polars_engine.state_tables(transactions, params.features.label_delay_days).terminal_daily
-    assert not tables.terminal_daily.equals(seven_days), "terminal risk windows end at the label delay"
+    assert not terminal_daily.equals(seven_days), "terminal risk windows end at the label delay"
 
 
 @pytest.mark.spark

@@ -9,14 +9,16 @@ import polars as pl
 from kedro.io import AbstractDataset
 
 from fraud_detection.datasets.atomic import atomic_file, atomic_folder
+from fraud_detection.runtime.frame_parts import FrameParts
 
 # Fixed writer settings so that the same frame always gives the same bytes (DVC hashes stay put).
 WRITE_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 3, "statistics": True}
 
 
-class ParquetDataset(AbstractDataset[pl.DataFrame, pl.DataFrame | pl.LazyFrame]):
+class ParquetDataset(AbstractDataset[pl.DataFrame | FrameParts, pl.DataFrame | pl.LazyFrame]):
     """One parquet file. `lazy: true` loads a LazyFrame, so an unused input costs nothing. `row_group_size`: rows
-    per row group (smaller groups let a filtered read, such as one day of a time-sorted table, skip more)."""
+    per row group (smaller groups let a filtered read, such as one day of a time-sorted table, skip more). Saving
+    `FrameParts` writes each part as it is made, so only one part is ever in memory."""
 
     def __init__(
         self,
@@ -34,9 +36,32 @@ class ParquetDataset(AbstractDataset[pl.DataFrame, pl.DataFrame | pl.LazyFrame])
         frame = pl.scan_parquet(self._filepath)
         return frame if self._lazy else frame.collect()
 
-    def save(self, data: pl.DataFrame) -> None:
+    def save(self, data: pl.DataFrame | FrameParts) -> None:
         with atomic_file(self._filepath) as tmp:
-            data.write_parquet(tmp, **self._write_options)
+            if isinstance(data, FrameParts):
+                self._write_parts(data, tmp)
+            else:
+                data.write_parquet(tmp, **self._write_options)
+
+    def _write_parts(self, parts: FrameParts, path: Path) -> None:
+        """The parts one after the other into one file, with the writer settings of `write_parquet`."""
+        import pyarrow.parquet as pq
+
+        options = self._write_options
+        writer = None
+        try:
+            for part in parts:
+                table = part.to_arrow()
+                if writer is None:
+                    writer = pq.ParquetWriter(path, table.schema, compression=options["compression"],
+                                              compression_level=options["compression_level"],
+                                              write_statistics=options["statistics"])  # fmt: skip
+                writer.write_table(table.cast(writer.schema), row_group_size=options.get("row_group_size"))
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is None:
+            raise ValueError(f"no part to write to {self._filepath}; expected at least one")
 
     def _exists(self) -> bool:
         return self._filepath.is_file()

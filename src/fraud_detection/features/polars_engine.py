@@ -4,10 +4,15 @@
 transactions exactly as a point-in-time lookup would and applies the one definition of the features. The label events
 (the label stream as a table) bring the labels known before the delay; without them every label is known
 `label_delay_days` after its transaction.
+
+Both also come in parts, so that memory grows with a part, not the data: every state is one customer's or one
+terminal's, so the state tables are made a range of customers (terminals) at a time; every transaction's features
+read the state of its own day, so they are made a range of days at a time.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import polars as pl
@@ -28,6 +33,7 @@ from fraud_detection.features.definitions import (
 from fraud_detection.features.definitions import (
     transaction_features as compute_features,
 )
+from fraud_detection.runtime.frame_parts import FrameParts, value_ranges, weighted_ranges
 
 EVENT_TIMESTAMP = "event_timestamp"
 UTC_MICROS = pl.Datetime("us", "UTC")
@@ -45,13 +51,27 @@ def state_tables(
 ) -> StateTables:
     """Feature state for every customer and terminal seen, for each day from the first to the day after the last;
     `label_events` (transaction_id, tx_fraud, known_at) bring the labels known early."""
+    parts = state_table_parts(transactions, label_delay_days, label_events, parts=1)
+    return StateTables(*(table.collect() for table in parts))
+
+
+def state_table_parts(
+    transactions: pl.DataFrame, label_delay_days: int, label_events: pl.DataFrame | None, parts: int
+) -> StateTables:
+    """`state_tables` as `FrameParts`, `parts` ranges of customers (terminals) each: the same rows in the same
+    order (by entity, then time)."""
     tx = _with_day(transactions)
     days = pl.int_range(tx["day"].min(), tx["day"].max() + 2, eager=True).alias("day")
     early = early_labels(transactions, label_events, label_delay_days)
+
+    def by_range(key: str, table: Callable[[pl.DataFrame], pl.DataFrame]) -> FrameParts:
+        ranges = value_ranges(tx[key], parts)
+        return FrameParts(lambda: (table(tx.filter(pl.col(key).is_between(*bounds))) for bounds in ranges))
+
     return StateTables(
-        customer_daily=_customer_daily(tx, days),
-        customer_intraday=_customer_intraday(tx),
-        terminal_daily=_terminal_daily(tx, days, label_delay_days, early),
+        customer_daily=by_range("customer_id", lambda part: _customer_daily(part, days)),
+        customer_intraday=by_range("customer_id", _customer_intraday),
+        terminal_daily=by_range("terminal_id", lambda part: _terminal_daily(part, days, label_delay_days, early)),
     )
 
 
@@ -104,6 +124,23 @@ def transaction_features(transactions: pl.DataFrame, tables: StateTables) -> pl.
     }
     features = compute_features(state, joined["tx_us"].to_numpy(), joined["tx_amount"].to_numpy())
     return joined.select(LABEL_COLUMNS).with_columns(pl.Series(k, v) for k, v in features.items())
+
+
+def transaction_feature_parts(transactions: pl.DataFrame, tables: StateTables, parts: int) -> FrameParts:
+    """`transaction_features` from lazily read state tables, `parts` ranges of days each (about equally many
+    transactions): each range reads only its days' state. The same rows in the same order."""
+    ranges = weighted_ranges(_with_day(transactions)["day"], parts)
+
+    def part(first: int, last: int) -> pl.DataFrame:
+        on_days = pl.col("day").is_between(first, last)
+        intraday_day = pl.col(EVENT_TIMESTAMP).dt.epoch("us") // MICROS_PER_DAY
+        state = pl.collect_all([tables.customer_daily.filter(on_days),
+                                tables.customer_intraday.filter(intraday_day.is_between(first, last)),
+                                tables.terminal_daily.filter(on_days)])  # fmt: skip
+        tx_day = pl.col("tx_datetime").dt.epoch("us") // MICROS_PER_DAY
+        return transaction_features(transactions.filter(tx_day.is_between(first, last)), StateTables(*state))
+
+    return FrameParts(lambda: (part(first, last) for first, last in ranges))
 
 
 def event_lists(column: pl.Series) -> EventLists:
@@ -320,6 +357,9 @@ def _customer_intraday(tx: pl.DataFrame) -> pl.DataFrame:
 
 def with_stored_intraday(tables: StateTables) -> StateTables:
     """The state tables as the feature store's sources: the intraday values also as the one list the store holds
-    (`INTRADAY_STATE`), whichever engine computed them."""
+    (`INTRADAY_STATE`), whichever engine computed them (frames or parts)."""
     stored = pl.concat_list([pl.col(name).cast(pl.Float64) for name in CUSTOMER_INTRADAY]).alias(INTRADAY_STATE)
-    return tables._replace(customer_intraday=tables.customer_intraday.with_columns(stored))
+    intraday = tables.customer_intraday
+    if isinstance(intraday, FrameParts):
+        return tables._replace(customer_intraday=intraday.map(lambda part: part.with_columns(stored)))
+    return tables._replace(customer_intraday=intraday.with_columns(stored))

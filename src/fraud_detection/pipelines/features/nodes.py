@@ -9,6 +9,7 @@ from fraud_detection.features import polars_engine
 from fraud_detection.features.definitions import INTRADAY_STATE
 from fraud_detection.features.params import FeaturesParams
 from fraud_detection.features.polars_engine import StateTables
+from fraud_detection.runtime.frame_parts import FrameParts, part_count
 from fraud_detection.runtime.spark import SparkParams
 
 
@@ -16,14 +17,16 @@ def compute_state_tables(
     transactions: pl.DataFrame, label_events: pl.DataFrame, params: FeaturesParams, spark: SparkParams
 ) -> StateTables:
     """customer_daily, customer_intraday and terminal_daily with the engine `features.engine` names, as the feature
-    store's sources; the label stream's events give the labels known before the delay (investigations)."""
+    store's sources; the label stream's events give the labels known before the delay (investigations). On polars
+    they are made and written a part at a time (`features.part_rows`)."""
     if params.engine == "spark":
         from fraud_detection.features import spark_engine
         from fraud_detection.runtime.spark import get_spark
 
         tables = spark_engine.state_tables(get_spark(spark), transactions, params.label_delay_days, label_events)
     else:
-        tables = polars_engine.state_tables(transactions, params.label_delay_days, label_events)
+        parts = part_count(transactions.height, params.part_rows)
+        tables = polars_engine.state_table_parts(transactions, params.label_delay_days, label_events, parts)
     return polars_engine.with_stored_intraday(tables)
 
 
@@ -34,14 +37,16 @@ def compute_transaction_features(
     terminal_daily: pl.LazyFrame,
     params: FeaturesParams,
     spark: SparkParams,
-) -> pl.DataFrame:
+) -> pl.DataFrame | FrameParts:
     """Every transaction with its labels and features (the definitions applied to the state tables; the intraday
-    values from their five columns, the stored list left unread)."""
+    values from their five columns, the stored list left unread). On polars, a range of days at a time."""
     intraday = customer_intraday.drop(INTRADAY_STATE, strict=False)
-    tables = StateTables(*pl.collect_all([customer_daily, intraday, terminal_daily]))
     if params.engine == "spark":
         from fraud_detection.features import spark_engine
         from fraud_detection.runtime.spark import get_spark
 
+        tables = StateTables(*pl.collect_all([customer_daily, intraday, terminal_daily]))
         return spark_engine.transaction_features(get_spark(spark), transactions, tables)
-    return polars_engine.transaction_features(transactions, tables)
+    parts = part_count(transactions.height, params.part_rows)
+    tables = StateTables(customer_daily, intraday, terminal_daily)
+    return polars_engine.transaction_feature_parts(transactions, tables, parts)

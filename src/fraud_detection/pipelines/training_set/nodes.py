@@ -21,16 +21,17 @@ def build_training_set(store: FeatureStore, transactions: pl.DataFrame, params: 
     """One row per transaction: ids, time, label and the feature service's features, in transaction order.
 
     Retrieved in time-ordered chunks of at most `params.chunk_rows` entity rows, each turned into polars at once:
-    Feast's point-in-time join and its pandas frames then grow with the chunk, not with the data."""
-    entity_rows = transactions.select(*ENTITY_COLUMNS, pl.col("tx_datetime").alias("event_timestamp")).sort(
-        "tx_datetime", "transaction_id"
-    )
+    Feast's point-in-time join and its pandas frames then grow with the chunk, not with the data. Each chunk's rows
+    are gathered by the sort order (no sorted copy of the transactions), and the chunks are kept as the result's
+    chunks (no copy into one buffer): the stage holds the transactions, one retrieval and the training set."""
+    entity_rows = transactions.select(*ENTITY_COLUMNS, pl.col("tx_datetime").alias("event_timestamp"))
+    order = entity_rows.select(pl.arg_sort_by("tx_datetime", "transaction_id")).to_series()
     service = store.get_feature_service(params.feature_service)
     chunks = [
-        _retrieve(store, service, entity_rows.slice(start, params.chunk_rows))
+        _retrieve(store, service, entity_rows.gather(order.slice(start, params.chunk_rows)))
         for start in range(0, entity_rows.height, params.chunk_rows)
     ]
-    return pl.concat(chunks, how="vertical") if chunks else _retrieve(store, service, entity_rows)
+    return pl.concat(chunks, how="vertical", rechunk=False) if chunks else _retrieve(store, service, entity_rows)
 
 
 def _retrieve(store: FeatureStore, service: FeatureService, entity_rows: pl.DataFrame) -> pl.DataFrame:
