@@ -14,7 +14,7 @@ export UV_NO_PROGRESS := 1
 # mlflow, feast, torch ... from source again (`fraud-detection registry status`: 14 s instead of 3 s).
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: setup repro test test-services bench lint mlflow-server production screenshot
+.PHONY: setup repro test test-services bench bench-cost-growth lint mlflow-server production screenshot
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -44,7 +44,12 @@ bench: setup  ## benchmarks; figures go to reports/bench/
 	$(UV) run --frozen --no-sync python -m bench.bench_serve   # needs wrk (apt-get install wrk)
 	$(UV) run --frozen --no-sync python -m bench.bench_traffic
 	$(UV) run --frozen --no-sync python -m bench.bench_feedback
+	$(UV) run --frozen --no-sync python -m bench.bench_experiment
 	$(UV) run --frozen --no-sync python -m bench.bench_online
+	$(UV) run --frozen --no-sync python -m bench.experiment_validation
+
+bench-cost-growth: setup  ## the data stages at 1x, 3x and 10x the default data (about two hours on 2 cores)
+	$(UV) run --frozen --no-sync python -m bench.bench_cost_growth --scales 1,3,10
 
 lint: setup
 	$(UV) run --frozen --no-sync ruff check .
