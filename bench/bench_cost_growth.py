@@ -10,8 +10,9 @@ taking the shared machine down.
 
 The Spark rows set `ingest.engine=spark` and `features.engine=spark` (Spark's master from params.yaml: `local[*]`, or
 $SPARK_MASTER_URL); `materialize` and `training_set` read the same tables whichever engine wrote them (Feast's duckdb
-store), so they run once per scale, with the polars rows. Baseline, at 1x: the training set in one retrieval of every
-entity row (`training_set.chunk_rows` above the row count), what the stage did before it retrieved in chunks.
+store), so they run once per scale, with the polars rows. Baselines, run beside the stage they compare with: at 1x,
+the training set in one retrieval of every entity row (`training_set.chunk_rows` above the row count); at 3x, the
+features in one part (`features.part_rows` above the row count).
 
 Results merge into reports/bench/cost_growth.json by (scale, engine): a run of some scales keeps the others'.
 
@@ -41,7 +42,7 @@ from bench.timing import RESULTS, save
 PROFILES = {1: "default", 3: "medium", 10: "large"}
 ENGINE_PARAMS = {"polars": [], "spark": ["ingest.engine=spark", "features.engine=spark"]}
 STEPS = {"polars": ("ingest", "features", "materialize", "training_set"), "spark": ("ingest", "features")}
-ONE_SHOT = 10**12  # chunk_rows above any row count: one retrieval of every entity row
+ONE_SHOT = 10**12  # chunk_rows / part_rows above any row count: one retrieval, one part
 SAMPLE_S = 0.25
 
 
@@ -149,6 +150,9 @@ def measure_scale(scale: int, engines: list[str], runs: int, limit_mb: float, lo
             if engine == "polars" and scale == 1 and not steps["training_set"]["failed"]:
                 one_shot = [f"training_set.chunk_rows={ONE_SHOT}"]
                 steps["training_set_one_shot"] = repeat(runs, project, "training_set", one_shot, limit_mb, logs)
+            if engine == "polars" and scale == 3 and not steps["features"]["failed"]:  # the same files again
+                one_part = [f"features.part_rows={ONE_SHOT}"]
+                steps["features_one_part"] = repeat(runs, project, "features", one_part, limit_mb, logs)
             entries.append({"scale": scale, "profile": PROFILES[scale], "engine": engine, "rows": rows,
                             "runs": runs, "steps": steps})  # fmt: skip
         return entries

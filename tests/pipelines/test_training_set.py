@@ -6,15 +6,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
+from kedro.io import DatasetError
 from polars.testing import assert_frame_equal
 
+from fraud_detection.datasets import ParquetDataset
 from fraud_detection.feature_store.dataset import apply_and_materialize
 from fraud_detection.features.definitions import FEATURES
 from fraud_detection.pipelines.training_set.nodes import (
     ENTITY_COLUMNS,
     build_training_set,
     check_against_offline_features,
+    checked_training_set,
 )
 from fraud_detection.runtime.params import Params
 from tests.conftest import changed, params_problem
@@ -56,6 +60,29 @@ def test_chunked_retrieval_equals_one_shot_retrieval(
                                  changed(params.training_set, chunk_rows=chunk_rows))  # fmt: skip
     assert retrievals == [transactions.height, chunk_rows, chunk_rows, transactions.height - 2 * chunk_rows]
     assert_frame_equal(chunked, one_shot)
+
+
+def test_the_stage_writes_chunk_by_chunk_each_checked(
+    sqlite_store, transactions: pl.DataFrame, offline_features: pl.DataFrame, params: Params, tmp_path
+) -> None:
+    """The stage's node: the same table, written a chunk at a time; a chunk unlike the features table, or a features
+    table with a transaction the training set lacks, fails the write and leaves no file."""
+    apply_and_materialize(sqlite_store, datetime(2018, 4, 2, tzinfo=UTC))
+    quarters = changed(params.training_set, chunk_rows=transactions.height // 4 + 1)
+    dataset = ParquetDataset(str(tmp_path / "training_set.parquet"))
+    dataset.save(checked_training_set(sqlite_store, transactions, offline_features.lazy(), quarters))
+    assert_frame_equal(dataset.load(), build_training_set(sqlite_store, transactions, params.training_set))
+    assert pq.ParquetFile(tmp_path / "training_set.parquet").metadata.num_row_groups == 4, "a row group a chunk"
+
+    in_order = offline_features.sort("tx_datetime", "transaction_id")
+    missing_last = in_order.slice(0, in_order.height - 1).lazy()
+    extra = pl.concat([in_order, in_order.tail(1).with_columns(pl.col("transaction_id") + 10**9)]).lazy()
+    count = rf"has {transactions.height} rows, the features table {transactions.height + 1}"
+    for features, problem in ((missing_last, "of them: expected the same transactions"), (extra, count)):
+        target = ParquetDataset(str(tmp_path / "refused.parquet"))
+        with pytest.raises(DatasetError, match=problem):
+            target.save(checked_training_set(sqlite_store, transactions, features, quarters))
+        assert not (tmp_path / "refused.parquet").exists()
 
 
 def test_a_chunk_size_below_one_is_a_clear_error(config_loader) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -9,6 +10,7 @@ import polars as pl
 
 from fraud_detection.feature_store.params import TrainingSetParams
 from fraud_detection.features.definitions import FEATURES, ON_DEMAND_FEATURES
+from fraud_detection.runtime.frame_parts import FrameParts
 
 if TYPE_CHECKING:
     from feast import FeatureService, FeatureStore
@@ -17,21 +19,39 @@ ENTITY_COLUMNS = ("transaction_id", "customer_id", "terminal_id", "tx_datetime",
 TOLERANCE = 1e-9
 
 
-def build_training_set(store: FeatureStore, transactions: pl.DataFrame, params: TrainingSetParams) -> pl.DataFrame:
-    """One row per transaction: ids, time, label and the feature service's features, in transaction order.
+def checked_training_set(
+    store: FeatureStore, transactions: pl.DataFrame, transaction_features: pl.LazyFrame, params: TrainingSetParams
+) -> FrameParts:
+    """The training set as it is written: retrieved a chunk at a time (`retrieved_chunks`), each chunk checked against
+    the features stage's rows of the same transactions (`check_chunk`), and every transaction there once (a count
+    check after the last chunk, before the file is complete). Memory: the transactions and one chunk."""
 
-    Retrieved in time-ordered chunks of at most `params.chunk_rows` entity rows, each turned into polars at once:
-    Feast's point-in-time join and its pandas frames then grow with the chunk, not with the data. Each chunk's rows
-    are gathered by the sort order (no sorted copy of the transactions), and the chunks are kept as the result's
-    chunks (no copy into one buffer): the stage holds the transactions, one retrieval and the training set."""
+    def parts() -> Iterator[pl.DataFrame]:
+        rows = 0
+        for chunk in retrieved_chunks(store, transactions, params):
+            rows += chunk.height
+            yield check_chunk(chunk, transaction_features)
+        _check_count(rows, transaction_features)
+
+    return FrameParts(parts)
+
+
+def build_training_set(store: FeatureStore, transactions: pl.DataFrame, params: TrainingSetParams) -> pl.DataFrame:
+    """One row per transaction: ids, time, label and the feature service's features, in transaction order, in memory."""
+    return pl.concat(retrieved_chunks(store, transactions, params), how="vertical", rechunk=False)
+
+
+def retrieved_chunks(
+    store: FeatureStore, transactions: pl.DataFrame, params: TrainingSetParams
+) -> Iterator[pl.DataFrame]:
+    """The training set in time-ordered chunks of at most `params.chunk_rows` entity rows, each turned into polars at
+    once: Feast's point-in-time join and its pandas frames grow with the chunk, not with the data. Each chunk's rows
+    are gathered by the sort order (no sorted copy of the transactions). No transaction: one empty retrieval."""
     entity_rows = transactions.select(*ENTITY_COLUMNS, pl.col("tx_datetime").alias("event_timestamp"))
     order = entity_rows.select(pl.arg_sort_by("tx_datetime", "transaction_id")).to_series()
     service = store.get_feature_service(params.feature_service)
-    chunks = [
-        _retrieve(store, service, entity_rows.gather(order.slice(start, params.chunk_rows)))
-        for start in range(0, entity_rows.height, params.chunk_rows)
-    ]
-    return pl.concat(chunks, how="vertical", rechunk=False) if chunks else _retrieve(store, service, entity_rows)
+    for start in range(0, max(entity_rows.height, 1), params.chunk_rows):
+        yield _retrieve(store, service, entity_rows.gather(order.slice(start, params.chunk_rows)))
 
 
 def _retrieve(store: FeatureStore, service: FeatureService, entity_rows: pl.DataFrame) -> pl.DataFrame:
@@ -48,26 +68,44 @@ def _retrieve(store: FeatureStore, service: FeatureService, entity_rows: pl.Data
 
 def check_against_offline_features(training_set: pl.DataFrame, transaction_features: pl.LazyFrame) -> pl.DataFrame:
     """The training set must equal the features stage's table row for row: no skew between Feast and the batch
-    engine. Raises with the first differing feature otherwise; returns the training set unchanged. The table is read
-    one column at a time, so the check holds one column of it in memory, not the whole table."""
-    keys = transaction_features.select("tx_datetime", "transaction_id").collect().with_row_index("position")
-    order = keys.sort("tx_datetime", "transaction_id")["position"]
-    if (
-        keys.height != training_set.height
-        or not (keys["transaction_id"].gather(order) == training_set["transaction_id"]).all()
-    ):
+    engine. Raises with the first differing feature otherwise; returns the training set unchanged."""
+    _check_count(training_set.height, transaction_features)
+    return check_chunk(training_set, transaction_features)
+
+
+def check_chunk(chunk: pl.DataFrame, transaction_features: pl.LazyFrame) -> pl.DataFrame:
+    """A time-ordered chunk of the training set (or all of it) must equal the features table's rows of the same
+    transactions: the same transactions in the same order, every feature within TOLERANCE. Reads only the table's
+    rows of the chunk's time range (its row groups are in time order). Returns the chunk unchanged."""
+    first, last = chunk["tx_datetime"].min(), chunk["tx_datetime"].max()
+    reference = (
+        transaction_features.select("tx_datetime", "transaction_id", *FEATURES)
+        .filter(pl.col("tx_datetime").is_between(first, last))
+        .join(chunk.lazy().select("transaction_id"), on="transaction_id", how="semi")
+        .collect()
+        .sort("tx_datetime", "transaction_id")
+    )
+    if reference.height != chunk.height or not (reference["transaction_id"] == chunk["transaction_id"]).all():
         raise ValueError(
-            f"training set has {training_set.height} rows, the features table {keys.height}: "
-            "expected the same transactions in the same order"
+            f"training set has {chunk.height} rows from {first} to {last}, the features table {reference.height} of "
+            "them: expected the same transactions in the same order"
         )
     for name in FEATURES:
-        reference = transaction_features.select(name).collect().to_series().gather(order)
-        got, expected = training_set[name].to_numpy().astype(float), reference.to_numpy().astype(float)
+        got, expected = chunk[name].to_numpy().astype(float), reference[name].to_numpy().astype(float)
         bad = ~np.isclose(got, expected, rtol=0, atol=TOLERANCE)
         if bad.any():
             row = int(np.argmax(bad))
             raise ValueError(
-                f"feature {name} of transaction {training_set['transaction_id'][row]} is {got[row]} through Feast "
+                f"feature {name} of transaction {chunk['transaction_id'][row]} is {got[row]} through Feast "
                 f"but {expected[row]} in the features table ({int(bad.sum())} rows differ)"
             )
-    return training_set
+    return chunk
+
+
+def _check_count(rows: int, transaction_features: pl.LazyFrame) -> None:
+    expected = transaction_features.select(pl.len()).collect().item()
+    if rows != expected:
+        raise ValueError(
+            f"training set has {rows} rows, the features table {expected}: "
+            "expected the same transactions in the same order"
+        )
