@@ -3,6 +3,7 @@ row against the features stage's table (no skew between Feast and the batch engi
 
 from __future__ import annotations
 
+import warnings
 from datetime import UTC, datetime
 
 import polars as pl
@@ -83,6 +84,15 @@ def test_the_stage_writes_chunk_by_chunk_each_checked(
         with pytest.raises(DatasetError, match=problem):
             target.save(checked_training_set(sqlite_store, transactions, features, quarters))
         assert not (tmp_path / "refused.parquet").exists()
+
+
+def test_feasts_known_warnings_stay_out_of_the_log(sqlite_store, transactions: pl.DataFrame, params: Params) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        apply_and_materialize(sqlite_store, datetime(2018, 4, 2, tzinfo=UTC))
+        build_training_set(sqlite_store, transactions.head(500), params.training_set)
+    known = ("fetch_arrow_table", "On demand feature view")
+    assert [str(w.message) for w in caught if any(text in str(w.message) for text in known)] == []
 
 
 def test_a_chunk_size_below_one_is_a_clear_error(config_loader) -> None:

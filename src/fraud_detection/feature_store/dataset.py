@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from kedro.io import AbstractDataset
 
 from fraud_detection.datasets.atomic import atomic_file
+from fraud_detection.feature_store import quiet_feast
 from fraud_detection.feature_store.feast_adapter import drop_stale_features, prepare_sqlite
 from fraud_detection.feature_store.online import DAILY_VIEWS
 from fraud_detection.feature_store.repo import record_infra, write_feature_repo
@@ -73,7 +74,8 @@ def apply_and_materialize(store: FeatureStore, end: datetime) -> tuple[datetime,
     from fraud_detection.feature_store.definitions import FEAST_OBJECTS
     from fraud_detection.runtime.progress import feast_progress, show_progress
 
-    store.apply(FEAST_OBJECTS)
+    with quiet_feast():
+        store.apply(FEAST_OBJECTS)
     record_infra(store)
     views = [v for v in store.list_feature_views() if v.online]
     drop_stale_features(store, views)
@@ -83,7 +85,7 @@ def apply_and_materialize(store: FeatureStore, end: datetime) -> tuple[datetime,
     # Every entity has a row for each day (the views live one day), so the last day holds every latest value.
     start = latest if latest and latest < end else end - ONE_DAY
     log.info("materializing %s .. %s", start.isoformat(), end.isoformat())
-    with feast_progress(show_progress()):  # Feast's bar: on a terminal only
+    with feast_progress(show_progress()), quiet_feast():  # Feast's bar: on a terminal only
         store.materialize(start_date=start, end_date=end)
     return start, sorted(v.name for v in views)
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
+from fraud_detection.feature_store import quiet_feast
 from fraud_detection.feature_store.params import TrainingSetParams
 from fraud_detection.features.definitions import FEATURES, ON_DEMAND_FEATURES
 from fraud_detection.runtime.frame_parts import FrameParts
@@ -56,7 +57,8 @@ def retrieved_chunks(
 
 def _retrieve(store: FeatureStore, service: FeatureService, entity_rows: pl.DataFrame) -> pl.DataFrame:
     """Feast's point-in-time join of `entity_rows` with the feature service, in transaction order."""
-    joined = store.get_historical_features(entity_df=entity_rows.to_pandas(), features=service).to_df()
+    with quiet_feast():
+        joined = store.get_historical_features(entity_df=entity_rows.to_pandas(), features=service).to_df()
     result = pl.from_pandas(joined[[*ENTITY_COLUMNS, *ON_DEMAND_FEATURES]])
     del joined
     return (
