@@ -24,6 +24,9 @@ IGNORED_WARNINGS = (
     # The Trainer has no logger (`logger=False`): epoch metrics are kept by a callback, not logged per step.
     r".*is smaller than the logging interval",
 )
+# Lightning 2.6 builds torch's deprecated `LeafSpec` in its own code (utilities/_pytree.py), once per Trainer: a
+# FutureWarning no user of this project can act on.
+IGNORED_FUTURE_WARNINGS = (r"`isinstance\(treespec, LeafSpec\)` is deprecated",)
 
 
 class LightningNoise(logging.Filter):
@@ -53,7 +56,8 @@ def quiet_lightning() -> None:
         if not any(isinstance(f, LightningNoise) for f in logger.filters):
             logger.addFilter(LightningNoise())
     present = {(f[0], getattr(f[1], "pattern", None), f[2]) for f in warnings.filters}
-    for pattern in IGNORED_WARNINGS:
+    ignored = [(p, PossibleUserWarning) for p in IGNORED_WARNINGS]
+    for pattern, category in [*ignored, *((p, FutureWarning) for p in IGNORED_FUTURE_WARNINGS)]:
         # added only when missing: every change to the filters makes Python show "once" warnings again
-        if ("ignore", pattern, PossibleUserWarning) not in present:
-            warnings.filterwarnings("ignore", message=pattern, category=PossibleUserWarning)
+        if ("ignore", pattern, category) not in present:
+            warnings.filterwarnings("ignore", message=pattern, category=category)
