@@ -26,6 +26,7 @@ import polars as pl
 from fraud_detection.features.definitions import MICROS_PER_DAY, epoch_micros
 from fraud_detection.features.online import OnlineFeatureUpdater, updater_from_history
 from fraud_detection.feedback.labels import LabelReader, LabelStream, events_frame
+from fraud_detection.runtime.collector import long_lived_state
 
 CONSUMER_GROUP = "online-store"  # the label stream's consumer group that keeps the online store current
 
@@ -112,8 +113,9 @@ def run_consumer(history: pl.DataFrame, served: Callable[[], pl.DataFrame], labe
     store holds them), then the label events not yet acknowledged applied and written; with `follow_s`, every
     `follow_s` seconds the newly logged transactions (a new day's first one writes that day's rows) and events."""
     first_day = int(history["tx_datetime"].dt.epoch("us").max()) // MICROS_PER_DAY + 1
-    updater, pending = updater_from_history(history, label_delay_days, first_day * MICROS_PER_DAY,
-                                            events_frame(labels.events()))  # fmt: skip
+    with long_lived_state():
+        updater, pending = updater_from_history(history, label_delay_days, first_day * MICROS_PER_DAY,
+                                                events_frame(labels.events()))  # fmt: skip
     applier, seen = OutcomeApplier(updater, pending, None), set()
     added = _add_logged(applier, served(), first_day, seen)
     consumer = LabelConsumer(labels, CONSUMER_GROUP, applier, batch)  # replays what was acknowledged, no writes

@@ -33,6 +33,7 @@ from fraud_detection.features.online import updater_from_history
 from fraud_detection.feedback import TrafficError
 from fraud_detection.feedback.consumer import CONSUMER_GROUP, LabelConsumer, OutcomeApplier
 from fraud_detection.feedback.labels import LabelStream, events_frame, label_event
+from fraud_detection.runtime.collector import long_lived_state
 from fraud_detection.simulation.simulator import SimulationConfig, simulate_continuation
 
 log = logging.getLogger(__name__)
@@ -143,8 +144,9 @@ class _Play:
     def start(cls, world: World, state: TrafficState) -> _Play:
         delay_us = world.label_delay_days * MICROS_PER_DAY
         published = events_frame(world.labels.events())
-        updater, pending = updater_from_history(world.history, world.label_delay_days,
-                                                _day_start_us(world.config, state.next_day), published)  # fmt: skip
+        with long_lived_state():
+            updater, pending = updater_from_history(world.history, world.label_delay_days,
+                                                    _day_start_us(world.config, state.next_day), published)  # fmt: skip
         labelled = set(published["transaction_id"].to_list())  # the stream is the record of what was published
         return cls(world, state, OutcomeApplier(updater, pending, world.store_sink), labelled,
                    _outstanding(world.history, labelled, delay_us, state.labels_through_us))  # fmt: skip

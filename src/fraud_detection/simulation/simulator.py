@@ -27,6 +27,7 @@ from datetime import UTC, date, datetime
 
 import numpy as np
 import polars as pl
+from scipy.spatial import cKDTree
 
 from fraud_detection.simulation.drift import add_drift_frauds, inflate_amounts
 from fraud_detection.simulation.params import GRID_SIZE, DriftScenario, FraudScenarios, SimulateParams
@@ -34,7 +35,7 @@ from fraud_detection.simulation.params import GRID_SIZE, DriftScenario, FraudSce
 log = logging.getLogger(__name__)
 
 SECONDS_PER_DAY = 86_400
-TERMINAL_CHUNK = 512  # customers per block when matching customers to nearby terminals
+NEAR_MARGIN = 1 + 1e-9  # the k-d tree proposes pairs up to this much beyond the radius; the exact test decides
 
 # A continued day draws from default_rng([seed, CONTINUATION, day, stream]). numpy's seeding ignores trailing zeros
 # ([s, k] is [s, k, 0]), so the streams count from 1 and none is another padded with zeros.
@@ -152,17 +153,19 @@ def _customer_profiles(rng: np.random.Generator, n: int) -> dict[str, np.ndarray
 def _reachable_terminals(
     customer_xy: np.ndarray, terminal_xy: np.ndarray, radius: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Terminals within `radius` of each customer, as a CSR pair (flat terminal ids, per-customer offsets)."""
-    flat, counts = [], []
-    for start in range(0, len(customer_xy), TERMINAL_CHUNK):
-        block = customer_xy[start : start + TERMINAL_CHUNK]
-        squared = ((block[:, None, :] - terminal_xy[None, :, :]) ** 2).sum(axis=2)
-        rows, cols = np.nonzero(squared < radius**2)
-        flat.append(cols)
-        counts.append(np.bincount(rows, minlength=len(block)))
-    counts_all = np.concatenate(counts) if counts else np.zeros(0, dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(counts_all)])
-    return np.concatenate(flat) if flat else np.zeros(0, dtype=np.int64), offsets
+    """Terminals within `radius` of each customer (squared distance < radius**2), as a CSR pair (flat terminal ids in
+    ascending order per customer, per-customer offsets). A k-d tree proposes the pairs a hair beyond the radius; the
+    squared distance then decides each, so the pairs are those of a comparison of every customer with every
+    terminal, in a fraction of its time (the default world: 5,000 x 10,000 pairs)."""
+    if not len(customer_xy) or not len(terminal_xy):
+        return np.zeros(0, dtype=np.int64), np.zeros(len(customer_xy) + 1, dtype=np.int64)
+    near = cKDTree(terminal_xy).query_ball_point(customer_xy, radius * NEAR_MARGIN, return_sorted=True)
+    counts = np.fromiter(map(len, near), dtype=np.int64, count=len(near))
+    rows = np.repeat(np.arange(len(customer_xy)), counts)
+    cols = np.fromiter((t for terminals in near for t in terminals), dtype=np.int64, count=int(counts.sum()))
+    within = ((customer_xy[rows] - terminal_xy[cols]) ** 2).sum(axis=1) < radius**2
+    counts = np.bincount(rows[within], minlength=len(customer_xy))
+    return cols[within], np.concatenate([[0], np.cumsum(counts)])
 
 
 def _draw_transactions(

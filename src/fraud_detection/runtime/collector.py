@@ -1,0 +1,28 @@
+"""Large long-lived state and Python's cyclic garbage collector.
+
+A full collection visits every object the collector tracks. The online updater built from the data holds millions
+of small lists and dicts for as long as its process runs: built with the collector on, the collections it triggers
+rescan what is already built, and every later full collection rescans all of it (`traffic run --days 2 --in-process`:
+the updater took 3.5 s to build instead of 0.8 s, and scoring ran at half speed). `long_lived_state` pauses the
+collector while such state is built, then freezes what exists (`gc.freeze`: a generation the collector never visits;
+reference counting still frees whatever is dropped later).
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+@contextmanager
+def long_lived_state() -> Iterator[None]:
+    """Build inside it what the process keeps: no collection meanwhile, and none will visit it afterwards."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+        gc.freeze()
