@@ -18,7 +18,6 @@ label stream runs to keep the online store's terminal risk current as labels bec
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -102,6 +101,7 @@ class OnlineFeatureUpdater:
     customer_daily: dict[int, dict[str, float]] = field(default_factory=dict)
     terminal_daily: dict[int, dict[str, float]] = field(default_factory=dict)
     intraday: dict[int, Intraday] = field(default_factory=dict)
+    kept_from: int | None = None  # no tile or event is older than this day (None: not known yet)
 
     def advance_to(self, day: int) -> tuple[dict[int, dict], dict[int, dict]]:
         """Start `day`: recompute every known entity's daily state; returns (customer rows, terminal rows)."""
@@ -177,22 +177,40 @@ class OnlineFeatureUpdater:
         return features_of_one(self.state(customer_id, terminal_id), tx_us, amount)
 
     def _customer_row(self, tiles: dict[int, list[float]], day: int) -> dict[str, float]:
+        """One pass over the days in ascending order: each window sums its days in that order from 0, as a sum of
+        the window alone would (floating-point sums depend on the order)."""
+        sums = [[0, 0, 0] for _ in CUSTOMER_WINDOWS]
+        for d in range(day - max(CUSTOMER_WINDOWS), day):
+            tile = tiles.get(d)
+            if tile is None:
+                continue
+            for n, window in zip(CUSTOMER_WINDOWS, sums, strict=True):
+                if d >= day - n:
+                    window[0] += tile[0]
+                    window[1] += tile[1]
+                    window[2] += tile[2]
         row = {}
-        for n in CUSTOMER_WINDOWS:
-            days = [tiles[d] for d in range(day - n, day) if d in tiles]
-            row[f"customer_nb_tx_prev_{n}d"] = sum(t[0] for t in days)
-            row[f"customer_amount_prev_{n}d"] = sum(t[1] for t in days)
-            row[f"customer_amount_sq_prev_{n}d"] = sum(t[2] for t in days)
+        for n, (nb, amount, amount_sq) in zip(CUSTOMER_WINDOWS, sums, strict=True):
+            row[f"customer_nb_tx_prev_{n}d"] = nb
+            row[f"customer_amount_prev_{n}d"] = amount
+            row[f"customer_amount_sq_prev_{n}d"] = amount_sq
         return row
 
     def _terminal_row(self, terminal_id: int, day: int) -> dict[str, Any]:
         tiles, events = self.terminal_tiles[terminal_id], self.terminal_events[terminal_id]
         row: dict[str, Any] = {}
         end = day - self.label_delay_days
-        for n in TERMINAL_WINDOWS:
-            days = [tiles[d] for d in range(end - n, end) if d in tiles]
-            row[f"terminal_nb_tx_lagged_{n}d"] = sum(t[0] for t in days)
-            row[f"terminal_nb_fraud_lagged_{n}d"] = sum(t[1] for t in days)
+        counts = [[0, 0] for _ in TERMINAL_WINDOWS]  # whole numbers: any order gives the same sums
+        for d in range(end - max(TERMINAL_WINDOWS), end):
+            tile = tiles.get(d)
+            if tile is not None:
+                for n, window in zip(TERMINAL_WINDOWS, counts, strict=True):
+                    if d >= end - n:
+                        window[0] += tile[0]
+                        window[1] += tile[1]
+        for n, (nb, frauds) in zip(TERMINAL_WINDOWS, counts, strict=True):
+            row[f"terminal_nb_tx_lagged_{n}d"] = nb
+            row[f"terminal_nb_fraud_lagged_{n}d"] = frauds
         row |= self._fraud_run(events, end)
         for k in TERMINAL_EDGE_LAGS:  # [time of day, fraud, ...] in time order, as the batch engines store them
             row[f"terminal_events_lag_{k}d"] = [value for e in sorted(events.get(end - k, [])) for value in e]
@@ -207,15 +225,29 @@ class OnlineFeatureUpdater:
     @staticmethod
     def _fraud_run(events: dict[int, list[list[float]]], end: int) -> dict[str, int]:
         """`TERMINAL_RUN` of days end - RUN_WINDOW_DAYS .. end - 1 (all their labels known): the frauds at or after
-        the latest genuine transaction, times as microseconds before day `end` starts."""
-        genuine: list[int] = []
-        frauds: list[int] = []
-        for d in range(end - RUN_WINDOW_DAYS, end):
-            for tod, fraud in events.get(d, ()):
-                (frauds if fraud else genuine).append((end - d) * MICROS_PER_DAY - int(tod))
-        latest_genuine = min(genuine, default=math.inf)  # the least time before `end`: the latest
-        run = [before for before in frauds if before <= latest_genuine]
-        return dict(zip(TERMINAL_RUN, (len(run), max(run, default=0), min(frauds, default=0)), strict=True))
+        the latest genuine transaction, times as microseconds before day `end` starts. The days are read from the
+        latest back: every time of a day is later than any of the day before, so the run ends in the first day with
+        a genuine transaction, and the latest fraud is in the first day with a fraud."""
+        run: list[int] = []
+        run_ended, latest_fraud = False, None
+        for d in range(end - 1, end - RUN_WINDOW_DAYS - 1, -1):
+            day_events = events.get(d)
+            if not day_events:
+                continue
+            start = (end - d) * MICROS_PER_DAY
+            frauds = [start - int(tod) for tod, fraud in day_events if fraud]
+            if frauds and latest_fraud is None:
+                latest_fraud = min(frauds)
+            if not run_ended:
+                genuine = [start - int(tod) for tod, fraud in day_events if not fraud]
+                if genuine:  # the latest genuine transaction is this day's least time before `end`
+                    latest_genuine, run_ended = min(genuine), True
+                    frauds = [before for before in frauds if before <= latest_genuine]
+                run.extend(frauds)
+            if run_ended and latest_fraud is not None:
+                break
+        latest = latest_fraud if latest_fraud is not None else 0
+        return dict(zip(TERMINAL_RUN, (len(run), max(run, default=0), latest), strict=True))
 
     def today_lag_0(self) -> int:
         """The day whose transactions enter the terminal windows today (`day - label_delay_days`)."""
@@ -236,9 +268,19 @@ class OnlineFeatureUpdater:
         return self.day - max(CUSTOMER_WINDOWS) - max(TERMINAL_WINDOWS) - self.label_delay_days - 1
 
     def _forget_before(self, oldest_day: int) -> None:
-        for tiles in (*self.customer_tiles.values(), *self.terminal_tiles.values(), *self.terminal_events.values()):
-            for d in [d for d in tiles if d < oldest_day]:
-                del tiles[d]
+        """Drop the tiles and events of days before `oldest_day` (after the first time, only the days that aged out
+        since: no later event adds an older day), and the early labels that no longer count."""
+        entities = (*self.customer_tiles.values(), *self.terminal_tiles.values(), *self.terminal_events.values())
+        if self.kept_from is None:
+            for tiles in entities:
+                for d in [d for d in tiles if d < oldest_day]:
+                    del tiles[d]
+        else:
+            aged = range(self.kept_from, oldest_day)
+            for tiles in entities:
+                for d in aged:
+                    tiles.pop(d, None)
+        self.kept_from = oldest_day if self.kept_from is None else max(self.kept_from, oldest_day)
         today = self.day * MICROS_PER_DAY
         for terminal_id, early in list(self.early_labels.items()):
             self.early_labels[terminal_id] = [label for label in early if label[1] > today]
