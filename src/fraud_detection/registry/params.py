@@ -17,7 +17,7 @@ class GateParams(ParamModel):
     max_average_precision_drop: NonNegativeFloat  # the candidate's AP may be at most this much below the champion's
     min_high_score_share: Share  # share of the window scored above 0.5: a model that flags nothing is broken ...
     max_high_score_share: Share  # ... and one that flags everything is broken too
-    max_latency_ms: PositiveFloat  # single-row inference through the packaged model, median
+    max_latency_ms: PositiveFloat  # single-row inference through the packaged model: the lowest median of 5 rounds
 
     @model_validator(mode="after")
     def _shares_in_order(self) -> GateParams:

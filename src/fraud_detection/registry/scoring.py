@@ -14,21 +14,27 @@ from fraud_detection.registry.gate import WindowFigures
 if TYPE_CHECKING:
     import pandas as pd
 
-LATENCY_CALLS = 200
+LATENCY_ROUNDS, LATENCY_CALLS = 5, 50  # rounds of single-row calls; the figure is the quickest round's median
 
 # raw feature rows (a numpy matrix or a pandas frame) -> fraud probabilities
 Predict = Callable[["np.ndarray | pd.DataFrame"], np.ndarray]
 
 
 def single_row_latency_ms(predict: Predict, row: np.ndarray | pd.DataFrame) -> float:
-    """Median wall time of scoring one row, after a warm-up call."""
+    """Wall time of scoring one row, after a warm-up call: the median of each of `LATENCY_ROUNDS` rounds, and of
+    those the lowest. Other processes only ever slow a round down (the advice of Python's `timeit`), so a machine
+    busy with other work for a while does not fail a model that meets the budget on its own: one round of five on
+    a quiet moment suffices. A model that is slow in every round still fails."""
     predict(row)
-    times = []
-    for _ in range(LATENCY_CALLS):
-        start = time.perf_counter()
-        predict(row)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
+    medians = []
+    for _ in range(LATENCY_ROUNDS):
+        times = []
+        for _ in range(LATENCY_CALLS):
+            start = time.perf_counter()
+            predict(row)
+            times.append(time.perf_counter() - start)
+        medians.append(statistics.median(times))
+    return min(medians) * 1000
 
 
 def window_figures(predict: Predict, rows: np.ndarray | pd.DataFrame, labels: np.ndarray) -> WindowFigures:
