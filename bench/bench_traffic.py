@@ -182,6 +182,8 @@ def main() -> None:
         "traffic_in_process": {
             "days": args.days, "runs": runs,
             "median_transactions_per_second": statistics.median(r["transactions_per_second"] for r in runs),
+            "median_transactions_per_second_after_setup": round(statistics.median(
+                r["sent"] / (r["seconds"] - r["setup_seconds"]) for r in runs), 1),
             "median_wall_seconds": statistics.median(r["wall_seconds"] for r in runs),
             "median_setup_seconds": statistics.median(r["setup_seconds"] for r in runs),
             "median_send_seconds": statistics.median(r["send_seconds"] for r in runs),

@@ -126,6 +126,6 @@ def _over_http(url: str, client: Any = None) -> tuple[Any, Any]:
                                "or use --in-process") from error  # fmt: skip
         if response.status_code != 200:
             raise TrafficError(f"the service at {url} answered {response.status_code}: {response.text[:300]}")
-        return response.json()
+        return orjson.loads(response.content)  # a few times faster than `response.json()` on 2,000 answers
 
     return send, client.close
