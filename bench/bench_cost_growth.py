@@ -14,9 +14,10 @@ store), so they run once per scale, with the polars rows. Baselines, run beside 
 the training set in one retrieval of every entity row (`training_set.chunk_rows` above the row count); at 3x, the
 features in one part (`features.part_rows` above the row count).
 
-Results merge into reports/bench/cost_growth.json by (scale, engine): a run of some scales keeps the others'.
+Results merge into reports/bench/cost_growth.json by (scale, engine) and step: a run of some scales (`--scales`),
+engines or steps (`--steps`, e.g. `simulate` after a change to the simulator) keeps the others' figures.
 
-Run: uv run python -m bench.bench_cost_growth [--scales 1,3,10] [--engines polars,spark] [--runs 1]
+Run: uv run python -m bench.bench_cost_growth [--scales 1,3,10] [--engines polars,spark] [--steps ...] [--runs 1]
 """
 
 from __future__ import annotations
@@ -131,8 +132,10 @@ def repeat(runs: int, project: Path, pipeline: str, params: list[str], limit_mb:
     return timed(work)
 
 
-def measure_scale(scale: int, engines: list[str], runs: int, limit_mb: float, logs: Path) -> list[dict]:
-    """Every step at one scale, in a scratch project deleted afterwards."""
+def measure_scale(scale: int, engines: list[str], runs: int, limit_mb: float, logs: Path,
+                  only: set[str] | None = None) -> list[dict]:  # fmt: skip
+    """Every step at one scale (or the steps in `only`; the simulation runs anyway: the others need its data), in a
+    scratch project deleted afterwards."""
     scratch = Path(tempfile.mkdtemp(prefix=f"cost_growth_{scale}x_"))
     try:
         project = committed_project(scratch / "project")
@@ -142,15 +145,17 @@ def measure_scale(scale: int, engines: list[str], runs: int, limit_mb: float, lo
         rows = transactions.collect().item() if not simulate["failed"] else None
         entries = []
         for engine in engines:
-            steps = {"simulate": simulate} if engine == "polars" else {}
+            steps = {"simulate": simulate} if engine == "polars" and (only is None or "simulate" in only) else {}
             for step in STEPS[engine]:
+                if only is not None and step not in only:
+                    continue
                 steps[step] = repeat(runs, project, step, ENGINE_PARAMS[engine], limit_mb, logs)
                 if steps[step]["failed"]:
                     break
-            if engine == "polars" and scale == 1 and not steps["training_set"]["failed"]:
+            if engine == "polars" and scale == 1 and not steps.get("training_set", {"failed": True})["failed"]:
                 one_shot = [f"training_set.chunk_rows={ONE_SHOT}"]
                 steps["training_set_one_shot"] = repeat(runs, project, "training_set", one_shot, limit_mb, logs)
-            if engine == "polars" and scale == 3 and not steps["features"]["failed"]:  # the same files again
+            if engine == "polars" and scale == 3 and not steps.get("features", {"failed": True})["failed"]:
                 one_part = [f"features.part_rows={ONE_SHOT}"]
                 steps["features_one_part"] = repeat(runs, project, "features", one_part, limit_mb, logs)
             entries.append({"scale": scale, "profile": PROFILES[scale], "engine": engine, "rows": rows,
@@ -161,9 +166,11 @@ def measure_scale(scale: int, engines: list[str], runs: int, limit_mb: float, lo
 
 
 def merged(previous: list[dict], new: list[dict]) -> list[dict]:
-    keys = {(e["scale"], e["engine"]) for e in new}
-    kept = [e for e in previous if (e["scale"], e["engine"]) not in keys]
-    return sorted([*kept, *new], key=lambda e: (e["scale"], e["engine"]))
+    """The new entries, each with the previous entry's steps that it did not measure again; the other entries."""
+    before = {(e["scale"], e["engine"]): e for e in previous}
+    for entry in new:
+        entry["steps"] = before.pop((entry["scale"], entry["engine"]), {}).get("steps", {}) | entry["steps"]
+    return sorted([*before.values(), *new], key=lambda e: (e["scale"], e["engine"]))
 
 
 def table(results: list[dict]) -> str:
@@ -176,11 +183,12 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(scales: list[int], engines: list[str], runs: int, limit_gb: float, logs: Path) -> None:
+def main(scales: list[int], engines: list[str], runs: int, limit_gb: float, logs: Path,
+         only: set[str] | None = None) -> None:  # fmt: skip
     logs.mkdir(parents=True, exist_ok=True)
     path = RESULTS / "cost_growth.json"
     previous = json.loads(path.read_text())["results"] if path.exists() else []
-    new = [entry for scale in scales for entry in measure_scale(scale, engines, runs, limit_gb * 1024, logs)]
+    new = [entry for scale in scales for entry in measure_scale(scale, engines, runs, limit_gb * 1024, logs, only)]
     results = merged(previous, new)
     save("cost_growth", {
         "runs": runs,
@@ -198,6 +206,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", default="1,3,10", help="comma-separated, of 1, 3, 10")
     parser.add_argument("--engines", default="polars,spark", help="comma-separated, of polars, spark")
+    parser.add_argument("--steps", default=None, help="comma-separated steps to measure again (default: all)")
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--memory-limit-gb", type=float, default=16.0)
     parser.add_argument("--logs", type=Path, default=Path(tempfile.gettempdir()) / "cost_growth_logs")
@@ -210,4 +219,8 @@ if __name__ == "__main__":
     for engine in engines:
         if engine not in ENGINE_PARAMS:
             parser.error(f"--engines: {engine} is not one of {sorted(ENGINE_PARAMS)}")
-    main(scales, engines, args.runs, args.memory_limit_gb, args.logs)
+    only = set(args.steps.split(",")) if args.steps else None
+    known = {"simulate", *(step for steps in STEPS.values() for step in steps)}
+    if only is not None and not only <= known:
+        parser.error(f"--steps: {sorted(only - known)} not among {sorted(known)}")
+    main(scales, engines, args.runs, args.memory_limit_gb, args.logs, only)
