@@ -37,6 +37,7 @@ SPARK_TEST_PARAMS = SparkParams(
         "spark.driver.host": "127.0.0.1",
         "spark.driver.bindAddress": "127.0.0.1",
     },
+    exchange_dir=None,
 )
 M = TypeVar("M", bound=BaseModel)
 

@@ -3,14 +3,20 @@
 The state tables are Spark aggregations and range windows over a dense (entity, day) grid; the features join them
 to the transactions in Spark and apply the one definition (definitions.transaction_features) inside `mapInPandas`,
 so no formula is written twice. The label events (a polars or Spark frame: transaction_id, tx_fraud, known_at)
-bring the labels known early, as in polars_engine. Results come back through one Arrow collect each, typed and
-ordered exactly as polars_engine's.
+bring the labels known early, as in polars_engine. Tables pass between the driver and Spark as parquet files
+(`_Exchange`): the executors read what the driver gives and write the results, sorted, as part files that come back
+a part at a time (`FrameParts`), typed and ordered exactly as polars_engine's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+import shutil
+import tempfile
+import weakref
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -32,6 +38,7 @@ from fraud_detection.features.definitions import (
     TERMINAL_WINDOWS,
 )
 from fraud_detection.features.polars_engine import EVENT_TIMESTAMP, LABEL_COLUMNS, UTC_MICROS, StateTables
+from fraud_detection.runtime.frame_parts import FrameParts
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -56,13 +63,29 @@ def state_tables(
     label_delay_days: int,
     label_events: pl.DataFrame | DataFrame | None = None,
 ) -> StateTables:
-    """The polars engine's `state_tables`, computed by Spark: same columns, types, values and row order."""
-    with _cached(_transactions(spark, transactions)) as tx:
-        tables = spark_state_tables(tx, label_delay_days, label_events)
+    """The polars engine's `state_tables`, computed by Spark: same columns, types, values and row order (whole
+    frames: `state_table_parts` gives them a part at a time)."""
+    return StateTables(*(parts.collect() for parts in state_table_parts(spark, transactions, label_delay_days,
+                                                                        label_events)))  # fmt: skip
+
+
+def state_table_parts(
+    spark: SparkSession,
+    transactions: pl.DataFrame | DataFrame,
+    label_delay_days: int,
+    label_events: pl.DataFrame | DataFrame | None = None,
+    exchange_dir: str | None = None,
+    parts: int = 1,
+) -> StateTables:
+    """`state_tables` as `FrameParts`: the executors write each table sorted, in at least `parts` part files
+    under `exchange_dir` (None: the system's temporary folder), and the parts are read back one at a time."""
+    exchange = _Exchange(spark, exchange_dir)
+    with _cached(_transactions(exchange, transactions)) as tx:
+        tables = spark_state_tables(tx, label_delay_days, _label_events(exchange, label_events))
         return StateTables(
-            customer_daily=_collect(tables.customer_daily).sort("customer_id", "day"),
-            customer_intraday=_collect(tables.customer_intraday).sort("customer_id", EVENT_TIMESTAMP),
-            terminal_daily=_collect(tables.terminal_daily).sort("terminal_id", "day"),
+            customer_daily=exchange.taken(tables.customer_daily, ("customer_id", "day"), parts),
+            customer_intraday=exchange.taken(tables.customer_intraday, ("customer_id", EVENT_TIMESTAMP), parts),
+            terminal_daily=exchange.taken(tables.terminal_daily, ("terminal_id", "day"), parts),
         )
 
 
@@ -76,30 +99,43 @@ def transaction_features(
     """The polars engine's `transaction_features`, joined in Spark, in the order of `transactions` (for a Spark
     frame, its partition order; tx_datetime must be a TIMESTAMP).
 
-    `tables` are polars state tables (from either engine); without them Spark computes them from `transactions`,
-    which then needs `label_delay_days` (and `label_events`, if any labels were known early).
+    `tables` are polars state tables (from either engine, frames or lazy frames); without them Spark computes them
+    from `transactions`, which then needs `label_delay_days` (and `label_events`, if any labels were known early).
     """
+    return transaction_feature_parts(spark, transactions, tables, label_delay_days, label_events).collect()
+
+
+def transaction_feature_parts(
+    spark: SparkSession,
+    transactions: pl.DataFrame | DataFrame,
+    tables: StateTables | None = None,
+    label_delay_days: int | None = None,
+    label_events: pl.DataFrame | DataFrame | None = None,
+    exchange_dir: str | None = None,
+    parts: int = 1,
+) -> FrameParts:
+    """`transaction_features` as `FrameParts`, read back a part file at a time (see `state_table_parts`)."""
     if tables is None and label_delay_days is None:
         raise ValueError("transaction_features needs the state tables, or label_delay_days to compute them")
-    with _cached(_transactions(spark, transactions)) as tx:
+    exchange = _Exchange(spark, exchange_dir)
+    with _cached(_transactions(exchange, transactions)) as tx:
         if tables is not None:
-            state = SparkStateTables(*(_to_spark(spark, table) for table in tables))
+            state = SparkStateTables(*(exchange.given(table) for table in tables))
         else:
-            state = spark_state_tables(tx, label_delay_days, label_events)
+            state = spark_state_tables(tx, label_delay_days, _label_events(exchange, label_events))
         joined = _joined(_with_day(tx), state)
         features = joined.mapInPandas(_features_of_batches, _features_schema(joined))
-        collected = _collect(features.withColumn("tx_datetime", F.timestamp_micros("tx_us")))
-    return collected.sort(ROW).select(*LABEL_COLUMNS, *_feature_types())
+        features = features.withColumn("tx_datetime", F.timestamp_micros("tx_us"))
+        columns = [*LABEL_COLUMNS, *_feature_types()]
+        return exchange.taken(features, (ROW,), parts, lambda part: part.select(columns))
 
 
-def spark_state_tables(
-    tx: DataFrame, label_delay_days: int, label_events: pl.DataFrame | DataFrame | None = None
-) -> SparkStateTables:
+def spark_state_tables(tx: DataFrame, label_delay_days: int, label_events: DataFrame | None = None) -> SparkStateTables:
     """The three state tables of `tx` (columns of TX_COLUMNS) as Spark frames; `label_events` (transaction_id,
-    tx_fraud, known_at; None or empty: none) bring the labels known early."""
+    tx_fraud, known_us; None: none) bring the labels known early."""
     tx = _with_day(tx)
     days = _days(tx)
-    early = _early_labels(tx, _label_events(tx.sparkSession, label_events), label_delay_days)
+    early = _early_labels(tx, label_events, label_delay_days)
     return SparkStateTables(
         customer_daily=_customer_daily(tx, days),
         customer_intraday=_customer_intraday(tx),
@@ -107,7 +143,7 @@ def spark_state_tables(
     )
 
 
-def _label_events(spark: SparkSession, label_events: pl.DataFrame | DataFrame | None) -> DataFrame | None:
+def _label_events(exchange: _Exchange, label_events: pl.DataFrame | DataFrame | None) -> DataFrame | None:
     """The label events as a Spark frame (transaction_id, tx_fraud, known_us); None when there are none."""
     if label_events is None:
         return None
@@ -115,7 +151,7 @@ def _label_events(spark: SparkSession, label_events: pl.DataFrame | DataFrame | 
         if label_events.is_empty():
             return None
         known_us = pl.col("known_at").dt.epoch("us").alias("known_us")
-        return _to_spark(spark, label_events.select("transaction_id", "tx_fraud", known_us))
+        return exchange.given(label_events.select("transaction_id", "tx_fraud", known_us))
     return label_events.select("transaction_id", "tx_fraud", F.unix_micros("known_at").alias("known_us"))
 
 
@@ -135,10 +171,10 @@ def _early_labels(tx: DataFrame, label_events: DataFrame | None, label_delay_day
     ).where(F.col("from_us") < F.col("until_us"))
 
 
-def _transactions(spark: SparkSession, transactions: pl.DataFrame | DataFrame) -> DataFrame:
+def _transactions(exchange: _Exchange, transactions: pl.DataFrame | DataFrame) -> DataFrame:
     """The transactions as a Spark frame with TX_COLUMNS and ROW, their position in the input."""
     if isinstance(transactions, pl.DataFrame):
-        return _to_spark(spark, transactions.select(TX_COLUMNS).with_row_index(ROW).cast({ROW: pl.Int64}))
+        return exchange.given(transactions.select(TX_COLUMNS).with_row_index(ROW).cast({ROW: pl.Int64}))
     return transactions.select(*TX_COLUMNS).withColumn(ROW, F.monotonically_increasing_id())
 
 
@@ -152,21 +188,47 @@ def _cached(frame: DataFrame) -> Iterator[DataFrame]:
         cached.unpersist()
 
 
-def _to_spark(spark: SparkSession, frame: pl.DataFrame) -> DataFrame:
-    """The frame as a Spark DataFrame, through Arrow.
+class _Exchange:
+    """Tables handed between this driver and Spark as parquet files, under a folder of their own in `root` (None:
+    the system's temporary folder; on a cluster, a folder the driver and every executor reach). The driver writes
+    what Spark reads; the executors write what the driver reads back, a part file at a time. So neither the driver's
+    JVM nor its Python process holds a whole table: through Arrow, the JVM held every table given and collected, and
+    at 3x the default data its 4 GB heap ran out. The folder goes once nothing refers to the exchange (the parts it
+    gave included), or at exit."""
 
-    A repartition keeps the work in the executors: Spark would evaluate projections of an Arrow-made local
-    relation on the driver, row by row and without code generation.
-    """
-    local = spark.createDataFrame(frame.to_arrow(compat_level=pl.CompatLevel.oldest()))
-    return local.repartition(spark.sparkContext.defaultParallelism)
+    def __init__(self, spark: SparkSession, root: str | None) -> None:
+        self.spark = spark
+        self.folder = Path(tempfile.mkdtemp(prefix="spark-exchange-", dir=root))
+        spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")  # not INT96: read back exactly
+        self._names = itertools.count()
+        weakref.finalize(self, shutil.rmtree, self.folder, True)
 
+    def given(self, frame: pl.DataFrame | pl.LazyFrame) -> DataFrame:
+        """The frame as a Spark DataFrame, read by the executors from a file, spread over the cores (a small file is
+        one split: one core)."""
+        path = self.folder / f"given-{next(self._names)}.parquet"
+        if isinstance(frame, pl.LazyFrame):
+            frame.sink_parquet(path)
+        else:
+            frame.write_parquet(path)
+        return self.spark.read.parquet(str(path)).repartition(self.spark.sparkContext.defaultParallelism)
 
-def _collect(frame: DataFrame) -> pl.DataFrame:
-    """The frame in polars, through one Arrow collect (Spark gives timestamps as UTC microseconds)."""
-    collected = pl.from_arrow(frame.toArrow())
-    timestamps = [name for name, dtype in collected.schema.items() if isinstance(dtype, pl.Datetime)]
-    return collected.with_columns(pl.col(timestamps).dt.convert_time_zone("UTC").cast(UTC_MICROS)).rechunk()
+    def taken(self, frame: DataFrame, order: Sequence[str], parts: int,
+              finish: Callable[[pl.DataFrame], pl.DataFrame] = lambda part: part) -> FrameParts:  # fmt: skip
+        """The frame written by the executors sorted by `order` (range partitions: part file i holds the i-th
+        range), in at least `parts` files; read back a file at a time, timestamps as UTC microseconds."""
+        folder = self.folder / f"taken-{next(self._names)}"
+        ranges = max(parts, self.spark.sparkContext.defaultParallelism)
+        frame.repartitionByRange(ranges, *order).sortWithinPartitions(*order).write.parquet(str(folder))
+        files = sorted(folder.glob("part-*.parquet"))
+
+        def read(exchange: _Exchange = self) -> Iterator[pl.DataFrame]:  # the parts keep the exchange's files
+            for path in files:
+                part = pl.read_parquet(path)
+                timestamps = [name for name, dtype in part.schema.items() if isinstance(dtype, pl.Datetime)]
+                yield finish(part.with_columns(pl.col(timestamps).dt.convert_time_zone("UTC").cast(UTC_MICROS)))
+
+        return FrameParts(read)
 
 
 def _floor_div(column: Column, divisor: int) -> Column:

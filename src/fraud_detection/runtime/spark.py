@@ -18,6 +18,7 @@ class SparkParams(ParamModel):
     master: str  # local[*], or any Spark master URL for a cluster
     app_name: str
     conf: dict[str, str | int | float | bool]  # any Spark setting
+    exchange_dir: str | None  # where the driver and the executors hand tables over (None: the temp folder)
 
 
 def get_spark(params: SparkParams) -> SparkSession:
