@@ -49,7 +49,7 @@ bench: setup  ## benchmarks; figures go to reports/bench/
 	$(UV) run --frozen --no-sync python -m bench.experiment_validation
 
 bench-cost-growth: setup  ## the data stages at 1x, 3x and 10x the default data (about two hours on 2 cores)
-	$(UV) run --frozen --no-sync python -m bench.bench_cost_growth --scales 1,3,10
+	$(UV) run --frozen --no-sync python -m bench.bench_cost_growth --scales 1,3,10 --spark-cluster
 
 lint: setup
 	$(UV) run --frozen --no-sync ruff check .

@@ -9,7 +9,9 @@ process tree passes `--memory-limit-gb` is killed and recorded as failed with th
 taking the shared machine down.
 
 The Spark rows set `ingest.engine=spark` and `features.engine=spark` (Spark's master from params.yaml: `local[*]`, or
-$SPARK_MASTER_URL); `materialize` and `training_set` read the same tables whichever engine wrote them (Feast's duckdb
+$SPARK_MASTER_URL; with `--spark-cluster`, a standalone cluster started for the run as `make production` starts it: a
+master and two workers of one core and 3 GB each on 127.0.0.1, whose executors' memory the driver's process tree
+does not include); `materialize` and `training_set` read the same tables whichever engine wrote them (Feast's duckdb
 store), so they run once per scale, with the polars rows. Baselines, run beside the stage they compare with: at 1x,
 the training set in one retrieval of every entity row (`training_set.chunk_rows` above the row count); at 3x, the
 features in one part (`features.part_rows` above the row count).
@@ -17,7 +19,8 @@ features in one part (`features.part_rows` above the row count).
 Results merge into reports/bench/cost_growth.json by (scale, engine) and step: a run of some scales (`--scales`),
 engines or steps (`--steps`, e.g. `simulate` after a change to the simulator) keeps the others' figures.
 
-Run: uv run python -m bench.bench_cost_growth [--scales 1,3,10] [--engines polars,spark] [--steps ...] [--runs 1]
+Run: uv run python -m bench.bench_cost_growth [--scales 1,3,10] [--engines polars,spark] [--spark-cluster] [--steps ...]
+     [--runs 1]
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -165,6 +170,29 @@ def measure_scale(scale: int, engines: list[str], runs: int, limit_mb: float, lo
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+@contextmanager
+def spark_master(cluster: bool, logs: Path) -> Iterator[str]:
+    """The Spark master the Spark rows use: with `cluster`, a standalone cluster on a free port, started here
+    (`production.services`) and stopped afterwards; else $SPARK_MASTER_URL or params.yaml's `local[*]`."""
+    if not cluster:
+        yield os.environ.get("SPARK_MASTER_URL", "local[*]")
+        return
+    from fraud_detection.production.services import SPARK_WORKERS, Services, free_port
+
+    url = f"spark://127.0.0.1:{free_port()}"
+    before = os.environ.get("SPARK_MASTER_URL")
+    with Services(logs / "spark-cluster", {"SPARK_MASTER_URL": url}) as services:
+        services.spark()
+        os.environ["SPARK_MASTER_URL"] = url  # the steps' environment (project_env copies it)
+        try:
+            yield f"{url}: a standalone master and {SPARK_WORKERS} workers (1 core, 3 GB each)"
+        finally:
+            if before is None:
+                del os.environ["SPARK_MASTER_URL"]
+            else:
+                os.environ["SPARK_MASTER_URL"] = before
+
+
 def merged(previous: list[dict], new: list[dict]) -> list[dict]:
     """The new entries, each with the previous entry's steps that it did not measure again; the other entries."""
     before = {(e["scale"], e["engine"]): e for e in previous}
@@ -184,17 +212,21 @@ def table(results: list[dict]) -> str:
 
 
 def main(scales: list[int], engines: list[str], runs: int, limit_gb: float, logs: Path,
-         only: set[str] | None = None) -> None:  # fmt: skip
+         only: set[str] | None = None, cluster: bool = False) -> None:  # fmt: skip
     logs.mkdir(parents=True, exist_ok=True)
     path = RESULTS / "cost_growth.json"
     previous = json.loads(path.read_text())["results"] if path.exists() else []
-    new = [entry for scale in scales for entry in measure_scale(scale, engines, runs, limit_gb * 1024, logs, only)]
+    with spark_master(cluster and "spark" in engines, logs) as master:
+        new = [entry for scale in scales for entry in measure_scale(scale, engines, runs, limit_gb * 1024, logs, only)]
+    for entry in new:
+        if entry["engine"] == "spark":
+            entry["spark_master"] = master
     results = merged(previous, new)
     save("cost_growth", {
         "runs": runs,
         "runs_note": "each step's seconds are the median of `runs` runs (one at 10x: a 10x step takes minutes)",
         "memory_limit_gb": limit_gb,
-        "spark_master": os.environ.get("SPARK_MASTER_URL", "local[*]"),
+        "spark_master_note": "each Spark entry's `spark_master` (entries without one ran on local[*])",
         "peak_rss_note": "peak_rss_mb: the largest process (/usr/bin/time -v); peak_tree_rss_mb: the process "
                          "tree's sum, sampled every 0.25 s (Spark's JVM beside its driver)",
         "results": results,
@@ -207,6 +239,7 @@ if __name__ == "__main__":
     parser.add_argument("--scales", default="1,3,10", help="comma-separated, of 1, 3, 10")
     parser.add_argument("--engines", default="polars,spark", help="comma-separated, of polars, spark")
     parser.add_argument("--steps", default=None, help="comma-separated steps to measure again (default: all)")
+    parser.add_argument("--spark-cluster", action="store_true", help="the Spark rows on a standalone cluster")
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--memory-limit-gb", type=float, default=16.0)
     parser.add_argument("--logs", type=Path, default=Path(tempfile.gettempdir()) / "cost_growth_logs")
@@ -223,4 +256,4 @@ if __name__ == "__main__":
     known = {"simulate", *(step for steps in STEPS.values() for step in steps)}
     if only is not None and not only <= known:
         parser.error(f"--steps: {sorted(only - known)} not among {sorted(known)}")
-    main(scales, engines, args.runs, args.memory_limit_gb, args.logs, only)
+    main(scales, engines, args.runs, args.memory_limit_gb, args.logs, only, args.spark_cluster)
