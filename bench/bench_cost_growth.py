@@ -182,6 +182,7 @@ def spark_master(cluster: bool, logs: Path) -> Iterator[str]:
     url = f"spark://127.0.0.1:{free_port()}"
     before = os.environ.get("SPARK_MASTER_URL")
     with Services(logs / "spark-cluster", {"SPARK_MASTER_URL": url}) as services:
+        services.logs.mkdir(parents=True, exist_ok=True)
         services.spark()
         os.environ["SPARK_MASTER_URL"] = url  # the steps' environment (project_env copies it)
         try:
