@@ -106,10 +106,11 @@ def _watch(process: subprocess.Popen, limit_mb: float) -> tuple[float, bool]:
 def _last_error(text: str, peak_mb: float) -> str:
     if "terminated by signal 9" in text:  # SIGKILL from outside: on a machine out of memory, the kernel's OOM killer
         return f"killed by signal 9 (out of memory?) at {peak_mb:.0f} MB"
-    lines = [line.strip() for line in text.splitlines() if "OutOfMemoryError" in line or "MemoryError" in line] or [
-        line.strip() for line in text.splitlines() if "Error" in line or "error" in line
-    ]
-    return lines[-1][:300] if lines else "see the step's log"
+    memory = [line.strip() for line in text.splitlines() if "OutOfMemoryError" in line or "MemoryError" in line]
+    causes = [line.strip() for line in text.splitlines() if line.strip().startswith("Caused by:")]  # Java's first
+    errors = [line.strip() for line in text.splitlines() if "Error" in line or "error" in line]
+    line = memory[-1] if memory else causes[0] if causes else errors[-1] if errors else "see the step's log"
+    return line[:300]
 
 
 def timed(work: list[StepRun]) -> dict:
