@@ -4,19 +4,14 @@ The state tables are Spark aggregations and range windows over a dense (entity, 
 to the transactions in Spark and apply the one definition (definitions.transaction_features) inside `mapInPandas`,
 so no formula is written twice. The label events (a polars or Spark frame: transaction_id, tx_fraud, known_at)
 bring the labels known early, as in polars_engine. Tables pass between the driver and Spark as parquet files
-(`_Exchange`): the executors read what the driver gives and write the results, sorted, as part files that come back
-a part at a time (`FrameParts`), typed and ordered exactly as polars_engine's.
+(`runtime.spark.SparkExchange`): the executors read what the driver gives and write the results, sorted, as part
+files that come back a part at a time (`FrameParts`), typed and ordered exactly as polars_engine's.
 """
 
 from __future__ import annotations
 
-import itertools
-import shutil
-import tempfile
-import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -37,8 +32,9 @@ from fraud_detection.features.definitions import (
     TERMINAL_EDGE_LAGS,
     TERMINAL_WINDOWS,
 )
-from fraud_detection.features.polars_engine import EVENT_TIMESTAMP, LABEL_COLUMNS, UTC_MICROS, StateTables
+from fraud_detection.features.polars_engine import EVENT_TIMESTAMP, LABEL_COLUMNS, StateTables
 from fraud_detection.runtime.frame_parts import FrameParts
+from fraud_detection.runtime.spark import SparkExchange
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -79,7 +75,7 @@ def state_table_parts(
 ) -> StateTables:
     """`state_tables` as `FrameParts`: the executors write each table sorted, in at least `parts` part files
     under `exchange_dir` (None: the system's temporary folder), and the parts are read back one at a time."""
-    exchange = _Exchange(spark, exchange_dir)
+    exchange = SparkExchange(spark, exchange_dir)
     with _cached(_transactions(exchange, transactions)) as tx:
         tables = spark_state_tables(tx, label_delay_days, _label_events(exchange, label_events))
         return StateTables(
@@ -117,7 +113,7 @@ def transaction_feature_parts(
     """`transaction_features` as `FrameParts`, read back a part file at a time (see `state_table_parts`)."""
     if tables is None and label_delay_days is None:
         raise ValueError("transaction_features needs the state tables, or label_delay_days to compute them")
-    exchange = _Exchange(spark, exchange_dir)
+    exchange = SparkExchange(spark, exchange_dir)
     with _cached(_transactions(exchange, transactions)) as tx:
         if tables is not None:
             state = SparkStateTables(*(exchange.given(table) for table in tables))
@@ -143,7 +139,7 @@ def spark_state_tables(tx: DataFrame, label_delay_days: int, label_events: DataF
     )
 
 
-def _label_events(exchange: _Exchange, label_events: pl.DataFrame | DataFrame | None) -> DataFrame | None:
+def _label_events(exchange: SparkExchange, label_events: pl.DataFrame | DataFrame | None) -> DataFrame | None:
     """The label events as a Spark frame (transaction_id, tx_fraud, known_us); None when there are none."""
     if label_events is None:
         return None
@@ -171,7 +167,7 @@ def _early_labels(tx: DataFrame, label_events: DataFrame | None, label_delay_day
     ).where(F.col("from_us") < F.col("until_us"))
 
 
-def _transactions(exchange: _Exchange, transactions: pl.DataFrame | DataFrame) -> DataFrame:
+def _transactions(exchange: SparkExchange, transactions: pl.DataFrame | DataFrame) -> DataFrame:
     """The transactions as a Spark frame with TX_COLUMNS and ROW, their position in the input."""
     if isinstance(transactions, pl.DataFrame):
         return exchange.given(transactions.select(TX_COLUMNS).with_row_index(ROW).cast({ROW: pl.Int64}))
@@ -186,49 +182,6 @@ def _cached(frame: DataFrame) -> Iterator[DataFrame]:
         yield cached
     finally:
         cached.unpersist()
-
-
-class _Exchange:
-    """Tables handed between this driver and Spark as parquet files, under a folder of their own in `root` (None:
-    the system's temporary folder; on a cluster, a folder the driver and every executor reach). The driver writes
-    what Spark reads; the executors write what the driver reads back, a part file at a time. So neither the driver's
-    JVM nor its Python process holds a whole table: through Arrow, the JVM held every table given and collected, and
-    at 3x the default data its 4 GB heap ran out. The folder goes once nothing refers to the exchange (the parts it
-    gave included), or at exit."""
-
-    def __init__(self, spark: SparkSession, root: str | None) -> None:
-        self.spark = spark
-        self.folder = Path(tempfile.mkdtemp(prefix="spark-exchange-", dir=root))
-        spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")  # not INT96: read back exactly
-        self._names = itertools.count()
-        weakref.finalize(self, shutil.rmtree, self.folder, True)
-
-    def given(self, frame: pl.DataFrame | pl.LazyFrame) -> DataFrame:
-        """The frame as a Spark DataFrame, read by the executors from a file, spread over the cores (a small file is
-        one split: one core)."""
-        path = self.folder / f"given-{next(self._names)}.parquet"
-        if isinstance(frame, pl.LazyFrame):
-            frame.sink_parquet(path)
-        else:
-            frame.write_parquet(path)
-        return self.spark.read.parquet(str(path)).repartition(self.spark.sparkContext.defaultParallelism)
-
-    def taken(self, frame: DataFrame, order: Sequence[str], parts: int,
-              finish: Callable[[pl.DataFrame], pl.DataFrame] = lambda part: part) -> FrameParts:  # fmt: skip
-        """The frame written by the executors sorted by `order` (range partitions: part file i holds the i-th
-        range), in at least `parts` files; read back a file at a time, timestamps as UTC microseconds."""
-        folder = self.folder / f"taken-{next(self._names)}"
-        ranges = max(parts, self.spark.sparkContext.defaultParallelism)
-        frame.repartitionByRange(ranges, *order).sortWithinPartitions(*order).write.parquet(str(folder))
-        files = sorted(folder.glob("part-*.parquet"))
-
-        def read(exchange: _Exchange = self) -> Iterator[pl.DataFrame]:  # the parts keep the exchange's files
-            for path in files:
-                part = pl.read_parquet(path)
-                timestamps = [name for name, dtype in part.schema.items() if isinstance(dtype, pl.Datetime)]
-                yield finish(part.with_columns(pl.col(timestamps).dt.convert_time_zone("UTC").cast(UTC_MICROS)))
-
-        return FrameParts(read)
 
 
 def _floor_div(column: Column, divisor: int) -> Column:

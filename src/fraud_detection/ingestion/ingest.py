@@ -50,7 +50,7 @@ def _validate(
         from fraud_detection.ingestion.spark_engine import validate as validate_on_spark
         from fraud_detection.runtime.spark import get_spark
 
-        return validate_on_spark(get_spark(spark), mapped, limits)
+        return validate_on_spark(get_spark(spark), mapped, limits, spark.exchange_dir)
     raise IngestionError(f"ingest.engine is {engine!r}; expected polars or spark")
 
 

@@ -1,7 +1,7 @@
 """The ingestion rules on Spark: the same rules as the polars engine, giving identical results.
 
-The polars frame goes to Spark through Arrow, the rules run as Spark column expressions, and one Arrow collect
-brings the typed rows back, which are split and sorted exactly as the polars engine does.
+The polars frame goes to Spark as a parquet file, the rules run as Spark column expressions, and the executors write
+the typed rows as parquet files that come back to be split and sorted exactly as the polars engine does.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from fraud_detection.ingestion import rules
 from fraud_detection.ingestion.ops import Kind
 from fraud_detection.ingestion.polars_engine import PolarsOps, split, with_optional_fields
 from fraud_detection.ingestion.schema import FIELDS, REASON, ROW_NUMBER, Limits
+from fraud_detection.runtime.spark import SparkExchange
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -145,16 +146,21 @@ def _java_regex(pattern: str) -> str:
     return "(?U)" + pattern
 
 
-def validate(spark: SparkSession, raw: pl.DataFrame, limits: Limits) -> tuple[pl.DataFrame, pl.DataFrame]:
+def validate(
+    spark: SparkSession, raw: pl.DataFrame, limits: Limits, exchange_dir: str | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Split `raw` (mapped columns + row_number) into accepted transactions and (row_number, reason) rejects.
 
-    Gives the same frames, row for row and type for type, as `polars_engine.validate`.
+    Gives the same frames, row for row and type for type, as `polars_engine.validate`. The rows pass to Spark and
+    back as parquet files under `exchange_dir` (`SparkExchange`): no collect through the driver, whose results are
+    capped by `spark.driver.maxResultSize` (1 GB: the default data at 10x passes it).
     """
     frame = with_optional_fields(raw)
     # Checked on the polars types first: the same errors as the polars engine, and no type Spark cannot take.
     rules.check_column_types(PolarsOps(frame.schema), list(frame.columns))
-    typed = _typed(_to_spark(spark, _portable(frame)), limits).withColumn(REASON, _duplicate_reason())
-    accepted, rejected = split(pl.DataFrame(typed.toArrow()))
+    exchange = SparkExchange(spark, exchange_dir)
+    typed = _typed(exchange.given(_portable(frame)), limits).withColumn(REASON, _duplicate_reason())
+    accepted, rejected = split(exchange.taken(typed, (ROW_NUMBER,), 1).collect())
     log.debug("spark engine: %d rows accepted, %d rejected", accepted.height, rejected.height)
     return accepted, rejected
 
@@ -177,7 +183,7 @@ def _typed(source: DataFrame, limits: Limits) -> DataFrame:
 
 
 def _portable(frame: pl.DataFrame) -> pl.DataFrame:
-    """The frame in types Spark reads from Arrow, holding the values the rules would take from the original.
+    """The frame in types Spark reads, holding the values the rules would take from the original.
 
     Integers become Int64 (null where out of range, like the rules' lenient cast), floats Float64, datetimes
     microseconds in UTC (a naive datetime means UTC; finer units floor, like polars' `dt.epoch("us")`).
@@ -194,17 +200,6 @@ def _portable(frame: pl.DataFrame) -> pl.DataFrame:
             utc = in_micros.dt.replace_time_zone("UTC") if dtype.time_zone is None else in_micros
             converted.append(utc.dt.convert_time_zone("UTC"))
     return frame.with_columns(converted)
-
-
-def _to_spark(spark: SparkSession, frame: pl.DataFrame) -> DataFrame:
-    """The frame as a Spark DataFrame, through Arrow.
-
-    Spark holds an Arrow-made frame as a local relation, whose projections the optimizer would evaluate on the
-    driver, row by row and without code generation (minutes for a million rows); a repartition keeps the rules
-    in the executors.
-    """
-    local = spark.createDataFrame(frame.to_arrow(compat_level=pl.CompatLevel.oldest()))
-    return local.repartition(spark.sparkContext.defaultParallelism)
 
 
 def _coerced_columns(coerced: dict[str, rules.Coerced]) -> list[Column]:
