@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from fraud_detection.feature_store import dataset
+from fraud_detection.feature_store import online as online_module
 from fraud_detection.feature_store.dataset import apply_and_materialize, repo_config
 from fraud_detection.feature_store.definitions import PUSH_SOURCES
 from fraud_detection.feature_store.online import OnlineFeatures, OnlineStoreUnavailable, OnlineUpdaterSink
@@ -96,6 +97,24 @@ def test_a_missing_sqlite_file_is_a_typed_error(sqlite_store) -> None:
         OnlineUpdaterSink(store).transaction(1, 0, dict.fromkeys(CUSTOMER_INTRADAY, 0))
 
 
+def test_a_new_day_writes_only_the_values_that_changed(store) -> None:
+    """Online reads take each value's latest row whatever its age, so a day's rollover writes only what differs
+    from the row written before; the store then answers the whole new row."""
+    apply_and_materialize(store, END)
+    sink, written = OnlineUpdaterSink(store), []
+    write = sink.write
+    sink.write = lambda view, rows: (written.append(rows), write(view, rows))
+    day = int(END.timestamp()) // 86_400
+    first = {name: 3 if "nb_tx" in name else 10.0 for name in CUSTOMER_DAILY}
+    second = first | {"customer_amount_prev_30d": 12.5}
+    sink.new_day(day, {99_999: first}, {})
+    sink.new_day(day + 1, {99_999: second}, {})
+    sink.new_day(day + 2, {99_999: second}, {})
+    assert [len(rows[0][2]) for rows in written] == [len(CUSTOMER_DAILY), 1], "then nothing: nothing changed"
+    [row] = OnlineFeatures(store, "fraud_model_v1").read({"customer_daily": [99_999]})["customer_daily"]
+    assert row == second
+
+
 def test_a_locked_sqlite_file_is_a_typed_error(sqlite_store) -> None:
     store = sqlite_store
     apply_and_materialize(store, END)
@@ -130,8 +149,9 @@ def test_redis_down_is_a_typed_error(feature_root: Path, monkeypatch: pytest.Mon
 def test_the_sink_writes_what_feasts_push_sources_write(
     feature_root: Path, monkeypatch: pytest.MonkeyPatch, transactions, online: str
 ) -> None:
-    """OnlineUpdaterSink skips the push path's registry lookups and, on SQLite, Feast's row-by-row writer; the
-    online state it leaves is the same as `store.push(<view>_push, rows)` leaves."""
+    """OnlineUpdaterSink skips the push path's registry lookups and, on SQLite, Feast's row-by-row writer, and a new
+    day writes only the values that changed; the online state it leaves is the same as `store.push(<view>_push,
+    rows)` of every whole row leaves."""
     monkeypatch.chdir(feature_root)
     window = transactions.filter(transactions["tx_datetime"] < datetime(2018, 4, 4, tzinfo=UTC))
     states = []
@@ -140,6 +160,7 @@ def test_the_sink_writes_what_feasts_push_sources_write(
         apply_and_materialize(store, datetime(2018, 4, 1, tzinfo=UTC))
         sink = OnlineUpdaterSink(store)
         if writer == "push":
+            monkeypatch.setattr(online_module, "_changed", lambda row, written: row)  # whole rows, as push takes
             monkeypatch.setattr(
                 sink, "write", lambda view, rows, s=store: s.push(PUSH_SOURCES[view], _frame(view, rows))
             )
