@@ -156,10 +156,14 @@ def test_cached_daily_rows_are_read_once_and_follow_every_write(sqlite_store) ->
     assert not _daily_queries(queries), "unchanged daily views are served from the process"
     assert any('_customer_intraday" WHERE' in q for q in queries), "the intraday view is read every time"
 
+    queries.clear()
     _push_daily(store, "terminal_daily", TERMINALS[:3], END + timedelta(days=1), 7.0)  # Feast's writer, not ours
     after_push = _read(online)
     assert [after_push["terminal_daily"][i]["terminal_nb_tx_lagged_7d"] for i in range(3)] == [7, 7, 7]
     assert after_push["customer_daily"] == first["customer_daily"]
+    read_again = " ".join(_daily_queries(queries))
+    assert '_terminal_daily" WHERE' in read_again, "the changed view is read from the store again"
+    assert '_customer_daily" WHERE' not in read_again, "the unchanged view stays cached"
 
     queries.clear()
     apply_and_materialize(store, END + timedelta(days=2))  # a later day materialized

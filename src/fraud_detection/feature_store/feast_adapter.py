@@ -115,7 +115,8 @@ class SqliteReader:
             raise ValueError(f"cached views {unknown}; expected some of {sorted(self._views)}")
         self._versions = ViewVersions({view: self._tables[view] for view in cached})
         self._cache: dict[str, dict[int, dict[str, Any]]] = {view: {} for view in cached}
-        self._cache_entries, self._seen = cache_entries, None
+        self._cache_entries = cache_entries
+        self._seen: dict[str, tuple] = {}  # each cached view's counter when its rows were read
         self._connection: sqlite3.Connection | None = None
         self._lock = threading.Lock()  # one read transaction at a time on the connection
 
@@ -148,13 +149,13 @@ class SqliteReader:
         return rows
 
     def _usable_cache(self, connection: sqlite3.Connection) -> dict[str, dict[int, dict[str, Any]]]:
-        """The cached views whose tables are unchanged since their rows were read (all of them, or none: the
-        versions are read as one token)."""
+        """The cached views, each emptied if its table changed since its rows were read (a label rewriting a
+        terminal's row leaves the customers' rows cached); none without the counters."""
         seen = self._versions.read(connection)
-        if seen is None or seen != self._seen:
-            for rows in self._cache.values():
+        for view, rows in self._cache.items():
+            if seen is None or seen.get(view) != self._seen.get(view):
                 rows.clear()
-            self._seen = seen
+        self._seen = seen or {}
         return self._cache if seen is not None else {}
 
     def _fetch(self, connection: sqlite3.Connection, wanted: dict[str, list[int]]) -> dict[str, dict[int, dict]]:
@@ -252,13 +253,16 @@ class ViewVersions:
                         f"UPDATE \"{VERSIONS_TABLE}\" SET version = version + 1 WHERE view = '{view}'; END"
                     )
 
-    def read(self, connection: sqlite3.Connection) -> tuple | None:
-        """A token that changes whenever a table changes; None if a counter or a trigger is missing."""
+    def read(self, connection: sqlite3.Connection) -> dict[str, tuple] | None:
+        """Each view's (generation, version), which changes whenever its table changes; None if a counter or a
+        trigger is missing."""
         try:
             rows = connection.execute(self._query, self._arguments).fetchall()
         except sqlite3.OperationalError:  # no counters table
             return None
-        return tuple(sorted(rows, key=str)) if len(rows) == self._expected else None
+        if len(rows) != self._expected:
+            return None
+        return {view: (generation, version) for view, generation, version in rows if view in self.tables}
 
 
 VERSIONS_TABLE = "fraud_detection_view_versions"
