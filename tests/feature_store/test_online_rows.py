@@ -172,6 +172,57 @@ def test_cached_daily_rows_are_read_once_and_follow_every_write(sqlite_store) ->
     assert _read(online)["customer_daily"] != first["customer_daily"], "the materialization changed the values"
 
 
+def _sink_daily(store, view: str, entities: list[int], moment: datetime, value: float) -> None:
+    """New daily rows through our own writer (the online updater's sink): `value` in every number feature."""
+    names = CUSTOMER_DAILY if view == "customer_daily" else TERMINAL_DAILY
+    row = {name: [] if name in LIST_STATE else (int(value) if "nb_" in name else value) for name in names}
+    OnlineUpdaterSink(store).write(view, [(e, epoch_micros(moment), row) for e in entities])
+
+
+def _daily_entities(queries: list[str], view: str) -> int:
+    """How many entities the reads of a daily view's table asked for."""
+    parts = [part for q in queries for part in q.split(" UNION ALL ")]
+    return sum(part.count("x'") for part in parts if f'_{view}" WHERE' in part)
+
+
+def test_our_writer_drops_only_the_entities_it_wrote_from_a_cache(sqlite_store) -> None:
+    store = sqlite_store
+    apply_and_materialize(store, END)
+    online, queries = _reader(store)
+    first = _read(online)
+    queries.clear()
+    _sink_daily(store, "terminal_daily", TERMINALS[:2], END + timedelta(days=1), 5.0)
+    after = _read(online)
+    assert after == _read(OnlineFeatures(store, "fraud_model_v1")), "as the store holds it"
+    assert [row["terminal_nb_tx_lagged_7d"] for row in after["terminal_daily"][:3]] == [5, 5,
+        first["terminal_daily"][2]["terminal_nb_tx_lagged_7d"]]  # fmt: skip
+    assert _daily_entities(queries, "terminal_daily") == 2, "only the two terminals written are read again"
+    assert _daily_entities(queries, "customer_daily") == 0
+
+    queries.clear()
+    _sink_daily(store, "customer_daily", CUSTOMERS[:1], END + timedelta(days=1), 3.0)
+    _push_daily(store, "customer_daily", CUSTOMERS[1:2], END + timedelta(days=1), 4.0)  # Feast's writer
+    after = _read(online)
+    assert after == _read(OnlineFeatures(store, "fraud_model_v1"))
+    assert _daily_entities(queries, "customer_daily") == len(CUSTOMERS), "another writer: the whole view again"
+    assert _daily_entities(queries, "terminal_daily") == 0
+
+
+def test_a_reader_behind_the_pruned_log_reads_everything_again(sqlite_store, monkeypatch) -> None:
+    store = sqlite_store
+    apply_and_materialize(store, END)
+    monkeypatch.setattr(feast_adapter, "CHANGES_KEPT", 2)
+    online, queries = _reader(store)
+    _read(online)
+    for day, terminal in enumerate(TERMINALS[:5], start=1):  # 5 entries logged, the oldest pruned past 4
+        _sink_daily(store, "terminal_daily", [terminal], END + timedelta(days=day), float(day))
+    queries.clear()
+    after = _read(online)
+    assert after == _read(OnlineFeatures(store, "fraud_model_v1"))
+    assert _daily_entities(queries, "terminal_daily") == len(TERMINALS)
+    assert _daily_entities(queries, "customer_daily") == len(CUSTOMERS)
+
+
 def test_without_its_triggers_a_view_is_read_from_the_store_every_time(sqlite_store) -> None:
     """Feast drops a table (and its triggers) when a view's definition changes: nothing stale is served then."""
     store = sqlite_store
@@ -181,7 +232,7 @@ def test_without_its_triggers_a_view_is_read_from_the_store_every_time(sqlite_st
     [table] = table_names(store, [store.get_feature_view("customer_daily")]).values()
     with sqlite3.connect(store.config.online_store.path) as connection:
         for event in TRIGGER_EVENTS:
-            connection.execute(f'DROP TRIGGER "{table}_version_{event.lower()}"')
+            connection.execute(f'DROP TRIGGER "{feast_adapter._trigger(table, event)}"')
         connection.execute(f'UPDATE "{table}" SET value = ? WHERE feature_name = ?',
                            (Value(int64_val=99).SerializeToString(), "customer_nb_tx_prev_7d"))  # fmt: skip
     queries.clear()
@@ -234,7 +285,7 @@ def test_a_store_locked_at_start_is_served_uncached(sqlite_store) -> None:
     [table] = table_names(store, [store.get_feature_view("terminal_daily")]).values()
     with sqlite3.connect(store.config.online_store.path) as connection:
         for event in TRIGGER_EVENTS:
-            connection.execute(f'DROP TRIGGER "{table}_version_{event.lower()}"')
+            connection.execute(f'DROP TRIGGER "{feast_adapter._trigger(table, event)}"')
     lock = sqlite3.connect(store.config.online_store.path, timeout=0)
     lock.execute("BEGIN EXCLUSIVE")
     try:

@@ -117,6 +117,7 @@ class SqliteReader:
         self._cache: dict[str, dict[int, dict[str, Any]]] = {view: {} for view in cached}
         self._cache_entries = cache_entries
         self._seen: dict[str, tuple] = {}  # each cached view's counter when its rows were read
+        self._seen_change: int | None = None  # the latest entry of our writer's log applied to the cache
         self._connection: sqlite3.Connection | None = None
         self._lock = threading.Lock()  # one read transaction at a time on the connection
 
@@ -149,14 +150,22 @@ class SqliteReader:
         return rows
 
     def _usable_cache(self, connection: sqlite3.Connection) -> dict[str, dict[int, dict[str, Any]]]:
-        """The cached views, each emptied if its table changed since its rows were read (a label rewriting a
-        terminal's row leaves the customers' rows cached); none without the counters."""
+        """The cached views, less what changed since their rows were read: the entities our writer wrote (a label
+        rewriting a terminal's row drops that terminal), a whole view that another writer changed; none without
+        the counters."""
         seen = self._versions.read(connection)
+        if seen is None:
+            self._seen, self._seen_change = {}, None
+            return {}
+        self._seen_change, changed = self._versions.changes(connection, self._seen_change, self._cache_entries)
         for view, rows in self._cache.items():
-            if seen is None or seen.get(view) != self._seen.get(view):
+            if changed is None or seen.get(view) != self._seen.get(view):
                 rows.clear()
-        self._seen = seen or {}
-        return self._cache if seen is not None else {}
+                continue
+            for entity in changed.get(view, ()):
+                rows.pop(entity, None)
+        self._seen = seen
+        return self._cache
 
     def _fetch(self, connection: sqlite3.Connection, wanted: dict[str, list[int]]) -> dict[str, dict[int, dict]]:
         """Each view's rows of the distinct entity ids asked for: every feature of the view, None where missing or
@@ -221,10 +230,17 @@ def _literal(text: str) -> str:
 
 
 class ViewVersions:
-    """A change counter per view table, kept by SQLite triggers (so every writer counts, Feast's own included), in
-    the table `VERSIONS_TABLE` (view, generation, version). `generation` is random per install: a store file
-    rebuilt from scratch never repeats an old token. Dropping a table (Feast's teardown or a changed definition)
-    drops its triggers, which `read` sees: then nothing is cached until `install` runs again."""
+    """What changed in the cached views' tables, in two records:
+    - a change counter per view, in `VERSIONS_TABLE` (view, generation, version), bumped by SQLite triggers on every
+      row that another writer (Feast's materialize and push) inserts, updates or deletes: a reader drops the whole
+      view then. `generation` is random per install: a store file rebuilt from scratch never repeats an old token.
+      Dropping a table (Feast's teardown or a changed definition) drops its triggers, which `read` sees: then
+      nothing is cached until `install` runs again.
+    - the entities our own writer (`SqliteWriter`) wrote, one row each in `CHANGES_TABLE` (seq, view, entity),
+      logged in the transaction of its rows, which it marks as its own (`created_ts` = `OWN_ROWS`, which the
+      triggers skip): a reader drops only those entities. The log keeps the latest `CHANGES_KEPT` entries; a reader
+      that fell further behind drops everything.
+    """
 
     def __init__(self, tables: dict[str, str]) -> None:
         self.tables = dict(tables)  # view name -> Feast table name
@@ -243,14 +259,20 @@ class ViewVersions:
         with connection:
             connection.execute(f'CREATE TABLE IF NOT EXISTS "{VERSIONS_TABLE}" (view TEXT PRIMARY KEY, '
                                "generation TEXT NOT NULL, version INTEGER NOT NULL)")  # fmt: skip
+            connection.execute(f'CREATE TABLE IF NOT EXISTS "{CHANGES_TABLE}" (seq INTEGER PRIMARY KEY '
+                               "AUTOINCREMENT, view TEXT NOT NULL, entity INTEGER NOT NULL)")  # fmt: skip
             for view, table in self.tables.items():
                 connection.execute(
                     f'INSERT OR IGNORE INTO "{VERSIONS_TABLE}" VALUES (?, ?, 0)', (view, uuid.uuid4().hex)
                 )
                 for event in TRIGGER_EVENTS:
                     connection.execute(
-                        f'CREATE TRIGGER IF NOT EXISTS "{_trigger(table, event)}" AFTER {event} ON "{table}" BEGIN '
-                        f"UPDATE \"{VERSIONS_TABLE}\" SET version = version + 1 WHERE view = '{view}'; END"
+                        f'DROP TRIGGER IF EXISTS "{table}_version_{event.lower()}"'
+                    )  # the earlier triggers counted every row
+                    foreign = "" if event == "DELETE" else f" WHEN NEW.created_ts IS NOT {OWN_ROWS}"
+                    connection.execute(
+                        f'CREATE TRIGGER IF NOT EXISTS "{_trigger(table, event)}" AFTER {event} ON "{table}"{foreign} '
+                        f"BEGIN UPDATE \"{VERSIONS_TABLE}\" SET version = version + 1 WHERE view = '{view}'; END"
                     )
 
     def read(self, connection: sqlite3.Connection) -> dict[str, tuple] | None:
@@ -264,8 +286,47 @@ class ViewVersions:
             return None
         return {view: (generation, version) for view, generation, version in rows if view in self.tables}
 
+    @staticmethod
+    def changes(connection: sqlite3.Connection, since: int | None, limit: int) -> tuple[int, dict[str, set] | None]:
+        """(the log's latest entry, the entities of each view our writer wrote after entry `since`); None for the
+        entities when they cannot be told: no `since` yet, the entries after it pruned, or more than `limit`."""
+        try:
+            first, last = connection.execute(LOG_BOUNDS).fetchone()
+        except sqlite3.OperationalError:  # no log
+            return 0, None
+        if last is None or (since is not None and last <= since):
+            return since or 0, {}
+        if since is None or first > since + 1 or last - since > limit:
+            return last, None
+        changed: dict[str, set] = {}
+        for view, entity in connection.execute(f'SELECT view, entity FROM "{CHANGES_TABLE}" WHERE seq > ?', (since,)):
+            changed.setdefault(view, set()).add(entity)
+        return last, changed
+
+    @staticmethod
+    def log(connection: sqlite3.Connection, view: str, entities: Sequence[int]) -> None:
+        """Our writer's entities of a view (in its transaction), the oldest entries pruned past `CHANGES_KEPT`."""
+        insert = f'INSERT INTO "{CHANGES_TABLE}" (view, entity) VALUES (?, ?)'
+        connection.executemany(insert, [(view, int(entity)) for entity in entities])
+        first, last = connection.execute(LOG_BOUNDS).fetchone()
+        if last - first >= 2 * CHANGES_KEPT:
+            connection.execute(f'DELETE FROM "{CHANGES_TABLE}" WHERE seq <= ?', (last - CHANGES_KEPT,))
+
+    @staticmethod
+    def logged(connection: sqlite3.Connection, table: str) -> bool:
+        """Whether our writer's rows of `table` go to the log (its triggers skip them) rather than to the counter."""
+        found = (
+            "SELECT count(*) FROM sqlite_master WHERE (type = 'trigger' AND name = ?) OR (type = 'table' AND name = ?)"
+        )
+        return connection.execute(found, (_trigger(table, "INSERT"), CHANGES_TABLE)).fetchone()[0] == 2
+
 
 VERSIONS_TABLE = "fraud_detection_view_versions"
+CHANGES_TABLE = "fraud_detection_changed_entities"
+# two subqueries: SQLite looks up a lone min() or max() of the key, but scans the table for both in one query
+LOG_BOUNDS = f'SELECT (SELECT min(seq) FROM "{CHANGES_TABLE}"), (SELECT max(seq) FROM "{CHANGES_TABLE}")'
+CHANGES_KEPT = 200_000  # log entries kept (a day's rollover of the default world logs about 15,000)
+OWN_ROWS = -1  # `created_ts` of the rows our writer writes to a cached view (Feast never reads it online)
 TRIGGER_EVENTS = ("INSERT", "UPDATE", "DELETE")
 
 
@@ -274,7 +335,7 @@ def _marks(items: Sequence) -> str:
 
 
 def _trigger(table: str, event: str) -> str:
-    return f"{table}_version_{event.lower()}"
+    return f"{table}_changes_{event.lower()}"
 
 
 def table_names(store: Any, views: Sequence[Any]) -> dict[str, str]:
@@ -325,19 +386,24 @@ class SqliteWriter:
             for name, value in row.items():
                 blob, text = encoded_value(kinds[name], value)
                 values.extend((key, name, bytearray(blob), text, event_ts))
-        width, start = len(self.COLUMNS) - 1, 0  # created_ts is NULL in the statement
+        width, start = len(self.COLUMNS) - 1, 0  # created_ts is a constant in the statement
         connection = self._connect()
         with connection:
+            logged = ViewVersions.logged(connection, self._tables[view])
             for size in _statement_sizes(len(values) // width):
-                connection.execute(self._upsert(view, size), values[start : start + size * width])
+                connection.execute(self._upsert(view, size, logged), values[start : start + size * width])
                 start += size * width
+            if logged:
+                ViewVersions.log(connection, view, [entity for entity, _, _ in rows])
 
-    @functools.lru_cache(maxsize=64)  # noqa: B019 (one writer per store: a handful of statements)
-    def _upsert(self, view: str, rows: int) -> str:
+    @functools.lru_cache(maxsize=128)  # noqa: B019 (one writer per store: a handful of statements)
+    def _upsert(self, view: str, rows: int, logged: bool) -> str:
         """One statement for many rows: SQLite runs it in one step (executemany steps, and takes the GIL, per
         row). Only a few sizes (`_statement_sizes`), so that the connection's statement cache holds them all: a
-        statement of thousands of placeholders costs more to prepare than to run."""
-        marks = "(" + ", ".join("?" * (len(self.COLUMNS) - 1)) + ", NULL)"  # created_ts: Feast's push leaves it
+        statement of thousands of placeholders costs more to prepare than to run. created_ts: NULL, as Feast's push
+        leaves it, or `OWN_ROWS` in a view whose changes our log records (`ViewVersions`)."""
+        created = OWN_ROWS if logged else "NULL"
+        marks = "(" + ", ".join("?" * (len(self.COLUMNS) - 1)) + f", {created})"
         update = ", ".join(f"{c} = excluded.{c}" for c in self.COLUMNS[2:])
         return (f'INSERT INTO "{self._tables[view]}" ({", ".join(self.COLUMNS)}) VALUES {", ".join([marks] * rows)} '
                 f"ON CONFLICT(entity_key, feature_name) DO UPDATE SET {update}")  # fmt: skip
