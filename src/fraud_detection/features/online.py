@@ -33,9 +33,25 @@ from fraud_detection.features.definitions import (
     TERMINAL_DAILY,
     TERMINAL_EARLY_LABELS,
     TERMINAL_EDGE_LAGS,
+    TERMINAL_EVENTS,
     TERMINAL_RUN,
     TERMINAL_WINDOWS,
     features_of_one,
+)
+
+
+def _covering(windows: tuple[int, ...]) -> dict[int, tuple[int, ...]]:
+    """For each age in days (1 = the day before), the positions of the windows that reach back to it."""
+    return {age: tuple(i for i, n in enumerate(windows) if n >= age) for age in range(1, max(windows) + 1)}
+
+
+CUSTOMER_COVERING, TERMINAL_COVERING = _covering(CUSTOMER_WINDOWS), _covering(TERMINAL_WINDOWS)
+NO_RUN = dict.fromkeys(TERMINAL_RUN, 0)
+RUN_WINDOW = TERMINAL_WINDOWS.index(RUN_WINDOW_DAYS)  # the terminal window over the fraud run's days
+CUSTOMER_NAMES = tuple((f"customer_nb_tx_prev_{n}d", f"customer_amount_prev_{n}d", f"customer_amount_sq_prev_{n}d")
+                       for n in CUSTOMER_WINDOWS)  # fmt: skip
+TERMINAL_COUNT_NAMES = tuple(
+    (f"terminal_nb_tx_lagged_{n}d", f"terminal_nb_fraud_lagged_{n}d") for n in TERMINAL_WINDOWS
 )
 
 
@@ -177,45 +193,43 @@ class OnlineFeatureUpdater:
         return features_of_one(self.state(customer_id, terminal_id), tx_us, amount)
 
     def _customer_row(self, tiles: dict[int, list[float]], day: int) -> dict[str, float]:
-        """One pass over the days in ascending order: each window sums its days in that order from 0, as a sum of
-        the window alone would (floating-point sums depend on the order)."""
+        """One pass over the days with a tile, in ascending order: each window sums its days in that order from 0,
+        as a sum of the window alone would (floating-point sums depend on the order)."""
         sums = [[0, 0, 0] for _ in CUSTOMER_WINDOWS]
-        for d in range(day - max(CUSTOMER_WINDOWS), day):
-            tile = tiles.get(d)
-            if tile is None:
-                continue
-            for n, window in zip(CUSTOMER_WINDOWS, sums, strict=True):
-                if d >= day - n:
-                    window[0] += tile[0]
-                    window[1] += tile[1]
-                    window[2] += tile[2]
-        row = {}
-        for n, (nb, amount, amount_sq) in zip(CUSTOMER_WINDOWS, sums, strict=True):
-            row[f"customer_nb_tx_prev_{n}d"] = nb
-            row[f"customer_amount_prev_{n}d"] = amount
-            row[f"customer_amount_sq_prev_{n}d"] = amount_sq
-        return row
+        oldest = day - max(CUSTOMER_WINDOWS)
+        for d in sorted(d for d in tiles if oldest <= d < day):
+            tile = tiles[d]
+            for i in CUSTOMER_COVERING[day - d]:
+                window = sums[i]
+                window[0] += tile[0]
+                window[1] += tile[1]
+                window[2] += tile[2]
+        return {name: value for names, values in zip(CUSTOMER_NAMES, sums, strict=True)
+                for name, value in zip(names, values, strict=True)}  # fmt: skip
 
     def _terminal_row(self, terminal_id: int, day: int) -> dict[str, Any]:
         tiles, events = self.terminal_tiles[terminal_id], self.terminal_events[terminal_id]
         row: dict[str, Any] = {}
         end = day - self.label_delay_days
         counts = [[0, 0] for _ in TERMINAL_WINDOWS]  # whole numbers: any order gives the same sums
-        for d in range(end - max(TERMINAL_WINDOWS), end):
-            tile = tiles.get(d)
-            if tile is not None:
-                for n, window in zip(TERMINAL_WINDOWS, counts, strict=True):
-                    if d >= end - n:
-                        window[0] += tile[0]
-                        window[1] += tile[1]
-        for n, (nb, frauds) in zip(TERMINAL_WINDOWS, counts, strict=True):
-            row[f"terminal_nb_tx_lagged_{n}d"] = nb
-            row[f"terminal_nb_fraud_lagged_{n}d"] = frauds
-        row |= self._fraud_run(events, end)
-        for k in TERMINAL_EDGE_LAGS:  # [time of day, fraud, ...] in time order, as the batch engines store them
-            row[f"terminal_events_lag_{k}d"] = [value for e in sorted(events.get(end - k, [])) for value in e]
+        oldest = end - max(TERMINAL_WINDOWS)
+        for d, tile in tiles.items():
+            if oldest <= d < end:
+                for i in TERMINAL_COVERING[end - d]:
+                    window = counts[i]
+                    window[0] += tile[0]
+                    window[1] += tile[1]
+        for (nb_name, frauds_name), (nb, frauds) in zip(TERMINAL_COUNT_NAMES, counts, strict=True):
+            row[nb_name], row[frauds_name] = nb, frauds
+        # the run's days are the longest window's, whose labels are all known: no fraud there, no run
+        row |= self._fraud_run(events, end) if counts[RUN_WINDOW][1] else NO_RUN
+        for k, name in zip(TERMINAL_EDGE_LAGS, TERMINAL_EVENTS, strict=True):  # [time of day, fraud, ...] in time
+            row[name] = [value for e in sorted(events.get(end - k, ())) for value in e]  # order, as batch engines
+        labels = self.early_labels.get(terminal_id)
+        if not labels:
+            return row | {name: [] for name in TERMINAL_EARLY_LABELS}
         start = day * MICROS_PER_DAY
-        early = [(f, u, fraud) for f, u, fraud in self.early_labels.get(terminal_id, ()) if self._meets(f, u, day)]
+        early = [(f, u, fraud) for f, u, fraud in labels if self._meets(f, u, day)]
         froms = sorted((float(max(f - start, 0)), fraud) for f, _, fraud in early)
         untils = sorted((float(u - start), fraud) for _, u, fraud in early if u - start < MICROS_PER_DAY)
         for name, pairs in zip(TERMINAL_EARLY_LABELS, (froms, untils), strict=True):
@@ -328,15 +342,21 @@ def updater_from_history(transactions: pl.DataFrame, label_delay_days: int, now_
         .collect()
     )
     updater = OnlineFeatureUpdater(label_delay_days)
-    amount = pl.col("tx_amount")
-    customer = tx.group_by("customer_id", "day").agg(pl.len(), amount.sum(), (amount * amount).sum().alias("sq"))
+    # Every entity of the kept days has a daily row; tiles and events only of the days a window reads from today on
+    updater.customer_tiles.update((c, {}) for c in tx["customer_id"].unique().to_list())
+    updater.terminal_tiles.update((k, {}) for k in tx["terminal_id"].unique().to_list())
+    amount, read = pl.col("tx_amount"), pl.col("day") >= day - max(CUSTOMER_WINDOWS)
+    customer = (
+        tx.filter(read).group_by("customer_id", "day").agg(pl.len(), amount.sum(), (amount * amount).sum().alias("sq"))
+    )
     for c, d, n, total, sq in customer.iter_rows():
         updater.customer_tiles[c][d] = [n, total, sq]
-    terminal = tx.group_by("terminal_id", "day").agg(pl.len(), pl.col("known").sum())
+    read = pl.col("day") >= day - label_delay_days - max(TERMINAL_WINDOWS)  # the fraud run's days too
+    terminal = tx.filter(read).group_by("terminal_id", "day").agg(pl.len(), pl.col("known").sum())
     for k, d, n, frauds in terminal.iter_rows():
         updater.terminal_tiles[k][d] = [n, frauds]
     events = updater.terminal_events
-    for k, d, tod, known in tx.select("terminal_id", "day", "tod", "known").iter_rows():
+    for k, d, tod, known in tx.filter(read).select("terminal_id", "day", "tod", "known").iter_rows():
         events[k].setdefault(d, []).append([float(tod), 1.0 if known else 0.0])
     early = tx.filter(pl.col("early") & (pl.col("known_us") <= now_us) & (pl.col("tx_us") + delay_us > now_us))
     for k, known_us, us, fraud in early.select("terminal_id", "known_us", "tx_us", "tx_fraud").iter_rows():
