@@ -163,9 +163,9 @@ class _Counting:
     def __init__(self, sink, writes: list) -> None:
         self._sink, self._writes = sink, writes
 
-    def terminal(self, terminal_id: int, known_us: int, row: dict) -> None:
-        self._writes.append(terminal_id)
-        self._sink.terminal(terminal_id, known_us, row)
+    def terminals(self, rows: dict[int, tuple[int, dict]]) -> None:
+        self._writes.extend(rows)
+        self._sink.terminals(rows)
 
 
 def main() -> None:

@@ -77,7 +77,7 @@ def test_online_replay_matches_the_training_set(store, transactions, label_event
             sink.transaction(event["customer_id"], event["tx_us"], row) if replayed(event) else None
         ),
         on_terminal_row=lambda terminal, known_us, row: (  # a label that changed today's row
-            sink.terminal(terminal, known_us, row) if updater.day >= first_replayed else None
+            sink.terminals({terminal: (known_us, row)}) if updater.day >= first_replayed else None
         ),
         label_events=label_events,
     )

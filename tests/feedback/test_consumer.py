@@ -27,8 +27,8 @@ class StoreRows:
         self.rows.update({("customer_daily", c): dict(row) for c, row in customer_rows.items()})
         self.rows.update({("terminal_daily", k): dict(row) for k, row in terminal_rows.items()})
 
-    def terminal(self, terminal_id: int, known_us: int, row: dict) -> None:
-        self.rows[("terminal_daily", terminal_id)] = dict(row)
+    def terminals(self, rows: dict[int, tuple[int, dict]]) -> None:
+        self.rows.update({("terminal_daily", terminal): dict(row) for terminal, (_, row) in rows.items()})
 
 
 def _split(transactions: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, int]:

@@ -127,11 +127,12 @@ class OnlineUpdaterSink:
                 self.write(view, changed)
             written.update(rows)
 
-    def terminal(self, terminal_id: int, known_us: int, row: dict) -> None:
-        """A terminal's daily row again, changed by a label that became known during the day, stamped with the
-        moment it became known (a store keeps the newest row: Redis ignores one no newer than what it holds)."""
-        self.write("terminal_daily", [(terminal_id, known_us, row)])
-        self._written["terminal_daily"][terminal_id] = row
+    def terminals(self, rows: dict[int, tuple[int, dict]]) -> None:
+        """Terminals' daily rows again (terminal -> (moment, row)), changed by labels that became known during the
+        day, each stamped with the moment the latest of them became known (a store keeps the newest row: Redis
+        ignores one no newer than what it holds), in one store call."""
+        self.write("terminal_daily", [(terminal, known_us, row) for terminal, (known_us, row) in rows.items()])
+        self._written["terminal_daily"].update((terminal, row) for terminal, (_, row) in rows.items())
 
     def transaction(self, customer_id: int, tx_us: int, intraday_row: dict) -> None:
         """A customer's intraday state after one more transaction."""

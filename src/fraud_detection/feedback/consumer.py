@@ -48,9 +48,11 @@ class OutcomeApplier:
 
     def release(self, now_us: int) -> None:
         """Apply the history's labels known by `now_us`."""
+        changed: dict[int, tuple[int, dict]] = {}
         while self._pending and self._pending[0][0] <= now_us:
             known_us, terminal_id, tx_us, fraud = self._pending.popleft()
-            self._write(terminal_id, known_us, self.updater.add_label(terminal_id, tx_us, fraud, known_us))
+            _changed(changed, terminal_id, known_us, self.updater.add_label(terminal_id, tx_us, fraud, known_us))
+        self._write(changed)
 
     def add_transactions(self, ids: Sequence[int], customers: Sequence[int], terminals: Sequence[int],
                          tx_us: Sequence[int], amounts: Sequence[float]) -> None:  # fmt: skip
@@ -62,7 +64,9 @@ class OutcomeApplier:
             seen[transaction_id] = (terminal, moment)
 
     def apply(self, events: Sequence[dict[str, Any]], write: bool = True) -> None:
-        """Label events: each transaction's first counts; a label of a transaction not seen is counted and left."""
+        """Label events: each transaction's first counts; a label of a transaction not seen is counted and left. The
+        terminal rows they changed are written in one store call."""
+        changed: dict[int, tuple[int, dict]] = {}
         for event in events:
             transaction_id = event["transaction_id"]
             if transaction_id in self._labelled:
@@ -75,13 +79,20 @@ class OutcomeApplier:
             self._labelled.add(transaction_id)
             self.applied += 1
             known_us = epoch_micros(datetime.fromisoformat(event["known_at"]))
-            row = self.updater.add_label(where[0], where[1], int(event["tx_fraud"]), known_us)
-            if write:
-                self._write(where[0], known_us, row)
+            _changed(changed, where[0], known_us, self.updater.add_label(where[0], where[1], int(event["tx_fraud"]),
+                                                                          known_us))  # fmt: skip
+        if write:
+            self._write(changed)
 
-    def _write(self, terminal_id: int, known_us: int, row: dict | None) -> None:
-        if row is not None and self.sink is not None:
-            self.sink.terminal(terminal_id, known_us, row)
+    def _write(self, changed: dict[int, tuple[int, dict]]) -> None:
+        if changed and self.sink is not None:
+            self.sink.terminals(changed)
+
+
+def _changed(changed: dict[int, tuple[int, dict]], terminal_id: int, known_us: int, row: dict | None) -> None:
+    """A terminal's latest row changed by a label, stamped with the latest moment a label changed it."""
+    if row is not None:
+        changed[terminal_id] = (max(known_us, changed.get(terminal_id, (known_us,))[0]), row)
 
 
 class LabelConsumer:
