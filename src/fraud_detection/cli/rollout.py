@@ -60,6 +60,9 @@ def tick_now(context: Any, actor: str) -> tuple[dict[str, Any] | None, Any]:
 
     params = context.params
     registry = context.catalog.load("model_registry").open(params.register.model_name)
+    state = registry.experiment()
+    if not rollout.running(state):  # nothing to judge: the logs are not read (`tick` checks again, locked)
+        return state, None
     return rollout.tick(registry, labelled_predictions(context), params.experiment, params.features.label_delay_days,
                         actor)  # fmt: skip
 

@@ -118,7 +118,7 @@ def tick(registry: ModelRegistry, predictions: pl.DataFrame, experiment: Experim
     one) and no verdict when no rollout is running."""
     with registry.locked():
         state = registry.experiment()
-        if not _running(state):
+        if not running(state):
             return state, None
         moved = _aliases_moved(registry, state)
         verdict = Verdict(HALT, [moved]) if moved else judge(predictions, state, experiment, label_delay_days)
@@ -133,7 +133,7 @@ def abort(registry: ModelRegistry, actor: str, reason: str) -> dict[str, Any]:
     """Stop the running rollout: the candidate's share to 0, the champion untouched."""
     with registry.locked():
         state = registry.experiment()
-        if not _running(state):
+        if not running(state):
             raise RolloutError("no rollout is running; expected `fraud-detection rollout start CANDIDATE` first")
         return _abort(registry, state, actor, reason)
 
@@ -286,7 +286,7 @@ def _describe(percent: int) -> str:
     return "shadow" if percent == 0 else f"{percent} % of customers"
 
 
-def _running(state: dict[str, Any] | None) -> bool:
+def running(state: dict[str, Any] | None) -> bool:
     """A rollout runs (not a split experiment, not a finished rollout)."""
     return bool(state) and state["status"] == RUNNING and state.get("kind", ROLLOUT_KIND) == ROLLOUT_KIND
 

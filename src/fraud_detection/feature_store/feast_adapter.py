@@ -470,7 +470,9 @@ def encoded_value(kind: str, value: Any) -> tuple[bytes, str | None]:
         return blob, str(number)
     if kind == "double_list_val":
         n = len(value)
-        if 0 < n <= SHORT_LIST:
+        if n == 0:
+            return EMPTY_LIST, None
+        if n <= SHORT_LIST:
             head = DOUBLE_LIST_TAG + bytes((8 * n + 2,)) + PACKED_TAG + bytes((8 * n,))
             return head + struct.pack(f"<{n}d", *value), None
         return _value_class()(double_list_val={"val": [float(v) for v in value]}).SerializeToString(), None
@@ -478,6 +480,7 @@ def encoded_value(kind: str, value: Any) -> tuple[bytes, str | None]:
     return DOUBLE_TAG + DOUBLE.pack(number), str(number)
 
 
+EMPTY_LIST = DOUBLE_LIST_TAG + b"\x00"  # a double_list_val of no values
 SMALL_INT64 = [INT64_TAG + bytes((n,)) for n in range(128)]  # a oneof field is serialized even at 0
 
 
@@ -609,6 +612,8 @@ def decoded_value(kind: str, blob: bytes) -> Any:
         return DOUBLE.unpack_from(blob, 1)[0]
     if len(blob) == 2 and kind == "int64_val" and blob[0] == INT64_TAG[0] and blob[1] < 0x80:
         return blob[1]
+    if blob == EMPTY_LIST:  # a terminal's day without transactions, no early labels
+        return []
     size = len(blob) - 4
     if (kind == "double_list_val" and 0 < size == blob[3] == blob[1] - 2 and size % 8 == 0
             and blob[0] == DOUBLE_LIST_TAG[0]):  # fmt: skip
