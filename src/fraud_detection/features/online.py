@@ -297,7 +297,11 @@ class OnlineFeatureUpdater:
         self.kept_from = oldest_day if self.kept_from is None else max(self.kept_from, oldest_day)
         today = self.day * MICROS_PER_DAY
         for terminal_id, early in list(self.early_labels.items()):
-            self.early_labels[terminal_id] = [label for label in early if label[1] > today]
+            kept = [label for label in early if label[1] > today]
+            if kept:
+                self.early_labels[terminal_id] = kept
+            else:
+                del self.early_labels[terminal_id]
 
 
 def updater_from_history(transactions: pl.DataFrame, label_delay_days: int, now_us: int,
