@@ -223,6 +223,23 @@ def test_a_reader_behind_the_pruned_log_reads_everything_again(sqlite_store, mon
     assert _daily_entities(queries, "customer_daily") == len(CUSTOMERS)
 
 
+def test_a_log_that_starts_again_drops_everything(sqlite_store) -> None:
+    """A store file rebuilt while a worker runs: its log counts from 1 again, below what the worker has applied."""
+    store = sqlite_store
+    apply_and_materialize(store, END)
+    for day in (1, 2):  # two entries: the reader below has applied up to the second
+        _sink_daily(store, "terminal_daily", TERMINALS[:1], END + timedelta(days=day), float(day))
+    online, queries = _reader(store)
+    _read(online)
+    with sqlite3.connect(store.config.online_store.path) as connection:
+        connection.execute(f'DELETE FROM "{feast_adapter.CHANGES_TABLE}"')
+        connection.execute("DELETE FROM sqlite_sequence")
+    _sink_daily(store, "customer_daily", CUSTOMERS[:1], END + timedelta(days=3), 3.0)  # entry 1 of the new log
+    queries.clear()
+    assert _read(online) == _read(OnlineFeatures(store, "fraud_model_v1"))
+    assert _daily_entities(queries, "customer_daily") == len(CUSTOMERS)
+
+
 def test_without_its_triggers_a_view_is_read_from_the_store_every_time(sqlite_store) -> None:
     """Feast drops a table (and its triggers) when a view's definition changes: nothing stale is served then."""
     store = sqlite_store

@@ -289,14 +289,17 @@ class ViewVersions:
     @staticmethod
     def changes(connection: sqlite3.Connection, since: int | None, limit: int) -> tuple[int, dict[str, set] | None]:
         """(the log's latest entry, the entities of each view our writer wrote after entry `since`); None for the
-        entities when they cannot be told: no `since` yet, the entries after it pruned, or more than `limit`."""
+        entities when they cannot be told: no `since` yet, the entries after it pruned, more than `limit`, or a log
+        that started again (a store file rebuilt)."""
         try:
             first, last = connection.execute(LOG_BOUNDS).fetchone()
         except sqlite3.OperationalError:  # no log
             return 0, None
-        if last is None or (since is not None and last <= since):
-            return since or 0, {}
-        if since is None or first > since + 1 or last - since > limit:
+        if last is None:  # nothing logged yet (after something was: a new log)
+            return 0, {} if since == 0 else None
+        if since == last:
+            return since, {}
+        if since is None or last < since or first > since + 1 or last - since > limit:
             return last, None
         changed: dict[str, set] = {}
         for view, entity in connection.execute(f'SELECT view, entity FROM "{CHANGES_TABLE}" WHERE seq > ?', (since,)):
