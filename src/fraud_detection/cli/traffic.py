@@ -71,11 +71,13 @@ def _in_process(context: Any) -> tuple[Any, Any, Any]:
     """Send through a detector in this process; `follow` flushes its log and applies a changed serving plan."""
     from pydantic import TypeAdapter
 
+    from fraud_detection.runtime.collector import serving_collector
     from fraud_detection.serving.assembly import FollowingDetector
     from fraud_detection.serving.schemas import Transaction
 
     following = FollowingDetector(context)
     transactions = TypeAdapter(list[Transaction])
+    serving_collector(context.params.serve.gc_threshold)  # as the service's workers run
 
     def send(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [p.model_dump() for p in following.detector.predict_batch(transactions.validate_python(rows))]

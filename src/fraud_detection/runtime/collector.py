@@ -15,6 +15,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 
+def serving_collector(threshold: int) -> None:
+    """After a serving process's start: what it loaded (libraries, models) leaves the collector, so full collections
+    stay short, and the youngest generation is collected every `threshold` allocations (`serve.gc_threshold`):
+    most objects of a request die young, uncollected."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(threshold, 10, 10)
+
+
 @contextmanager
 def long_lived_state() -> Iterator[None]:
     """Build inside it what the process keeps: no collection meanwhile, and none will visit it afterwards."""

@@ -25,7 +25,6 @@ and collects its youngest generation less often (`serve.gc_threshold`).
 from __future__ import annotations
 
 import functools
-import gc
 import json
 import logging
 import os
@@ -38,6 +37,7 @@ from bentoml.validators import ContentType
 from pydantic import BaseModel, Field, PlainSerializer
 
 from fraud_detection.ingestion.schema import Limits
+from fraud_detection.runtime.collector import serving_collector
 from fraud_detection.runtime.project import project_params
 from fraud_detection.runtime.telemetry import disable_telemetry
 from fraud_detection.serving.http import ADMIN_REFUSED, admin_authorized, edge
@@ -108,9 +108,7 @@ class FraudService:
         self._exporter, self._reload_lock, self._stop = Exporter(), threading.Lock(), threading.Event()
         for action, every in ((self.reload, serve.reload_interval_s), (self._export, serve.metrics_interval_s)):
             threading.Thread(target=self._every, args=(every, action), daemon=True).start()
-        gc.collect()
-        gc.freeze()  # start-up objects (libraries, models) leave the collector: full collections stay short
-        gc.set_threshold(serve.gc_threshold, 10, 10)  # most objects of a request die young, uncollected
+        serving_collector(serve.gc_threshold)
 
     @bentoml.api(
         route="/predict_batch",
