@@ -355,12 +355,12 @@ def updater_from_history(transactions: pl.DataFrame, label_delay_days: int, now_
     )
     for c, d, n, total, sq in customer.iter_rows():
         updater.customer_tiles[c][d] = [n, total, sq]
-    read = pl.col("day") >= day - label_delay_days - max(TERMINAL_WINDOWS)  # the fraud run's days too
-    terminal = tx.filter(read).group_by("terminal_id", "day").agg(pl.len(), pl.col("known").sum())
+    recent = tx.filter(pl.col("day") >= day - label_delay_days - max(TERMINAL_WINDOWS))  # the fraud run's days too
+    terminal = recent.group_by("terminal_id", "day").agg(pl.len(), pl.col("known").sum())
     for k, d, n, frauds in terminal.iter_rows():
         updater.terminal_tiles[k][d] = [n, frauds]
     events = updater.terminal_events
-    for k, d, tod, known in tx.filter(read).select("terminal_id", "day", "tod", "known").iter_rows():
+    for k, d, tod, known in recent.select("terminal_id", "day", "tod", "known").iter_rows():
         events[k].setdefault(d, []).append([float(tod), 1.0 if known else 0.0])
     early = tx.filter(pl.col("early") & (pl.col("known_us") <= now_us) & (pl.col("tx_us") + delay_us > now_us))
     for k, known_us, us, fraud in early.select("terminal_id", "known_us", "tx_us", "tx_fraud").iter_rows():

@@ -51,7 +51,8 @@ class OutcomeApplier:
         changed: dict[int, tuple[int, dict]] = {}
         while self._pending and self._pending[0][0] <= now_us:
             known_us, terminal_id, tx_us, fraud = self._pending.popleft()
-            _changed(changed, terminal_id, known_us, self.updater.add_label(terminal_id, tx_us, fraud, known_us))
+            row = self.updater.add_label(terminal_id, tx_us, fraud, known_us)
+            _note_change(changed, terminal_id, known_us, row)
         self._write(changed)
 
     def add_transactions(self, ids: Sequence[int], customers: Sequence[int], terminals: Sequence[int],
@@ -79,8 +80,8 @@ class OutcomeApplier:
             self._labelled.add(transaction_id)
             self.applied += 1
             known_us = epoch_micros(datetime.fromisoformat(event["known_at"]))
-            _changed(changed, where[0], known_us, self.updater.add_label(where[0], where[1], int(event["tx_fraud"]),
-                                                                          known_us))  # fmt: skip
+            row = self.updater.add_label(where[0], where[1], int(event["tx_fraud"]), known_us)
+            _note_change(changed, where[0], known_us, row)
         if write:
             self._write(changed)
 
@@ -89,7 +90,7 @@ class OutcomeApplier:
             self.sink.terminals(changed)
 
 
-def _changed(changed: dict[int, tuple[int, dict]], terminal_id: int, known_us: int, row: dict | None) -> None:
+def _note_change(changed: dict[int, tuple[int, dict]], terminal_id: int, known_us: int, row: dict | None) -> None:
     """A terminal's latest row changed by a label, stamped with the latest moment a label changed it."""
     if row is not None:
         changed[terminal_id] = (max(known_us, changed.get(terminal_id, (known_us,))[0]), row)
