@@ -37,7 +37,8 @@ from fraud_detection.feedback.consumer import OutcomeApplier
 from fraud_detection.feedback.labels import label_event
 
 ROOT = Path(__file__).resolve().parents[1]
-COPIED = ("pyproject.toml", "params.yaml", ".telemetry", "conf", "data/02_intermediate/transactions",
+COPIED = ("pyproject.toml", "params.yaml", ".telemetry", "conf", "data/01_raw/simulated_compromises.parquet",
+          "data/02_intermediate/transactions",
           "data/05_feature_store", "data/mlflow", "data/04_feature")  # fmt: skip
 TARGET_TX_PER_S, TARGET_LABELS_PER_S = 10_000, 50_000
 DELAY = 7  # params.yaml features.label_delay_days

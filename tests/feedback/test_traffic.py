@@ -4,6 +4,7 @@ transactions, labels come from both sources once each, and a stopped run resumes
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections import Counter
 from dataclasses import dataclass
@@ -14,14 +15,17 @@ import polars as pl
 import pytest
 import yaml
 
-from fraud_detection.datasets import PartitionedParquetDataset
+from fraud_detection.datasets import ParquetDataset, PartitionedParquetDataset
 from fraud_detection.features import polars_engine
 from fraud_detection.features.definitions import FEATURES
+from fraud_detection.runtime.project import project_params
 from fraud_detection.serving.prediction_log import read_json_lines
+from fraud_detection.simulation.simulator import SimulationConfig, compromise_schedule
 from tests.serving.conftest import ServingProject, serving_project
 
 __all__ = ["serving_project"]
 DAYS = 45
+COMPROMISES = "data/01_raw/simulated_compromises.parquet"
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +45,12 @@ def _copy(serving_project: ServingProject, tmp_path_factory, transactions) -> Se
     project = ServingProject(root, serving_project.last_day, serving_project.champion, serving_project.challenger)
     with project.inside():
         PartitionedParquetDataset("data/02_intermediate/transactions", "tx_datetime").save(transactions)
+        ParquetDataset(COMPROMISES).save(compromise_schedule(_config(root)).as_frame())  # as the simulate stage does
     return project
+
+
+def _config(root: Path) -> SimulationConfig:
+    return SimulationConfig.from_params(project_params(root=root).simulate)
 
 
 def _cli(*args: str) -> int:
@@ -191,3 +200,17 @@ def test_a_source_other_than_the_simulator_is_refused(traffic_project: ServingPr
         finally:
             (traffic_project.root / "params.yaml").write_text(text)
     assert "ingest.source='data/mine'" in capsys.readouterr().err
+
+
+def test_compromises_recorded_for_other_params_are_refused(traffic_project: ServingProject, capsys) -> None:
+    other = compromise_schedule(dataclasses.replace(_config(traffic_project.root), n_days=DAYS - 1)).as_frame()
+    with traffic_project.inside():
+        from fraud_detection.cli import main
+
+        recorded = Path(COMPROMISES).read_bytes()
+        try:
+            ParquetDataset(COMPROMISES).save(other)
+            assert main(["traffic", "run", "--days", "1", "--in-process"]) == 2
+        finally:
+            Path(COMPROMISES).write_bytes(recorded)
+    assert f"expected 2 a day for days 0..{DAYS - 1}" in capsys.readouterr().err

@@ -15,7 +15,12 @@ from fraud_detection.pipelines.simulate import create_pipeline
 from fraud_detection.pipelines.simulate.nodes import simulate
 from fraud_detection.runtime.params import Params
 from fraud_detection.simulation.params import SimulateParams
-from fraud_detection.simulation.simulator import TRANSACTION_COLUMNS, SimulationConfig, simulate_transactions
+from fraud_detection.simulation.simulator import (
+    TRANSACTION_COLUMNS,
+    SimulationConfig,
+    compromise_schedule,
+    simulate_transactions,
+)
 from tests.conftest import changed, params_problem
 from tests.pipelines.kedro_catalog import param_entries
 
@@ -23,14 +28,16 @@ from tests.pipelines.kedro_catalog import param_entries
 @pytest.fixture(scope="module")
 def simulated(params: Params) -> pl.DataFrame:
     """The simulate pipeline run on params.yaml switched to the small profile."""
-    output = MemoryDataset(copy_mode="assign")
+    output, schedule = MemoryDataset(copy_mode="assign"), MemoryDataset(copy_mode="assign")
     small = changed(params, simulate={"profile": "small"})
-    catalog = DataCatalog({"simulated_transactions": output, **param_entries(create_pipeline(), small)})
+    catalog = DataCatalog({"simulated_transactions": output, "simulated_compromises": schedule,
+                           **param_entries(create_pipeline(), small)})  # fmt: skip
     SequentialRunner().run(create_pipeline(), catalog)
-    return output.load()
+    return output.load(), schedule.load()
 
 
-def test_the_pipeline_gives_the_small_profiles_transactions(simulated: pl.DataFrame, params: Params) -> None:
+def test_the_pipeline_gives_the_small_profiles_transactions(simulated: tuple, params: Params) -> None:
+    simulated, compromises = simulated
     size, start = params.simulate.profiles["small"], params.simulate.start_date
     assert simulated.columns == list(TRANSACTION_COLUMNS)
     assert (
@@ -41,15 +48,24 @@ def test_the_pipeline_gives_the_small_profiles_transactions(simulated: pl.DataFr
     assert simulated["customer_id"].max() < size.n_customers and simulated["terminal_id"].max() < size.n_terminals
     assert set(simulated["tx_fraud_scenario"].unique()) == {0, 1, 2, 3}, "the handbook's three scenarios, no drift"
     assert (simulated["tx_fraud"] == (simulated["tx_fraud_scenario"] > 0)).all()
+    hit = compromises.filter(pl.col("scenario") == 2)  # each day's compromised terminals: frauds for 28 days
+    assert hit["day"].to_list() == sorted(hit["day"].to_list()) and hit["day"].max() == size.n_days - 1
+    first = simulated.filter(pl.col("terminal_id").is_in(hit.filter(pl.col("day") == 0)["entity_id"].implode()))
+    window = first.filter(pl.col("tx_datetime").dt.date() < start + timedelta(days=7))
+    assert window.height > 0 and (window["tx_fraud"] == 1).all()
 
 
 def test_the_node_is_the_simulator_on_the_selected_profile(
-    simulated: pl.DataFrame, small_simulate_params: SimulateParams
+    simulated: tuple, small_simulate_params: SimulateParams
 ) -> None:
-    assert_frame_equal(simulate(small_simulate_params), simulated)
-    expected = simulate_transactions(SimulationConfig.from_params(small_simulate_params))
-    assert_frame_equal(simulated, expected)
-    other_seed = simulate(changed(small_simulate_params, seed=small_simulate_params.seed + 1))
+    simulated, compromises = simulated
+    config = SimulationConfig.from_params(small_simulate_params)
+    transactions, schedule = simulate(small_simulate_params)
+    assert_frame_equal(transactions, simulated)
+    assert_frame_equal(schedule, compromises)
+    assert_frame_equal(simulated, simulate_transactions(config))
+    assert_frame_equal(compromises, compromise_schedule(config).as_frame())
+    other_seed, _ = simulate(changed(small_simulate_params, seed=small_simulate_params.seed + 1))
     assert not other_seed.equals(simulated), "the seed drives the draws"
 
 

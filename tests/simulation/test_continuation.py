@@ -18,9 +18,11 @@ from fraud_detection.simulation.params import (
     TerminalCluster,
 )
 from fraud_detection.simulation.simulator import (
+    CompromiseSchedule,
     SimulationConfig,
     compromise_schedule,
     simulate_continuation,
+    simulate_run,
     simulate_transactions,
 )
 from tests.conftest import changed
@@ -115,6 +117,27 @@ def test_fraud_rate_and_scenarios_are_the_runs(run: pl.DataFrame, continued: pl.
     shares = [frame["tx_fraud_scenario"].value_counts(normalize=True).sort("tx_fraud_scenario")
               for frame in (steady, continued)]  # fmt: skip
     np.testing.assert_allclose(shares[1]["proportion"], shares[0]["proportion"], atol=0.02)
+
+
+def test_the_recorded_schedule_continues_as_the_replayed_one(config: SimulationConfig, run: pl.DataFrame) -> None:
+    transactions, schedule = simulate_run(config)
+    assert_frame_equal(transactions, run.drop("day"))
+    replayed, recorded = compromise_schedule(config), CompromiseSchedule.from_frame(schedule.as_frame(), config)
+    assert (recorded.terminals == replayed.terminals).all() and (recorded.customers == replayed.customers).all()
+    days = range(config.n_days, config.n_days + 3)
+    assert_frame_equal(simulate_continuation(config, days, 0, recorded), simulate_continuation(config, days, 0))
+
+
+def test_a_schedule_of_another_run_is_named(config: SimulationConfig) -> None:
+    frame = compromise_schedule(config).as_frame()
+    longer = dataclasses.replace(config, n_days=config.n_days + 1)
+    terminals = config.fraud.terminals_per_day
+    expected = f"{config.n_days * terminals} scenario-2 rows; expected {terminals} a day for days 0..{config.n_days}"
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        CompromiseSchedule.from_frame(frame, longer)
+    fewer = dataclasses.replace(config, n_terminals=int(frame.filter(pl.col("scenario") == 2)["entity_id"].max()))
+    with pytest.raises(ValueError, match=r"scenario-2 entity_id \d+; expected 0\.\."):
+        CompromiseSchedule.from_frame(frame, fewer)
 
 
 def test_days_of_the_run_are_an_error(config: SimulationConfig) -> None:

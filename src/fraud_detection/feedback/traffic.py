@@ -34,7 +34,7 @@ from fraud_detection.feedback import TrafficError
 from fraud_detection.feedback.consumer import CONSUMER_GROUP, LabelConsumer, OutcomeApplier
 from fraud_detection.feedback.labels import LabelStream, events_frame, label_event
 from fraud_detection.runtime.collector import long_lived_state
-from fraud_detection.simulation.simulator import SimulationConfig, simulate_continuation
+from fraud_detection.simulation.simulator import CompromiseSchedule, SimulationConfig, simulate_continuation
 
 log = logging.getLogger(__name__)
 TRANSACTION_FIELDS = ("transaction_id", "tx_datetime", "customer_id", "terminal_id", "tx_amount")
@@ -97,6 +97,7 @@ class World:
     save_day: Callable[[str, pl.DataFrame], None]
     save_state: Callable[[dict[str, Any]], None]
     logged: Callable[[], pl.DataFrame]  # the prediction log as a table (`prediction_table`)
+    schedule: CompromiseSchedule | None = None  # the run's compromises (None: replayed from the seed)
     chunk: int = 2000
 
 
@@ -107,7 +108,8 @@ def run_traffic(world: World, state: TrafficState, days: int, send: Send, speed:
     each finished day (the rollout's tick); what it returns is printed."""
     started, play = time.perf_counter(), _Play.start(world, state)
     clock, played = _Pacer(speed), range(state.next_day, state.next_day + days)
-    continued = simulate_continuation(world.config, played, int(world.history["transaction_id"].max()) + 1)
+    first_id = int(world.history["transaction_id"].max()) + 1
+    continued = simulate_continuation(world.config, played, first_id, world.schedule)
     continued = continued.with_columns(_day=pl.col("tx_datetime").dt.date())
     play.summary.setup_seconds = time.perf_counter() - started
     for day in played:
@@ -343,8 +345,19 @@ def world_of(context: Any) -> tuple[World, TrafficState]:
         params.feedback.consume_batch, catalog.load("label_stream"), OnlineUpdaterSink(catalog.load("feature_store")),
         lambda day, frame: catalog.save("traffic_transactions", {day: frame}),
         lambda saved_state: catalog.save("traffic_state", saved_state), lambda: catalog.load("prediction_table"),
+        _schedule(catalog, config),
     )  # fmt: skip
     return world, state
+
+
+def _schedule(catalog: Any, config: SimulationConfig) -> CompromiseSchedule | None:
+    """The compromises the simulate stage recorded (None where data was simulated before it recorded them)."""
+    if not catalog.exists("simulated_compromises"):
+        return None
+    try:
+        return CompromiseSchedule.from_frame(catalog.load("simulated_compromises"), config)
+    except ValueError as error:
+        raise TrafficError(str(error)) from error
 
 
 def history_of(catalog: Any) -> pl.DataFrame:

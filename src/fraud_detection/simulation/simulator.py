@@ -82,6 +82,35 @@ class CompromiseSchedule:
     terminals: np.ndarray  # (n_days, terminals_per_day) terminal ids
     customers: np.ndarray  # (n_days, customers_per_day) customer ids
 
+    def as_frame(self) -> pl.DataFrame:
+        """One row per hit: `day` (0-based), `scenario` (2: a terminal, 3: a customer), `entity_id`, in draw order."""
+        parts = ((self.terminals, 2), (self.customers, 3))
+        return pl.DataFrame({
+            "day": np.concatenate([np.repeat(np.arange(len(ids)), ids.shape[1]) for ids, _ in parts]),
+            "scenario": np.concatenate([np.full(ids.size, scenario, dtype=np.int8) for ids, scenario in parts]),
+            "entity_id": np.concatenate([ids.ravel() for ids, _ in parts]).astype(np.int64),
+        })  # fmt: skip
+
+    @classmethod
+    def from_frame(cls, frame: pl.DataFrame, config: SimulationConfig) -> CompromiseSchedule:
+        """The schedule `as_frame` wrote; a ValueError names what does not fit `config`'s run."""
+        rules, hits = config.fraud, {}
+        for scenario, per_day, n in ((2, rules.terminals_per_day, config.n_terminals),
+                                     (3, rules.customers_per_day, config.n_customers)):  # fmt: skip
+            rows = frame.filter(pl.col("scenario") == scenario)
+            days, ids, shape = rows["day"].to_numpy(), rows["entity_id"].to_numpy(), (config.n_days, min(per_day, n))
+            if len(ids) != shape[0] * shape[1] or (days != np.repeat(np.arange(shape[0]), shape[1])).any():
+                raise ValueError(f"compromise schedule: {len(ids)} scenario-{scenario} rows; expected {shape[1]} a day "
+                                 f"for days 0..{shape[0] - 1} (were params.yaml simulate changed after the simulate "
+                                 "stage ran? `dvc repro simulate`)")  # fmt: skip
+            outside = ids[(ids < 0) | (ids >= n)]
+            if len(outside):
+                raise ValueError(
+                    f"compromise schedule: scenario-{scenario} entity_id {outside[0]}; expected 0..{n - 1}"
+                )
+            hits[scenario] = ids.reshape(shape)
+        return cls(hits[2], hits[3])
+
 
 @dataclass(frozen=True, eq=False)
 class _World:
@@ -96,33 +125,41 @@ class _World:
 
 def simulate_transactions(config: SimulationConfig) -> pl.DataFrame:
     """Generate the transactions table, sorted by time, with ids 0..n-1 in that order."""
+    return simulate_run(config)[0]
+
+
+def simulate_run(config: SimulationConfig) -> tuple[pl.DataFrame, CompromiseSchedule]:
+    """The transactions table and the compromises drawn for it (what `simulate_continuation` carries over)."""
     world = _world(config)
     tx = _draw_transactions(world.rng, world.customers, world.reachable, world.offsets, config.n_days)
     inflate_amounts(tx, config.drift)
-    scenario, _ = _add_frauds(world.rng, tx, config)
+    scenario, schedule = _add_frauds(world.rng, tx, config)
     days = range(config.n_days)
     tx, scenario = add_drift_frauds(tx, scenario, config.drift, world.terminal_xy, (config.seed,), days)
     fraud = (scenario > 0).astype(np.int8)
     log.info("simulated %d transactions, %.3f %% fraud", len(fraud), 100 * fraud.mean() if len(fraud) else 0)
-    return _to_frame(tx, fraud, scenario, config.start_date)
+    return _to_frame(tx, fraud, scenario, config.start_date), schedule
 
 
 def compromise_schedule(config: SimulationConfig) -> CompromiseSchedule:
-    """The terminals and customers `simulate_transactions(config)` compromises each day, replayed from its seed."""
+    """The terminals and customers `simulate_transactions(config)` compromises each day, replayed from its seed
+    (most of the run's draws: `simulate_run` gives it for free)."""
     world = _world(config)
     tx = _draw_transactions(world.rng, world.customers, world.reachable, world.offsets, config.n_days)
     return _add_frauds(world.rng, tx, config)[1]  # the draws do not depend on the amounts: no inflation needed
 
 
-def simulate_continuation(config: SimulationConfig, days: range, first_transaction_id: int) -> pl.DataFrame:
+def simulate_continuation(config: SimulationConfig, days: range, first_transaction_id: int,
+                          schedule: CompromiseSchedule | None = None) -> pl.DataFrame:  # fmt: skip
     """The transactions of `days` (0-based, each >= n_days) after the run of `config`, in its world: sorted by time,
-    with ids from `first_transaction_id` in that order. Compromises of the run's last days carry over."""
+    with ids from `first_transaction_id` in that order. Compromises of the run's last days carry over: from
+    `schedule` (the run's, as `simulate_run` gave it) or replayed from the seed."""
     early = [day for day in days if day < config.n_days]
     if early:
         raise ValueError(f"simulate_continuation: day {early[0]} is in the simulated run; "
                          f"expected days >= n_days ({config.n_days})")  # fmt: skip
     world = _world(config)
-    hits = _hits_reaching(config, days)
+    hits = _hits_reaching(config, days, schedule)
     parts = [_continued_day(config, world, hits, day) for day in sorted(days)]
     tx = {key: np.concatenate([part[key] for part in parts]) for key in _DAY_COLUMNS} if parts else _no_rows()
     fraud = (tx["scenario"] > 0).astype(np.int8)
@@ -237,7 +274,8 @@ def _hit(rng: np.random.Generator, n: int, per_day: int) -> np.ndarray:
     return rng.choice(n, size=min(per_day, n), replace=False)
 
 
-def _hits_reaching(config: SimulationConfig, days: range) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+def _hits_reaching(config: SimulationConfig, days: range,
+                   schedule: CompromiseSchedule | None) -> dict[int, tuple[np.ndarray, np.ndarray]]:  # fmt: skip
     """(terminals, customers) hit on each day whose compromises can still run on one of `days`: the run's draws
     before n_days, after it each day's own compromise generator (so a day's hits never need its transactions)."""
     if not days:
@@ -245,7 +283,7 @@ def _hits_reaching(config: SimulationConfig, days: range) -> dict[int, tuple[np.
     rules = config.fraud
     longest = max(rules.terminal_compromise_days, rules.customer_compromise_days)
     span = range(max(min(days) - longest + 1, 0), max(days) + 1)
-    run = compromise_schedule(config) if span.start < config.n_days else None
+    run = (schedule or compromise_schedule(config)) if span.start < config.n_days else None
     hits = {}
     for day in span:
         if run is not None and day < config.n_days:

@@ -4,4 +4,6 @@ from fraud_detection.pipelines.simulate.nodes import simulate
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    return Pipeline([node(simulate, "params:simulate", "simulated_transactions", name="simulate")])
+    return Pipeline(
+        [node(simulate, "params:simulate", ["simulated_transactions", "simulated_compromises"], name="simulate")]
+    )
