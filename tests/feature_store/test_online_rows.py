@@ -208,6 +208,31 @@ def test_our_writer_drops_only_the_entities_it_wrote_from_a_cache(sqlite_store) 
     assert _daily_entities(queries, "terminal_daily") == 0
 
 
+def test_a_value_written_again_unchanged_keeps_its_row(sqlite_store) -> None:
+    """An online read takes each value's latest row whatever its age: an unchanged value is not rewritten (no page
+    written, its event time kept), a changed one is."""
+    store = sqlite_store
+    apply_and_materialize(store, END)
+    first, later = END + timedelta(days=1), END + timedelta(days=2)
+    _sink_daily(store, "terminal_daily", TERMINALS[:2], first, 5.0)
+    before = _values_and_times(store)
+    row = {"terminal_nb_tx_lagged_7d": 5, "terminal_nb_tx_lagged_1d": 6}
+    OnlineUpdaterSink(store).write("terminal_daily", [(t, epoch_micros(later), row) for t in TERMINALS[:2]])
+    after = _values_and_times(store)
+    changed = {key_name for key_name in after if after[key_name] != before[key_name]}
+    assert {name for _, name in changed} == {"terminal_nb_tx_lagged_1d"} and len(changed) == 2
+    assert {after[k][1] for k in changed} == {feast_adapter.feast_event_ts(epoch_micros(later))}
+    values = _read(OnlineFeatures(store, "fraud_model_v1"))["terminal_daily"][:2]
+    assert [(v["terminal_nb_tx_lagged_7d"], v["terminal_nb_tx_lagged_1d"]) for v in values] == [(5, 6), (5, 6)]
+
+
+def _values_and_times(store) -> dict[tuple, tuple]:
+    [table] = table_names(store, [store.get_feature_view("terminal_daily")]).values()
+    with sqlite3.connect(store.config.online_store.path) as connection:
+        rows = connection.execute(f'SELECT entity_key, feature_name, value, event_ts FROM "{table}"').fetchall()
+    return {(key, name): (value, event_ts) for key, name, value, event_ts in rows}
+
+
 def test_a_reader_behind_the_pruned_log_reads_everything_again(sqlite_store, monkeypatch) -> None:
     store = sqlite_store
     apply_and_materialize(store, END)
