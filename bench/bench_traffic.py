@@ -3,11 +3,12 @@
 Needs `make repro` first. Each run plays `--days` days in a scratch copy of the project's serving state (the ingested
 transactions, the online store, the registry: the project's own data/ is left as it is) and records the command's
 own figures (`--json`: transactions sent, seconds, transactions a second, of which setup and waiting for answers).
-Over HTTP: `bentoml serve` of the scratch copy, driven by `traffic run --url`, then the same service's plain
-`/predict_batch` throughput side by side: the data's last day re-dated after the played days, in requests of the
-command's chunk size, one request at a time (as the command sends) and four at a time. Then the label consumer: the
-online updater built from the data and its last days, then the delayed labels that become known on the last day (a
-day's worth) applied through the SQLite online store, each fraud rewriting its terminal's row. Medians over `--runs`.
+Over HTTP, each run on a fresh scratch copy: `bentoml serve` of it, driven by `traffic run --url`, then the same
+service's plain `/predict_batch` throughput side by side: the data's last day re-dated after the played days, in
+requests of the command's chunk size, one request at a time (as the command sends) and four at a time. Then the
+label consumer: the online updater built from the data and its last days, then the delayed labels that become known
+on the last day (a day's worth) applied through the SQLite online store, each fraud rewriting its terminal's row.
+Medians over `--runs`.
 Results: reports/bench/traffic.json.
 
 Run: uv run python -m bench.bench_traffic [--runs 3] [--days 2]
@@ -75,7 +76,28 @@ def traffic_run(days: int) -> dict:
 
 
 def traffic_over_http(days: int, runs: int) -> dict:
-    """`traffic run --url` against `bentoml serve` of a scratch copy, then the service's plain /predict_batch."""
+    """Per run, on a fresh scratch copy and its own `bentoml serve`: `traffic run --url`, then the same service's plain
+    /predict_batch one request at a time and four at a time. Medians over runs; the ratio pairs each run's traffic
+    with its own service's plain throughput."""
+    summaries, plain = [], {1: [], 4: []}
+    for run in range(runs):
+        summary, rates = _http_run(days, run)
+        summaries.append(summary)
+        for connections, rate in rates.items():
+            plain[connections].append(rate)
+    driven = [s["sent"] / s["send_seconds"] for s in summaries]
+    ratios = [d / p for d, p in zip(driven, plain[1], strict=True)]
+    return {"runs": summaries, "answered_per_second_while_sending": [round(d) for d in driven],
+            "median_answered_per_second_while_sending": round(statistics.median(driven)),
+            "plain_predict_batch": {f"c{c}": {"connections": c, "transactions_per_request": CHUNK,
+                                              "transactions_per_second": [round(r) for r in rates],
+                                              "median_transactions_per_second": round(statistics.median(rates))}
+                                    for c, rates in plain.items()},
+            "ratios_to_plain_one_at_a_time": [round(r, 3) for r in ratios],
+            "ratio_to_plain_one_at_a_time": round(statistics.median(ratios), 3)}  # fmt: skip
+
+
+def _http_run(days: int, run: int) -> tuple[dict, dict[int, float]]:
     from bench.bench_serve import _process
 
     with tempfile.TemporaryDirectory() as folder:
@@ -88,39 +110,31 @@ def traffic_over_http(days: int, runs: int) -> dict:
                        "--json"]  # fmt: skip
             out = subprocess.run(command, cwd=project, check=True, capture_output=True, text=True).stdout
             summary = json.loads(out[out.index("{") :])
-            plain = {f"c{c}": _plain_runs(url, project, days, c, runs) for c in (1, 4)}
-    driven = summary["sent"] / summary["send_seconds"]
-    ratio = driven / plain["c1"]["median_transactions_per_second"]
-    return {"traffic_run": summary, "answered_per_second_while_sending": round(driven),
-            "plain_predict_batch": plain, "ratio_to_plain_one_at_a_time": round(ratio, 3)}  # fmt: skip
+            rates = {c: _plain_rate(url, project, days + 1 + 2 * run + i, c) for i, c in enumerate((1, 4))}
+    return summary, rates
 
 
-def _plain_runs(url: str, project: Path, days: int, connections: int, runs: int) -> dict:
-    """/predict_batch throughput with `connections` requests in flight, over the data's last day re-dated after the
-    played days (new ids), in requests of the traffic command's chunk size; median over `runs`."""
+def _plain_rate(url: str, project: Path, days_after: int, connections: int) -> float:
+    """/predict_batch transactions a second with `connections` requests in flight, over the data's last day re-dated
+    `days_after` days later (new ids), in requests of the traffic command's chunk size."""
     import httpx
 
     last = sorted((project / "data/02_intermediate/transactions").glob("date=*"))[-1]
     day = pl.read_parquet(last / "part-0.parquet").sort("tx_datetime")
-    rates = []
-    for run in range(runs):
-        shifted = day.select(
-            transaction_id=pl.col("transaction_id") + (run + 1) * 100_000_000,
-            tx_datetime=(pl.col("tx_datetime") + timedelta(days=days + 1 + run)).dt.to_string(ISO),
-            customer_id="customer_id", terminal_id="terminal_id", tx_amount="tx_amount",
-        ).to_dicts()  # fmt: skip
-        bodies = [orjson.dumps({"transactions": shifted[i : i + CHUNK]}) for i in range(0, len(shifted), CHUNK)]
-        started = time.perf_counter()
-        with httpx.Client(base_url=url, timeout=120) as client, ThreadPoolExecutor(connections) as pool:
-            statuses = list(pool.map(lambda body: client.post("/predict_batch", content=body,
-                                                              headers={"content-type": "application/json"}
-                                                              ).status_code, bodies))  # fmt: skip
-        if set(statuses) != {200}:
-            raise RuntimeError(f"/predict_batch answered {sorted(set(statuses))}")
-        rates.append(len(shifted) / (time.perf_counter() - started))
-    return {"connections": connections, "transactions_per_request": CHUNK, "transactions": len(day),
-            "transactions_per_second": [round(r) for r in rates],
-            "median_transactions_per_second": round(statistics.median(rates))}  # fmt: skip
+    shifted = day.select(
+        transaction_id=pl.col("transaction_id") + days_after * 100_000_000,
+        tx_datetime=(pl.col("tx_datetime") + timedelta(days=days_after)).dt.to_string(ISO),
+        customer_id="customer_id", terminal_id="terminal_id", tx_amount="tx_amount",
+    ).to_dicts()  # fmt: skip
+    bodies = [orjson.dumps({"transactions": shifted[i : i + CHUNK]}) for i in range(0, len(shifted), CHUNK)]
+    started = time.perf_counter()
+    with httpx.Client(base_url=url, timeout=120) as client, ThreadPoolExecutor(connections) as pool:
+        statuses = list(pool.map(lambda body: client.post("/predict_batch", content=body,
+                                                          headers={"content-type": "application/json"}
+                                                          ).status_code, bodies))  # fmt: skip
+    if set(statuses) != {200}:
+        raise RuntimeError(f"/predict_batch answered {sorted(set(statuses))}")
+    return len(shifted) / (time.perf_counter() - started)
 
 
 def consumer_rate() -> tuple[float, int, int]:
