@@ -22,6 +22,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from fraud_detection.features.definitions import (
@@ -353,15 +354,21 @@ def updater_from_history(transactions: pl.DataFrame, label_delay_days: int, now_
     customer = (
         tx.filter(read).group_by("customer_id", "day").agg(pl.len(), amount.sum(), (amount * amount).sum().alias("sq"))
     )
-    for c, d, n, total, sq in customer.iter_rows():
-        updater.customer_tiles[c][d] = [n, total, sq]
+    for c, d, *tile in zip(*(column.to_list() for column in customer.get_columns()), strict=True):
+        updater.customer_tiles[c][d] = tile
     recent = tx.filter(pl.col("day") >= day - label_delay_days - max(TERMINAL_WINDOWS))  # the fraud run's days too
     terminal = recent.group_by("terminal_id", "day").agg(pl.len(), pl.col("known").sum())
-    for k, d, n, frauds in terminal.iter_rows():
-        updater.terminal_tiles[k][d] = [n, frauds]
+    for k, d, *tile in zip(*(column.to_list() for column in terminal.get_columns()), strict=True):
+        updater.terminal_tiles[k][d] = tile
+    # each terminal's day of events: one slice of the events sorted by terminal and day
+    recent = recent.sort("terminal_id", "day", "tx_us")
+    terminals, days = recent["terminal_id"].to_numpy(), recent["day"].to_numpy()
+    starts = np.flatnonzero(np.diff(terminals, prepend=-1) | np.diff(days, prepend=-1))
+    pairs = list(map(list, zip(*(recent[c].cast(pl.Float64).to_list() for c in ("tod", "known")), strict=True)))
     events = updater.terminal_events
-    for k, d, tod, known in recent.select("terminal_id", "day", "tod", "known").iter_rows():
-        events[k].setdefault(d, []).append([float(tod), 1.0 if known else 0.0])
+    for k, d, start, end in zip(terminals[starts].tolist(), days[starts].tolist(), starts.tolist(),
+                                [*starts[1:].tolist(), len(pairs)], strict=True):  # fmt: skip
+        events[k][d] = pairs[start:end]
     early = tx.filter(pl.col("early") & (pl.col("known_us") <= now_us) & (pl.col("tx_us") + delay_us > now_us))
     for k, known_us, us, fraud in early.select("terminal_id", "known_us", "tx_us", "tx_fraud").iter_rows():
         updater.early_labels[k].append((known_us, us + delay_us, float(fraud)))
