@@ -9,15 +9,21 @@ train week, label-delay gap, test week, the test-set rule) on the `evaluate.fold
 `--features` measures the feature groups the same way with the trees alone (`train.boosting`): the handbook-like
 18 features, then with the terminal's fraud run, then with the amount's z-scores too (reports/quality/features.csv).
 
+`--linear` measures a third member on the search folds: the chosen recipe averaged with a logistic regression (our
+features, log1p + scaling) at several weights, each figure also split by fraud: `visible_auc` (the visible frauds
+against every genuine transaction) and `hidden_outranked` (the share of genuine transactions that outrank a hidden
+scenario-2 fraud, 0.5 at chance; hidden as `bench/quality_ceiling.py` defines it). A gain in `hidden_outranked`
+alone is the draw of those weeks' hidden frauds, not skill (reports/quality/linear.csv).
+
 `--final` then scores the chosen recipe (params.yaml `train`), its network and its trees alone, and the handbook's
 reference LR and RF on the backtest's own folds with the same 3 seeds (reports/quality/final.csv), and pairs each
 of them with the candidate fit by fit (same fold, same seed): the mean and std of the candidate's lead and the
 fits it wins (reports/quality/final_paired.csv).
 
 Run after `make repro`: uv run python -m bench.quality_search [--networks NAME,...] [--trees NAME;...] [--features]
-[--final]
-Writes reports/quality/search.csv (or features.csv, final.csv); `--networks` runs those networks' trials only and
-replaces their rows in the table, keeping the others.
+[--linear] [--final]
+Writes reports/quality/search.csv (or features.csv, linear.csv, final.csv); `--networks` runs those networks'
+trials only and replaces their rows in the table, keeping the others.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import numpy as np
 import polars as pl
 
 from fraud_detection.evaluation import handbook
+from fraud_detection.evaluation.baselines import logistic_regression
 from fraud_detection.evaluation.metrics import auc_roc, average_precision, card_precision_at_k
 from fraud_detection.evaluation.protocol import Fold, fold_test_set, fold_train_set, folds
 from fraud_detection.features.definitions import FEATURES, HEAVY_TAILED
@@ -76,6 +83,7 @@ TREES = {
     "7 leaves, lr .05": {"num_leaves": 7, "learning_rate": 0.05, "min_child_samples": 50, "l2": 1.0},
 }
 WEIGHTS = (0.0, 0.3, 0.5, 0.7, 1.0)
+LINEAR_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4)  # the logistic regression's share beside the chosen recipe (`--linear`)
 
 # Feature groups, each added to the ones before it.
 RUN = ("terminal_fraud_run_length", "terminal_fraud_run_days", "terminal_days_since_fraud")
@@ -147,13 +155,13 @@ def figures(test_rows: pl.DataFrame, scores: np.ndarray, top_k: int) -> dict[str
             "card_precision_at_100": card_precision_at_k(scored, top_k)}  # fmt: skip
 
 
-def summarize(rows: list[dict], keys: list[str]) -> pl.DataFrame:
+def summarize(rows: list[dict], keys: list[str], metrics: tuple[str, ...] = METRICS) -> pl.DataFrame:
     """Mean and std over folds x seeds per trial; seed_std: the std over seeds of the folds' mean AP."""
     table = pl.DataFrame(rows)
     per_seed = table.group_by(*keys, "seed").agg(pl.col("average_precision").mean())
     seed_std = per_seed.group_by(keys).agg(pl.col("average_precision").std().alias("seed_std"))
     aggregates = [pl.len().alias("fits")]
-    for metric in METRICS:
+    for metric in metrics:
         aggregates += [pl.col(metric).mean().alias(f"{metric}_mean"), pl.col(metric).std().alias(f"{metric}_std")]
     summary = table.group_by(keys, maintain_order=True).agg(aggregates).join(seed_std, on=keys)
     return summary.sort("average_precision_mean", descending=True).with_columns(pl.selectors.float().round(4))
@@ -180,6 +188,38 @@ def run_search(frame: pl.DataFrame, params, networks: list[str], trees: dict[str
     # weight 0 rows repeat once per tree setting: one network, one trial
     unique = pl.DataFrame(rows).unique(subset=["network", "trees", "trees_weight", "fold", "seed"], keep="first")
     return summarize(unique.to_dicts(), ["network", "trees", "trees_weight"])
+
+
+def run_linear(frame: pl.DataFrame, params) -> pl.DataFrame:
+    """The chosen recipe averaged with a logistic regression, on the search folds with 3 seeds, split by fraud."""
+    from bench.quality_ceiling import TERMINAL_SCENARIO, simulator_truth
+
+    delay, top_k, weight = params.features.label_delay_days, params.evaluate.top_k, params.train.boosting.weight
+    scenarios = ["transaction_id", "tx_fraud_scenario"]
+    raw = pl.read_parquet(DATA / "01_raw/simulated_transactions.parquet", columns=scenarios)
+    truth = simulator_truth(params).select("transaction_id", "terminal_revealed")
+    frame = frame.join(raw, on="transaction_id", how="left").join(truth, on="transaction_id", how="left")
+    rows = []
+    for number, train_rows, test_rows in fold_data(frame, search_folds(params), delay):
+        labels = test_rows["tx_fraud"].to_numpy() == 1
+        hidden = test_rows.select((pl.col("tx_fraud_scenario") == TERMINAL_SCENARIO) & ~pl.col("terminal_revealed"))
+        hidden = hidden.to_series().to_numpy() & labels
+        for seed in SEEDS:
+            config = params.train.model_copy(update={"seed": seed})
+            scores = member_scores(train_rows, test_rows, config, {"trees": {}})
+            candidate = (1 - weight) * scores["network"] + weight * scores["trees"]
+            linear = logistic_regression(feature_matrix(train_rows), train_rows["tx_fraud"].to_numpy(), FEATURES,
+                                         HEAVY_TAILED, seed)(feature_matrix(test_rows))  # fmt: skip
+            for share in LINEAR_WEIGHTS:
+                blend = (1 - share) * candidate + share * linear
+                genuine = np.sort(blend[~labels])
+                outranked = 1 - (np.searchsorted(genuine, blend[hidden], "left")
+                                 + np.searchsorted(genuine, blend[hidden], "right")) / 2 / len(genuine)  # fmt: skip
+                rows.append({"linear_weight": share, "fold": number, "seed": seed, **figures(test_rows, blend, top_k),
+                             "visible_auc": auc_roc(labels[~hidden], blend[~hidden]),
+                             "hidden_outranked": float(outranked.mean())})  # fmt: skip
+            print(f"fold {number} seed {seed}: done", flush=True)
+    return summarize(rows, ["linear_weight"], (*METRICS, "visible_auc", "hidden_outranked")).sort("linear_weight")
 
 
 def run_final(frame: pl.DataFrame, params) -> pl.DataFrame:
@@ -226,7 +266,7 @@ def paired(rows: list[dict]) -> pl.DataFrame:
 def main(mode: str, networks: list[str], trees: list[str]) -> None:
     params = project_params(root=ROOT)
     frame = pl.read_parquet(DATA / "05_model_input/training_set.parquet")
-    run = {"final": run_final, "features": run_features}.get(mode)
+    run = {"final": run_final, "features": run_features, "linear": run_linear}.get(mode)
     table = run(frame, params) if run else run_search(frame, params, networks, {name: TREES[name] for name in trees})
     path = OUT / f"{mode}.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -243,8 +283,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--final", action="store_true", help="the chosen recipe on the backtest's folds")
     parser.add_argument("--features", action="store_true", help="the feature groups, trees alone, search folds")
+    parser.add_argument("--linear", action="store_true", help="a logistic regression averaged in, search folds")
     parser.add_argument("--networks", default=",".join(NETWORKS), help=f"comma-separated, of: {list(NETWORKS)}")
     parser.add_argument("--trees", default=";".join(TREES), help=f"semicolon-separated, of: {list(TREES)}")
     arguments = parser.parse_args()
-    mode = "final" if arguments.final else "features" if arguments.features else "search"
+    mode = next((name for name in ("final", "features", "linear") if getattr(arguments, name)), "search")
     main(mode, arguments.networks.split(","), arguments.trees.split(";"))
