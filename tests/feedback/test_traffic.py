@@ -174,6 +174,8 @@ def test_over_http_the_service_answers_and_logs_every_transaction(http_played) -
     assert summary.sent == traffic.height == served.height > 500
     assert sorted(served["transaction_id"].to_list()) == traffic["transaction_id"].to_list()
     assert sum(summary.decisions.values()) == summary.sent
+    parts = (summary.setup_seconds, summary.rollover_seconds, summary.send_seconds)
+    assert all(part > 0 for part in parts) and sum(parts) < summary.seconds  # where the run's time went
 
 
 def test_a_stopped_run_investigates_the_cards_an_uninterrupted_run_does(played: Played, http_played) -> None:

@@ -69,13 +69,15 @@ class Summary:
     seconds: float = 0.0  # the whole run
     setup_seconds: float = 0.0  # the online updater built from the data, the new days drawn
     send_seconds: float = 0.0  # waiting for the service's answers
+    rollover_seconds: float = 0.0  # each day's start: every entity's daily row computed and written
 
     def as_json(self) -> dict[str, Any]:
         rate = self.sent / self.seconds if self.seconds else 0.0
         return {"days": self.days, "sent": self.sent, "decisions": dict(sorted(self.decisions.items())),
                 "degraded": self.degraded, "labels_published": dict(sorted(self.labels.items())),
                 "seconds": round(self.seconds, 3), "transactions_per_second": round(rate, 1),
-                "setup_seconds": round(self.setup_seconds, 3), "send_seconds": round(self.send_seconds, 3)}  # fmt: skip
+                "setup_seconds": round(self.setup_seconds, 3), "send_seconds": round(self.send_seconds, 3),
+                "rollover_seconds": round(self.rollover_seconds, 3)}  # fmt: skip
 
 
 Send = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]  # transactions -> answers (Prediction fields)
@@ -160,7 +162,9 @@ class _Play:
     def start_day(self, day_us: int, tx: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame | None, dict[int, float]]:
         """The day's rows written; after a stop mid-day, what was sent before it taken as served. Returns the
         transactions to send, those sent before the stop (or None) and the cards' served risk so far."""
+        rolling = time.perf_counter()
         self.applier.start_day(day_us // MICROS_PER_DAY)
+        self.summary.rollover_seconds += time.perf_counter() - rolling
         if self.consumer is None:  # after the first day's rows: the consumer's labels may change them
             w = self.world
             self.consumer = LabelConsumer(w.labels, CONSUMER_GROUP, self.applier, w.consume_batch)
