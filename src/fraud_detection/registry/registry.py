@@ -24,6 +24,7 @@ from __future__ import annotations
 import getpass
 import json
 import socket
+import warnings
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -101,7 +102,12 @@ class ModelRegistry:
 
         mlflow.set_tracking_uri(tracking_uri)  # pyfunc loads (models:/...) resolve through the same store
         mlflow.set_registry_uri(tracking_uri)
-        self.client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        # MLflow's SQL store, when first imported, maps a relation with SQLAlchemy's deprecated `noload`. Python hides
+        # the warning by default, but importing Feast turns every DeprecationWarning on ("once"), so each command that
+        # opens the registry after Feast printed it.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The ``noload`` loader strategy", category=DeprecationWarning)
+            self.client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
         self.tracking_uri, self.name, self.lock = tracking_uri, name, lock
         self.dvc_experiment = dvc_experiment  # set: register only, move nothing (see the module's docstring)
 
