@@ -52,7 +52,10 @@ def scratch_project(folder: Path) -> Path:
     for name in COPIED:
         source, target = ROOT / name, folder / name
         target.parent.mkdir(parents=True, exist_ok=True)
-        (shutil.copytree if source.is_dir() else shutil.copy2)(source, target)
+        if source.is_dir():
+            shutil.copytree(source, target, symlinks=True)  # the feature repo's link to the sources stays relative
+        else:
+            shutil.copy2(source, target)
     return folder
 
 
